@@ -1,0 +1,372 @@
+/*
+ * openai_provider - serves OpenAI models through the Chat Completions API.
+ *
+ * The client already speaks OpenAI, so the request body goes upstream as it
+ * came (no re-encoding), with the provider's key in place of the client's.
+ * Streams are relayed chunk by chunk as curl delivers them; when the client
+ * reads slower than the upstream writes, the transfer is paused until the
+ * client's queue drains, so memory stays bounded by the high-water mark.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "prism/plugin.h"
+
+/* Pause the upstream once this much is queued for a slow client. */
+#define STREAM_HIGH_WATER (256 * 1024)
+
+typedef struct provider {
+    char *url; /* {base_url}/chat/completions */
+    char *auth_header;
+    char *org_header;
+    char *project_header;
+    size_t max_response_bytes;
+    char **models;
+    size_t model_count;
+    prism_host *host;
+} provider;
+
+typedef struct call {
+    prism_ctx *ctx;
+    const provider *p;
+    prism_upstream *up;
+    int status;
+    int streaming; /* the client's stream has begun */
+    int paused;
+    char *buf; /* non-streamed body */
+    size_t len, cap;
+    int too_large;
+} call;
+
+static int has_ctl(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
+static char *fmt_header(const char *name, const char *value)
+{
+    if (value == NULL || value[0] == '\0')
+        return NULL;
+    size_t n = strlen(name) + strlen(value) + 3;
+    char *s = malloc(n);
+    if (s != NULL)
+        snprintf(s, n, "%s: %s", name, value);
+    return s;
+}
+
+static const char *conf_str(const cJSON *config, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(config, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void provider_destroy(void *inst)
+{
+    provider *p = inst;
+    if (p == NULL)
+        return;
+    free(p->url);
+    free(p->auth_header);
+    free(p->org_header);
+    free(p->project_header);
+    for (size_t i = 0; i < p->model_count; i++)
+        free(p->models[i]);
+    free(p->models);
+    free(p);
+}
+
+static int read_models(provider *p, const cJSON *config, char *err, size_t errlen)
+{
+    const cJSON *models = cJSON_GetObjectItemCaseSensitive(config, "models");
+    if (models == NULL)
+        return 0;
+    if (!cJSON_IsArray(models))
+        return snprintf(err, errlen, "models must be a list of model ids"), -1;
+    p->models = calloc((size_t)cJSON_GetArraySize(models) + 1, sizeof(*p->models));
+    const cJSON *m;
+    cJSON_ArrayForEach(m, models)
+    {
+        if (!cJSON_IsString(m))
+            return snprintf(err, errlen, "models must be a list of model ids"), -1;
+        p->models[p->model_count++] = strdup(m->valuestring);
+    }
+    return 0;
+}
+
+static int read_url(provider *p, const cJSON *config, char *err, size_t errlen)
+{
+    const char *base = conf_str(config, "base_url");
+    if (base == NULL || base[0] == '\0')
+        base = "https://api.openai.com/v1";
+    if ((strncmp(base, "https://", 8) != 0 && strncmp(base, "http://", 7) != 0) || has_ctl(base))
+        return snprintf(err, errlen, "base_url must be an http(s) URL"), -1;
+    size_t n = strlen(base);
+    while (n > 0 && base[n - 1] == '/')
+        n--;
+    p->url = malloc(n + sizeof("/chat/completions"));
+    if (p->url == NULL)
+        return snprintf(err, errlen, "out of memory"), -1;
+    memcpy(p->url, base, n);
+    memcpy(p->url + n, "/chat/completions", sizeof("/chat/completions"));
+    return 0;
+}
+
+static void *provider_create(const cJSON *config, prism_host *host, char *err, size_t errlen)
+{
+    provider *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return snprintf(err, errlen, "out of memory"), NULL;
+    p->host = host;
+    const char *key = conf_str(config, "api_key");
+    const char *org = conf_str(config, "organization");
+    const char *project = conf_str(config, "project");
+    const cJSON *max = cJSON_GetObjectItemCaseSensitive(config, "max_response_bytes");
+    p->max_response_bytes = cJSON_IsNumber(max) && max->valuedouble >= 1024 ? (size_t)max->valuedouble : 32u << 20;
+    if ((key && has_ctl(key)) || (org && has_ctl(org)) || (project && has_ctl(project))) {
+        snprintf(err, errlen, "api_key, organization and project must not contain control characters");
+        provider_destroy(p);
+        return NULL;
+    }
+    if (read_url(p, config, err, errlen) != 0 || read_models(p, config, err, errlen) != 0) {
+        provider_destroy(p);
+        return NULL;
+    }
+    if (key != NULL && key[0] != '\0') {
+        size_t n = strlen(key) + sizeof("Authorization: Bearer ");
+        p->auth_header = malloc(n);
+        snprintf(p->auth_header, n, "Authorization: Bearer %s", key);
+    } else {
+        prism_log(host, PRISM_LOG_WARN, "no api_key (OPENAI_API_KEY) set: requests go upstream unauthenticated");
+    }
+    p->org_header = fmt_header("OpenAI-Organization", org);
+    p->project_header = fmt_header("OpenAI-Project", project);
+    return p;
+}
+
+/* ---- relaying the response ---- */
+
+static const char *const relayed_headers[] = {
+    "retry-after",
+    "openai-processing-ms",
+    "x-ratelimit-limit-requests",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-requests",
+    "x-ratelimit-remaining-tokens",
+    "x-ratelimit-reset-requests",
+    "x-ratelimit-reset-tokens",
+};
+
+static void relay_headers(call *c)
+{
+    for (size_t i = 0; i < sizeof(relayed_headers) / sizeof(relayed_headers[0]); i++) {
+        const char *v = prism_upstream_header(c->up, relayed_headers[i]);
+        if (v != NULL)
+            prism_response_header(c->ctx, relayed_headers[i], v);
+    }
+    prism_response_header(c->ctx, "x-prism-provider", "openai_provider");
+}
+
+static void on_drain(void *data)
+{
+    call *c = data;
+    if (c->paused && c->up != NULL) {
+        c->paused = 0;
+        prism_upstream_resume(c->up);
+    }
+}
+
+static void on_response(void *data, prism_upstream *up, int status)
+{
+    call *c = data;
+    c->up = up;
+    c->status = status;
+    /* Only a successful stream is relayed as a stream: an error status is
+     * buffered so the client gets an ordinary JSON error. */
+    if (status >= 200 && status < 300 && prism_ctx_get(c->ctx, "openai.stream") != NULL) {
+        relay_headers(c);
+        const char *ct = prism_upstream_header(up, "content-type");
+        prism_stream_on_drain(c->ctx, on_drain, c);
+        if (prism_stream_begin(c->ctx, status, ct != NULL ? ct : "text/event-stream") == 0)
+            c->streaming = 1;
+    }
+}
+
+static int buffer_body(call *c, const char *chunk, size_t len)
+{
+    if (c->len + len > c->p->max_response_bytes) {
+        c->too_large = 1;
+        return -1;
+    }
+    if (c->len + len + 1 > c->cap) {
+        size_t cap = c->cap ? c->cap : 4096;
+        while (cap < c->len + len + 1)
+            cap *= 2;
+        char *nb = prism_ctx_alloc(c->ctx, cap);
+        if (c->len)
+            memcpy(nb, c->buf, c->len);
+        c->buf = nb;
+        c->cap = cap;
+    }
+    memcpy(c->buf + c->len, chunk, len);
+    c->len += len;
+    c->buf[c->len] = '\0';
+    return 0;
+}
+
+static int on_body(void *data, prism_upstream *up, const char *chunk, size_t len)
+{
+    call *c = data;
+    c->up = up;
+    if (!c->streaming) {
+        if (buffer_body(c, chunk, len) != 0) {
+            prism_upstream_cancel(up);
+            c->up = NULL;
+            prism_respond_error(c->ctx, 502, "api_error", "upstream_response_too_large", NULL,
+                                "The upstream response exceeded %zu bytes.", c->p->max_response_bytes);
+            prism_ctx_resume(c->ctx, PRISM_DONE);
+        }
+        return 0;
+    }
+    prism_stream_write(c->ctx, chunk, len);
+    if (prism_stream_buffered(c->ctx) > STREAM_HIGH_WATER) {
+        c->paused = 1;
+        return PRISM_UPSTREAM_PAUSE;
+    }
+    return 0;
+}
+
+static int is_openai_error(const char *body, size_t len)
+{
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    int ok = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "error"));
+    cJSON_Delete(j);
+    return ok;
+}
+
+static void finish_buffered(call *c)
+{
+    relay_headers(c);
+    if (c->status >= 400 && !is_openai_error(c->buf ? c->buf : "", c->len)) {
+        prism_respond_error(c->ctx, c->status, c->status >= 500 ? "api_error" : "invalid_request_error",
+                            "upstream_error", NULL, "The OpenAI upstream answered HTTP %d without an error body.",
+                            c->status);
+        return;
+    }
+    const char *ct = prism_upstream_header(c->up, "content-type");
+    prism_respond(c->ctx, c->status, ct != NULL ? ct : "application/json", c->buf ? c->buf : "", c->len);
+}
+
+/* An SSE event the OpenAI SDKs surface as an APIError mid-stream. */
+static void stream_error(call *c, const char *code, const char *message)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddStringToObject(e, "message", message);
+    cJSON_AddStringToObject(e, "type", "api_error");
+    cJSON_AddNullToObject(e, "param");
+    cJSON_AddStringToObject(e, "code", code);
+    char *json = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    if (json != NULL) {
+        /* A blank line first ends any event the upstream left half-written. */
+        prism_stream_write(c->ctx, "\n\ndata: ", 8);
+        prism_stream_write(c->ctx, json, strlen(json));
+        prism_stream_write(c->ctx, "\n\n", 2);
+        cJSON_free(json);
+    }
+}
+
+static void on_complete(void *data, prism_upstream *up, prism_upstream_error err, const char *message)
+{
+    call *c = data;
+    c->up = up;
+    int timeout = err == PRISM_UPSTREAM_ERR_TIMEOUT;
+    const char *code = timeout ? "upstream_timeout" : "upstream_unreachable";
+    if (err != PRISM_UPSTREAM_OK) {
+        prism_log(c->p->host, PRISM_LOG_WARN, "request %s: upstream failed: %s", prism_ctx_request_id(c->ctx),
+                  message);
+        if (c->streaming)
+            stream_error(c, timeout ? "upstream_timeout" : "upstream_disconnected",
+                         "The OpenAI upstream failed mid-stream.");
+        else
+            prism_respond_error(c->ctx, timeout ? 504 : 502, "api_error", code, NULL,
+                                timeout ? "The OpenAI upstream did not answer in time."
+                                        : "Could not get a response from the OpenAI upstream: %s.",
+                                message);
+    } else if (!c->streaming) {
+        finish_buffered(c);
+    }
+    if (c->streaming)
+        prism_stream_end(c->ctx);
+    c->up = NULL;
+    prism_ctx_resume(c->ctx, PRISM_DONE);
+}
+
+/* ---- the request ---- */
+
+static int wants_stream(prism_ctx *ctx)
+{
+    const cJSON *body = prism_ctx_json(ctx);
+    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
+}
+
+static prism_status provider_handle(void *instance, prism_ctx *ctx)
+{
+    const provider *p = instance;
+    call *c = prism_ctx_alloc(ctx, sizeof(*c));
+    memset(c, 0, sizeof(*c));
+    c->ctx = ctx;
+    c->p = p;
+    int stream = wants_stream(ctx);
+    if (stream)
+        prism_ctx_set(ctx, "openai.stream", "1");
+    const char *headers[6];
+    size_t n = 0;
+    headers[n++] = "Content-Type: application/json";
+    headers[n++] = stream ? "Accept: text/event-stream" : "Accept: application/json";
+    if (p->auth_header != NULL)
+        headers[n++] = p->auth_header;
+    if (p->org_header != NULL)
+        headers[n++] = p->org_header;
+    if (p->project_header != NULL)
+        headers[n++] = p->project_header;
+    size_t len = 0;
+    const char *body = prism_ctx_body(ctx, &len);
+    prism_http_request_t req = {
+        .method = "POST", .url = p->url, .headers = headers, .header_count = n, .body = body, .body_len = len};
+    prism_http_callbacks_t cb = {c, on_response, on_body, on_complete};
+    if (prism_http_request(ctx, &req, &cb) == NULL) {
+        prism_respond_error(ctx, 502, "api_error", "upstream_unreachable", NULL,
+                            "Could not start the request to the OpenAI upstream.");
+        return PRISM_DONE;
+    }
+    return PRISM_PENDING;
+}
+
+static void provider_list_models(void *instance, cJSON *data)
+{
+    const provider *p = instance;
+    for (size_t i = 0; i < p->model_count; i++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "id", p->models[i]);
+        cJSON_AddStringToObject(m, "object", "model");
+        cJSON_AddNumberToObject(m, "created", 0);
+        cJSON_AddStringToObject(m, "owned_by", "openai");
+        cJSON_AddItemToArray(data, m);
+    }
+}
+
+const prism_plugin_t prism_plugin = {
+    .abi_version = PRISM_PLUGIN_ABI_VERSION,
+    .name = "openai_provider",
+    .version = "0.1.0",
+    .create = provider_create,
+    .handle = provider_handle,
+    .destroy = provider_destroy,
+    .list_models = provider_list_models,
+};

@@ -1,0 +1,306 @@
+/*
+ * ctx.c - the request context: accessors, per-request memory, the string
+ * store, dispatch to siblings, and the ties between a request and its
+ * upstream transfers.
+ */
+#include "ctx.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+struct prism_kv {
+    prism_kv *next;
+    const char *key;
+    const char *value;
+};
+
+struct prism_abort_cb {
+    prism_abort_cb *next;
+    void (*cb)(void *data);
+    void *data;
+};
+
+/* Wraps a transfer so the context can cancel it, and forgets it when the
+ * transfer completes (the upstream frees itself after on_complete). */
+struct prism_up_link {
+    prism_up_link *next, **pprev;
+    prism_ctx *ctx;
+    prism_upstream *up;
+    prism_http_callbacks_t user;
+};
+
+uint64_t prism_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* xorshift128+: request ids need to be unique, not unpredictable. */
+static uint64_t next_random(prism_worker_env *env)
+{
+    uint64_t s1 = env->rng[0];
+    const uint64_t s0 = env->rng[1];
+    env->rng[0] = s0;
+    s1 ^= s1 << 23;
+    env->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
+    return env->rng[1] + s0;
+}
+
+/* A client's id is kept when it is short printable ASCII without spaces;
+ * anything else could smuggle bytes into logs or response headers. */
+static int usable_request_id(const char *s, size_t len)
+{
+    if (len == 0 || len > 36)
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] <= 0x20 || s[i] >= 0x7f)
+            return 0;
+    return 1;
+}
+
+static void set_request_id(prism_ctx *ctx)
+{
+    h2o_req_t *req = ctx->req;
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-request-id"), -1);
+    if (i >= 0) {
+        h2o_iovec_t v = req->headers.entries[i].value;
+        if (usable_request_id(v.base, v.len)) {
+            memcpy(ctx->request_id, v.base, v.len);
+            ctx->request_id[v.len] = '\0';
+            return;
+        }
+    }
+    uint64_t a = next_random(ctx->env), b = next_random(ctx->env);
+    snprintf(ctx->request_id, sizeof(ctx->request_id), "req_%016llx%016llx", (unsigned long long)a,
+             (unsigned long long)b);
+}
+
+static void ctx_dispose(void *p)
+{
+    prism_ctx *ctx = p;
+    if (ctx->resp != PRISM_RESP_DONE)
+        prism_ctx_abandon(ctx);
+    prism_ctx_finish(ctx);
+    free(ctx->pending.data);
+    free(ctx->sending.data);
+    cJSON_Delete(ctx->json);
+    ctx->env->inflight--;
+}
+
+prism_ctx *prism_ctx_new(h2o_req_t *req, prism_worker_env *env)
+{
+    prism_ctx *ctx = h2o_mem_alloc_shared(&req->pool, sizeof(*ctx), ctx_dispose);
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->req = req;
+    ctx->env = env;
+    ctx->started_ns = prism_now_ns();
+    env->inflight++;
+    set_request_id(ctx);
+    const char *t = prism_ctx_header(ctx, "x-prism-trace");
+    ctx->trace_on = t != NULL && (strcasecmp(t, "true") == 0 || strcmp(t, "1") == 0);
+    return ctx;
+}
+
+void prism_ctx_abandon(prism_ctx *ctx)
+{
+    if (ctx->gone)
+        return;
+    ctx->gone = 1;
+    while (ctx->upstreams != NULL) {
+        prism_up_link *l = ctx->upstreams;
+        ctx->upstreams = l->next;
+        prism_upstream_cancel(l->up);
+    }
+    for (prism_abort_cb *a = ctx->aborts; a != NULL; a = a->next)
+        a->cb(a->data);
+    ctx->aborts = NULL;
+}
+
+void prism_ctx_finish(prism_ctx *ctx)
+{
+    if (ctx->finished || ctx->route == NULL)
+        return;
+    ctx->finished = 1;
+    for (size_t i = 0; i < ctx->route->chain.step_count; i++) {
+        const prism_loaded *p = ctx->route->chain.steps[i];
+        if (p->desc->on_finish != NULL)
+            p->desc->on_finish(p->instance, ctx);
+    }
+}
+
+const char *prism_ctx_method(const prism_ctx *ctx)
+{
+    h2o_req_t *req = ctx->req;
+    return h2o_strdup(&req->pool, req->method.base, req->method.len).base;
+}
+
+const char *prism_ctx_path(const prism_ctx *ctx)
+{
+    h2o_req_t *req = ctx->req;
+    return h2o_strdup(&req->pool, req->path_normalized.base, req->path_normalized.len).base;
+}
+
+const char *prism_ctx_header(prism_ctx *ctx, const char *name)
+{
+    h2o_req_t *req = ctx->req;
+    ssize_t i = h2o_find_header_by_str(&req->headers, name, strlen(name), -1);
+    if (i < 0)
+        return NULL;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    return h2o_strdup(&req->pool, v.base, v.len).base;
+}
+
+const char *prism_ctx_body(const prism_ctx *ctx, size_t *len)
+{
+    *len = ctx->req->entity.len;
+    return ctx->req->entity.base != NULL ? ctx->req->entity.base : "";
+}
+
+cJSON *prism_ctx_json(prism_ctx *ctx)
+{
+    if (!ctx->json_parsed) {
+        ctx->json_parsed = 1;
+        h2o_iovec_t b = ctx->req->entity;
+        if (b.base != NULL && b.len > 0)
+            ctx->json = cJSON_ParseWithLength(b.base, b.len);
+    }
+    return ctx->json;
+}
+
+const char *prism_ctx_request_id(const prism_ctx *ctx)
+{
+    return ctx->request_id;
+}
+
+void *prism_ctx_alloc(prism_ctx *ctx, size_t size)
+{
+    return h2o_mem_alloc_pool(&ctx->req->pool, size);
+}
+
+char *prism_ctx_strdup(prism_ctx *ctx, const char *s)
+{
+    return h2o_strdup(&ctx->req->pool, s, strlen(s)).base;
+}
+
+void prism_ctx_set(prism_ctx *ctx, const char *key, const char *value)
+{
+    for (prism_kv *kv = ctx->kv; kv != NULL; kv = kv->next) {
+        if (strcmp(kv->key, key) == 0) {
+            kv->value = prism_ctx_strdup(ctx, value);
+            return;
+        }
+    }
+    prism_kv *kv = prism_ctx_alloc(ctx, sizeof(*kv));
+    kv->key = prism_ctx_strdup(ctx, key);
+    kv->value = prism_ctx_strdup(ctx, value);
+    kv->next = ctx->kv;
+    ctx->kv = kv;
+}
+
+const char *prism_ctx_get(const prism_ctx *ctx, const char *key)
+{
+    for (prism_kv *kv = ctx->kv; kv != NULL; kv = kv->next)
+        if (strcmp(kv->key, key) == 0)
+            return kv->value;
+    return NULL;
+}
+
+void prism_ctx_on_abort(prism_ctx *ctx, void (*cb)(void *data), void *data)
+{
+    prism_abort_cb *a = prism_ctx_alloc(ctx, sizeof(*a));
+    a->cb = cb;
+    a->data = data;
+    a->next = ctx->aborts;
+    ctx->aborts = a;
+}
+
+int prism_ctx_responded(const prism_ctx *ctx)
+{
+    return ctx->resp != PRISM_RESP_NONE;
+}
+
+/* ---- upstream transfers tied to the request ---- */
+
+static void link_remove(prism_up_link *l)
+{
+    if (l->pprev == NULL)
+        return;
+    *l->pprev = l->next;
+    if (l->next != NULL)
+        l->next->pprev = l->pprev;
+    l->pprev = NULL;
+}
+
+static void on_up_response(void *data, prism_upstream *up, int status)
+{
+    prism_up_link *l = data;
+    if (l->user.on_response != NULL)
+        l->user.on_response(l->user.data, up, status);
+}
+
+static int on_up_body(void *data, prism_upstream *up, const char *chunk, size_t len)
+{
+    prism_up_link *l = data;
+    return l->user.on_body != NULL ? l->user.on_body(l->user.data, up, chunk, len) : 0;
+}
+
+static void on_up_complete(void *data, prism_upstream *up, prism_upstream_error err, const char *message)
+{
+    prism_up_link *l = data;
+    link_remove(l);
+    if (l->user.on_complete != NULL)
+        l->user.on_complete(l->user.data, up, err, message);
+}
+
+prism_upstream *prism_http_request(prism_ctx *ctx, const prism_http_request_t *req, const prism_http_callbacks_t *cb)
+{
+    if (ctx->gone)
+        return NULL;
+    prism_up_link *l = prism_ctx_alloc(ctx, sizeof(*l));
+    memset(l, 0, sizeof(*l));
+    l->ctx = ctx;
+    l->user = *cb;
+    prism_http_callbacks_t wrap = {l, on_up_response, on_up_body, on_up_complete};
+    prism_http_request_t r = *req;
+    if (r.connect_timeout_ms == 0)
+        r.connect_timeout_ms = (long)ctx->env->cfg->upstream_connect_timeout_ms;
+    if (r.timeout_ms == 0)
+        r.timeout_ms = (long)ctx->env->cfg->upstream_timeout_ms;
+    l->up = prism_upstream_start(ctx->env->upstreams, &r, &wrap);
+    if (l->up == NULL)
+        return NULL;
+    l->next = ctx->upstreams;
+    if (l->next != NULL)
+        l->next->pprev = &l->next;
+    l->pprev = &ctx->upstreams;
+    ctx->upstreams = l;
+    return l->up;
+}
+
+/* ---- dispatch ---- */
+
+prism_status prism_ctx_dispatch(prism_ctx *ctx, const char *plugin_name)
+{
+    const prism_loaded *self = ctx->current;
+    const prism_loaded *target = prism_registry_sibling(ctx->env->reg, self, plugin_name);
+    if (target == NULL) {
+        prism_respond_error(ctx, 501, "invalid_request_error", "provider_not_installed", NULL,
+                            "The plugin '%s' that serves this request is not installed or not enabled.",
+                            plugin_name);
+        return PRISM_DONE;
+    }
+    size_t slot = ctx->trace_count;
+    if (slot < PRISM_TRACE_MAX) {
+        ctx->trace[slot].name = target->name;
+        ctx->trace[slot].start_ns = prism_now_ns();
+        ctx->trace_count++;
+    }
+    ctx->current = target;
+    prism_status st = target->desc->handle(target->instance, ctx);
+    if (slot < PRISM_TRACE_MAX && st != PRISM_PENDING)
+        ctx->trace[slot].dur_ns = prism_now_ns() - ctx->trace[slot].start_ns;
+    return st;
+}

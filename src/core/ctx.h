@@ -1,0 +1,105 @@
+/*
+ * ctx.h - the request context behind prism_ctx (core-internal).
+ *
+ * A context lives in the h2o request's memory pool and is disposed with it,
+ * which is also how Prism learns that a client went away before a response
+ * was finished: the dispose hook cancels upstream transfers and runs the
+ * abort callbacks, so no callback ever touches a dead request.
+ */
+#ifndef PRISM_CTX_H
+#define PRISM_CTX_H
+
+#include <stdint.h>
+
+#include <h2o.h>
+
+#include "chain.h"
+#include "config.h"
+#include "loader.h"
+#include "prism/plugin.h"
+#include "upstream.h"
+
+/* What a worker lends to each of its requests. */
+typedef struct prism_worker_env {
+    const prism_config *cfg;
+    const prism_registry *reg;
+    const prism_route_table *routes;
+    prism_upstream_pool *upstreams;
+    const struct prism_auth *auth; /* NULL: no gateway keys */
+    const char *models_json;       /* GET {prefix}/models, built at start */
+    uint64_t inflight;     /* requests not yet disposed */
+    uint64_t rng[2];       /* xorshift state for request ids */
+} prism_worker_env;
+
+#define PRISM_TRACE_MAX 16
+
+typedef struct prism_trace_step {
+    const char *name;
+    uint64_t start_ns;
+    uint64_t dur_ns;
+} prism_trace_step;
+
+typedef struct prism_kv prism_kv;
+typedef struct prism_up_link prism_up_link;
+typedef struct prism_abort_cb prism_abort_cb;
+
+/* A byte queue for a streamed response. */
+typedef struct prism_bytes {
+    char *data;
+    size_t len;
+    size_t cap;
+} prism_bytes;
+
+enum prism_resp_state {
+    PRISM_RESP_NONE = 0,
+    PRISM_RESP_STREAMING, /* headers sent, body under way */
+    PRISM_RESP_DONE,      /* final bytes handed to h2o */
+};
+
+struct prism_ctx {
+    h2o_req_t *req;
+    prism_worker_env *env;
+    const prism_route *route;
+    const prism_loaded *current; /* the step running now, for dispatch */
+    size_t step;
+    char request_id[40];
+
+    cJSON *json;
+    int json_parsed;
+    prism_kv *kv;
+    prism_abort_cb *aborts;
+    prism_up_link *upstreams;
+
+    int trace_on;
+    size_t trace_count;
+    prism_trace_step trace[PRISM_TRACE_MAX];
+    uint64_t started_ns;
+
+    enum prism_resp_state resp;
+    int gone;         /* the client went away */
+    int in_chain;     /* inside the runner: resume must not recurse */
+    int finished;     /* on_finish hooks have run */
+    h2o_generator_t gen;
+    prism_bytes pending; /* queued, not yet handed to h2o */
+    prism_bytes sending; /* handed to h2o, valid until proceed */
+    int send_busy;
+    int end_wanted;
+    void (*drain_cb)(void *data);
+    void *drain_data;
+};
+
+uint64_t prism_now_ns(void);
+/* Creates the context for an h2o request (in its pool). */
+prism_ctx *prism_ctx_new(h2o_req_t *req, prism_worker_env *env);
+/* Runs the route's chain from its first step. */
+void prism_chain_start(prism_ctx *ctx, const prism_route *route);
+/* Runs the on_finish hooks once the response is complete. */
+void prism_ctx_finish(prism_ctx *ctx);
+/* Adds x-request-id and, when asked for, x-prism-trace to the response. */
+void prism_ctx_add_meta_headers(prism_ctx *ctx);
+/* A malloc'd OpenAI error body (free with cJSON_free). */
+char *prism_error_json(const char *type, const char *code, const char *param, const char *message);
+/* Called when the client went away: aborts, cancels upstreams. */
+void prism_ctx_abandon(prism_ctx *ctx);
+
+#endif

@@ -1,0 +1,187 @@
+/*
+ * http.c - per-request entry: built-in endpoints, limits, auth, routing.
+ */
+#include "http.h"
+
+#include <string.h>
+
+#include "auth.h"
+
+static int path_is(h2o_iovec_t path, const char *prefix, const char *rest)
+{
+    size_t a = strlen(prefix), b = strlen(rest);
+    return path.len == a + b && memcmp(path.base, prefix, a) == 0 && memcmp(path.base + a, rest, b) == 0;
+}
+
+static int method_is(const h2o_req_t *req, const char *m)
+{
+    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+}
+
+static size_t header_bytes(const h2o_req_t *req)
+{
+    size_t n = req->input.path.len + req->method.len;
+    for (size_t i = 0; i != req->headers.size; i++)
+        n += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    return n;
+}
+
+static void method_not_allowed(prism_ctx *ctx, const char *allow)
+{
+    prism_response_header(ctx, "allow", allow);
+    prism_respond_error(ctx, 405, "invalid_request_error", "method_not_allowed", NULL,
+                        "Method %s is not allowed on %s; use %s.", prism_ctx_method(ctx), prism_ctx_path(ctx), allow);
+}
+
+/* 1 when the request may go on; otherwise a 401 has been written. */
+static int authorized(prism_worker_env *env, prism_ctx *ctx)
+{
+    if (env->auth == NULL)
+        return 1;
+    h2o_req_t *req = ctx->req;
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    size_t len = 0;
+    const char *token = NULL;
+    if (i >= 0)
+        token = prism_auth_bearer(req->headers.entries[i].value.base, req->headers.entries[i].value.len, &len);
+    if (token == NULL) {
+        ssize_t k = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-api-key"), -1);
+        if (k >= 0) {
+            token = req->headers.entries[k].value.base;
+            len = req->headers.entries[k].value.len;
+        }
+    }
+    if (token != NULL && prism_auth_check(env->auth, token, len))
+        return 1;
+    prism_response_header(ctx, "www-authenticate", "Bearer");
+    prism_respond_error(ctx, 401, "invalid_request_error", "invalid_api_key", NULL,
+                        token == NULL ? "You didn't provide an API key. Send it as 'Authorization: Bearer KEY'."
+                                      : "Incorrect API key provided.");
+    return 0;
+}
+
+static void serve_models(prism_worker_env *env, prism_ctx *ctx)
+{
+    if (!method_is(ctx->req, "GET"))
+        {
+            method_not_allowed(ctx, "GET");
+            return;
+        }
+    prism_respond(ctx, 200, "application/json", env->models_json, strlen(env->models_json));
+}
+
+/* GET {prefix}/models/{id}: one entry of the list, or model_not_found. */
+static void serve_model(prism_worker_env *env, prism_ctx *ctx, h2o_iovec_t id)
+{
+    if (!method_is(ctx->req, "GET"))
+        {
+            method_not_allowed(ctx, "GET");
+            return;
+        }
+    cJSON *list = cJSON_Parse(env->models_json);
+    const cJSON *m = NULL;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(list, "data"))
+    {
+        const cJSON *mid = cJSON_GetObjectItemCaseSensitive(m, "id");
+        if (cJSON_IsString(mid) && h2o_memis(id.base, id.len, mid->valuestring, strlen(mid->valuestring)))
+            break;
+    }
+    if (m != NULL)
+        prism_respond_json(ctx, 200, m);
+    else
+        prism_respond_error(ctx, 404, "invalid_request_error", "model_not_found", "model",
+                            "The model '%.*s' does not exist.", (int)(id.len > 200 ? 200 : id.len), id.base);
+    cJSON_Delete(list);
+}
+
+static int serve_builtin(prism_worker_env *env, prism_ctx *ctx, h2o_iovec_t path)
+{
+    const char *prefix = env->cfg->api_prefix;
+    size_t plen = strlen(prefix);
+    if (path_is(path, prefix, "/models")) {
+        serve_models(env, ctx);
+        return 1;
+    }
+    if (path.len > plen + 8 && path_is((h2o_iovec_t){path.base, plen + 8}, prefix, "/models/")) {
+        serve_model(env, ctx, h2o_iovec_init(path.base + plen + 8, path.len - plen - 8));
+        return 1;
+    }
+    return 0;
+}
+
+void prism_http_handle(prism_worker_env *env, h2o_req_t *req)
+{
+    prism_ctx *ctx = prism_ctx_new(req, env);
+    h2o_iovec_t path = req->path_normalized;
+    if (header_bytes(req) > env->cfg->max_header_bytes) {
+        prism_respond_error(ctx, 431, "invalid_request_error", "request_header_fields_too_large", NULL,
+                            "The request's headers exceed the %zu bytes this server accepts.",
+                            env->cfg->max_header_bytes);
+        return;
+    }
+    if (path_is(path, "", "/health")) {
+        if (!method_is(req, "GET") && !method_is(req, "HEAD"))
+            {
+            method_not_allowed(ctx, "GET");
+            return;
+        }
+        prism_respond(ctx, 200, "application/json", "{\"status\":\"ok\"}", 15);
+        return;
+    }
+    if (!authorized(env, ctx))
+        return;
+    if (serve_builtin(env, ctx, path))
+        return;
+    const prism_route *route = prism_routes_match(env->routes, path.base, path.len);
+    if (route == NULL) {
+        prism_respond_error(ctx, 404, "invalid_request_error", "unknown_url", NULL, "Unknown request URL: %s %s.",
+                            prism_ctx_method(ctx), prism_ctx_path(ctx));
+        return;
+    }
+    if (!method_is(req, "POST"))
+        {
+            method_not_allowed(ctx, "POST");
+            return;
+        }
+    prism_chain_start(ctx, route);
+}
+
+static void add_models(const prism_registry *reg, cJSON *data)
+{
+    for (size_t i = 0; i < prism_registry_count(reg); i++) {
+        const prism_loaded *p = prism_registry_at(reg, i);
+        if (p->desc->list_models != NULL)
+            p->desc->list_models(p->instance, data);
+    }
+}
+
+/* Drops later entries with an id seen before (two plugins may both know a
+ * model, e.g. a router's exact map and its provider). */
+static void dedupe(cJSON *data)
+{
+    cJSON *m = data->child;
+    while (m != NULL) {
+        cJSON *next = m->next;
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
+        for (cJSON *prev = data->child; prev != m && cJSON_IsString(id); prev = prev->next) {
+            const cJSON *pid = cJSON_GetObjectItemCaseSensitive(prev, "id");
+            if (cJSON_IsString(pid) && strcmp(pid->valuestring, id->valuestring) == 0) {
+                cJSON_Delete(cJSON_DetachItemViaPointer(data, m));
+                break;
+            }
+        }
+        m = next;
+    }
+}
+
+char *prism_http_models_json(const prism_registry *reg)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "object", "list");
+    cJSON *data = cJSON_AddArrayToObject(root, "data");
+    add_models(reg, data);
+    dedupe(data);
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return s;
+}

@@ -1,0 +1,263 @@
+/*
+ * response.c - writing responses: whole bodies, OpenAI-style errors, and
+ * streams with back-pressure.
+ *
+ * h2o takes one h2o_send() at a time and calls the generator's `proceed`
+ * when the bytes are written; that is the back-pressure signal. Bytes a
+ * plugin writes meanwhile queue in `pending`; `sending` holds what h2o is
+ * writing now and must not move until `proceed`.
+ */
+#include "ctx.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Payload Too Large";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status < 400 ? "OK" : "Error";
+    }
+}
+
+static int header_value_ok(const char *v)
+{
+    for (; *v != '\0'; v++)
+        if ((unsigned char)*v < 0x20 && *v != '\t')
+            return 0;
+    return 1;
+}
+
+int prism_response_header(prism_ctx *ctx, const char *name, const char *value)
+{
+    if (ctx->resp != PRISM_RESP_NONE || !header_value_ok(name) || !header_value_ok(value))
+        return -1;
+    h2o_req_t *req = ctx->req;
+    size_t nlen = strlen(name);
+    char *lower = h2o_mem_alloc_pool(&req->pool, nlen + 1);
+    for (size_t i = 0; i <= nlen; i++)
+        lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    h2o_iovec_t v = h2o_strdup(&req->pool, value, strlen(value));
+    h2o_add_header_by_str(&req->pool, &req->res.headers, lower, nlen, 1, NULL, v.base, v.len);
+    return 0;
+}
+
+static void trace_header(prism_ctx *ctx)
+{
+    char buf[1024];
+    size_t off = 0;
+    uint64_t now = prism_now_ns();
+    for (size_t i = 0; i < ctx->trace_count && off < sizeof(buf) - 64; i++) {
+        const prism_trace_step *t = &ctx->trace[i];
+        uint64_t dur = t->dur_ns != 0 ? t->dur_ns : now - t->start_ns;
+        int n = snprintf(buf + off, sizeof(buf) - off, "%s%s;dur=%.3f", i ? ", " : "", t->name, dur / 1e6);
+        if (n < 0)
+            break;
+        off += (size_t)n;
+    }
+    if (off > 0)
+        prism_response_header(ctx, "x-prism-trace", buf);
+}
+
+void prism_ctx_add_meta_headers(prism_ctx *ctx)
+{
+    prism_response_header(ctx, "x-request-id", ctx->request_id);
+    if (ctx->trace_on)
+        trace_header(ctx);
+}
+
+static void start_headers(prism_ctx *ctx, int status, const char *content_type)
+{
+    h2o_req_t *req = ctx->req;
+    prism_ctx_add_meta_headers(ctx);
+    req->res.status = status;
+    req->res.reason = reason_phrase(status);
+    if (content_type != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
+                       strlen(content_type));
+}
+
+void prism_respond(prism_ctx *ctx, int status, const char *content_type, const char *body, size_t len)
+{
+    if (ctx->resp != PRISM_RESP_NONE || ctx->gone)
+        return;
+    start_headers(ctx, status, content_type);
+    ctx->resp = PRISM_RESP_DONE;
+    /* h2o_send_inline copies the body into the request's pool. */
+    h2o_send_inline(ctx->req, body, len);
+}
+
+void prism_respond_json(prism_ctx *ctx, int status, const cJSON *json)
+{
+    char *text = cJSON_PrintUnformatted(json);
+    if (text == NULL) {
+        prism_respond_error(ctx, 500, "server_error", "internal_error", NULL, "Could not encode the response.");
+        return;
+    }
+    prism_respond(ctx, status, "application/json", text, strlen(text));
+    cJSON_free(text);
+}
+
+static cJSON *error_body(const char *type, const char *code, const char *param, const char *message)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *err = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddStringToObject(err, "message", message);
+    cJSON_AddStringToObject(err, "type", type);
+    if (param != NULL)
+        cJSON_AddStringToObject(err, "param", param);
+    else
+        cJSON_AddNullToObject(err, "param");
+    if (code != NULL)
+        cJSON_AddStringToObject(err, "code", code);
+    else
+        cJSON_AddNullToObject(err, "code");
+    return root;
+}
+
+char *prism_error_json(const char *type, const char *code, const char *param, const char *message)
+{
+    cJSON *root = error_body(type, code, param, message);
+    char *text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return text;
+}
+
+void prism_respond_error(prism_ctx *ctx, int status, const char *type, const char *code, const char *param,
+                         const char *fmt, ...)
+{
+    char message[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(message, sizeof(message), fmt, ap);
+    va_end(ap);
+    char *text = prism_error_json(type, code, param, message);
+    if (text != NULL) {
+        prism_respond(ctx, status, "application/json", text, strlen(text));
+        cJSON_free(text);
+    }
+}
+
+/* ---- streaming ---- */
+
+static int bytes_append(prism_bytes *b, const char *data, size_t len)
+{
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + len)
+            cap *= 2;
+        char *p = realloc(b->data, cap);
+        if (p == NULL)
+            return -1;
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+
+static void flush(prism_ctx *ctx)
+{
+    if (ctx->send_busy || ctx->gone || ctx->resp != PRISM_RESP_STREAMING)
+        return;
+    if (ctx->pending.len == 0 && !ctx->end_wanted)
+        return;
+    prism_bytes t = ctx->sending;
+    ctx->sending = ctx->pending;
+    ctx->pending = t;
+    ctx->pending.len = 0;
+    h2o_iovec_t buf = h2o_iovec_init(ctx->sending.data, ctx->sending.len);
+    h2o_send_state_t state = H2O_SEND_STATE_IN_PROGRESS;
+    if (ctx->end_wanted) {
+        state = H2O_SEND_STATE_FINAL;
+        ctx->resp = PRISM_RESP_DONE;
+    }
+    ctx->send_busy = 1;
+    h2o_send(ctx->req, &buf, buf.len ? 1 : 0, state);
+}
+
+static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
+{
+    (void)req;
+    prism_ctx *ctx = H2O_STRUCT_FROM_MEMBER(prism_ctx, gen, gen);
+    ctx->send_busy = 0;
+    ctx->sending.len = 0;
+    if (ctx->pending.len > 0 || ctx->end_wanted) {
+        flush(ctx);
+        return;
+    }
+    if (ctx->drain_cb != NULL)
+        ctx->drain_cb(ctx->drain_data);
+}
+
+static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
+{
+    (void)req;
+    prism_ctx *ctx = H2O_STRUCT_FROM_MEMBER(prism_ctx, gen, gen);
+    prism_ctx_abandon(ctx);
+}
+
+int prism_stream_begin(prism_ctx *ctx, int status, const char *content_type)
+{
+    if (ctx->resp != PRISM_RESP_NONE || ctx->gone)
+        return -1;
+    start_headers(ctx, status, content_type);
+    if (content_type != NULL && strncmp(content_type, "text/event-stream", 17) == 0) {
+        h2o_add_header(&ctx->req->pool, &ctx->req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                       H2O_STRLIT("no-cache"));
+        /* Tell buffering reverse proxies in front of Prism not to hold events. */
+        h2o_add_header_by_str(&ctx->req->pool, &ctx->req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL,
+                              H2O_STRLIT("no"));
+    }
+    ctx->resp = PRISM_RESP_STREAMING;
+    ctx->gen.proceed = on_proceed;
+    ctx->gen.stop = on_stop;
+    h2o_start_response(ctx->req, &ctx->gen);
+    return 0;
+}
+
+int prism_stream_write(prism_ctx *ctx, const char *data, size_t len)
+{
+    if (ctx->resp != PRISM_RESP_STREAMING || ctx->end_wanted || ctx->gone)
+        return -1;
+    if (bytes_append(&ctx->pending, data, len) != 0)
+        return -1;
+    flush(ctx);
+    return 0;
+}
+
+void prism_stream_end(prism_ctx *ctx)
+{
+    if (ctx->resp != PRISM_RESP_STREAMING || ctx->end_wanted)
+        return;
+    ctx->end_wanted = 1;
+    flush(ctx);
+}
+
+size_t prism_stream_buffered(const prism_ctx *ctx)
+{
+    return ctx->pending.len + ctx->sending.len;
+}
+
+void prism_stream_on_drain(prism_ctx *ctx, void (*cb)(void *data), void *data)
+{
+    ctx->drain_cb = cb;
+    ctx->drain_data = data;
+}

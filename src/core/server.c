@@ -1,0 +1,389 @@
+/*
+ * server.c - the server object: one worker thread per core (or as asked),
+ * each with its own libuv loop, h2o context, SO_REUSEPORT listener and
+ * upstream pool, so workers share nothing mutable and scale with cores.
+ *
+ * The main thread owns configuration, plugins and signals. On SIGTERM or
+ * SIGINT it wakes every worker, which stops accepting, asks h2o to close
+ * idle connections, and leaves its loop once its requests are done or the
+ * shutdown deadline passes.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <h2o.h>
+#include <uv.h>
+
+#include "auth.h"
+#include "ctx.h"
+#include "http.h"
+#include "log.h"
+
+typedef struct prism_worker prism_worker;
+
+typedef struct prism_handler {
+    h2o_handler_t super;
+    prism_server *srv;
+} prism_handler;
+
+struct prism_worker {
+    h2o_context_t h2o; /* first: h2o hands us this pointer back */
+    prism_server *srv;
+    int index;
+    int fd;
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_async_t wake;
+    uv_timer_t drain;
+    h2o_accept_ctx_t accept;
+    prism_worker_env env;
+    uv_thread_t thread;
+    uint64_t deadline_ms;
+};
+
+struct prism_server {
+    prism_config *cfg;
+    prism_registry *reg;
+    prism_route_table *routes;
+    prism_auth *auth;
+    char *models_json;
+    h2o_globalconf_t globalconf;
+    prism_worker *workers;
+    int nworkers;
+    atomic_int stopping;
+    uv_loop_t main_loop;
+    uv_signal_t sig_term, sig_int;
+};
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    prism_worker *w = (prism_worker *)req->conn->ctx;
+    prism_http_handle(&w->env, req);
+    return 0;
+}
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+    prism_worker *w = listener->data;
+    if (status != 0)
+        return;
+    uv_tcp_t *conn = h2o_mem_alloc(sizeof(*conn));
+    uv_tcp_init(listener->loop, conn);
+    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
+        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
+        return;
+    }
+    uv_tcp_nodelay(conn, 1);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, (uv_close_cb)free);
+    h2o_accept(&w->accept, sock);
+}
+
+/* ---- shutdown ---- */
+
+static void close_quietly(uv_handle_t *h)
+{
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void worker_finish(prism_worker *w)
+{
+    close_quietly((uv_handle_t *)&w->drain);
+    close_quietly((uv_handle_t *)&w->wake);
+    prism_upstream_pool_free(w->env.upstreams);
+    w->env.upstreams = NULL;
+    uv_stop(&w->loop);
+}
+
+static void on_drain_tick(uv_timer_t *t)
+{
+    prism_worker *w = t->data;
+    if (w->env.inflight == 0 || uv_now(&w->loop) >= w->deadline_ms) {
+        if (w->env.inflight != 0)
+            prism_logf(PRISM_LOG_WARN, "server", "worker %d: %llu requests still running at the shutdown deadline",
+                       w->index, (unsigned long long)w->env.inflight);
+        worker_finish(w);
+    }
+}
+
+static void on_wake(uv_async_t *a)
+{
+    prism_worker *w = a->data;
+    if (!atomic_load(&w->srv->stopping))
+        return;
+    close_quietly((uv_handle_t *)&w->listener);
+    h2o_context_request_shutdown(&w->h2o);
+    w->deadline_ms = uv_now(&w->loop) + w->srv->cfg->shutdown_timeout_ms;
+    uv_timer_start(&w->drain, on_drain_tick, 0, 20);
+}
+
+/* ---- workers ---- */
+
+static void seed_rng(prism_worker_env *env)
+{
+    if (getrandom(env->rng, sizeof(env->rng), 0) != (ssize_t)sizeof(env->rng)) {
+        env->rng[0] = (uint64_t)time(NULL) ^ (uint64_t)(uintptr_t)env;
+        env->rng[1] = 0x9e3779b97f4a7c15ull;
+    }
+    env->rng[0] |= 1;
+}
+
+static int worker_init(prism_server *srv, prism_worker *w, char *err, size_t errlen)
+{
+    w->srv = srv;
+    uv_loop_init(&w->loop);
+    h2o_context_init(&w->h2o, &w->loop, &srv->globalconf);
+    w->accept.ctx = &w->h2o;
+    w->accept.hosts = srv->globalconf.hosts;
+    w->env.cfg = srv->cfg;
+    w->env.reg = srv->reg;
+    w->env.routes = srv->routes;
+    w->env.auth = srv->auth;
+    w->env.models_json = srv->models_json;
+    seed_rng(&w->env);
+    prism_upstream_options uo = {.connect_timeout_ms = (long)srv->cfg->upstream_connect_timeout_ms,
+                                 .ca_file = srv->cfg->tls_ca_file,
+                                 .max_response_header_bytes = 64 * 1024};
+    w->env.upstreams = prism_upstream_pool_new(&w->loop, &uo);
+    uv_tcp_init(&w->loop, &w->listener);
+    w->listener.data = w;
+    int rc = uv_tcp_open(&w->listener, w->fd);
+    if (w->env.upstreams == NULL || rc != 0) {
+        snprintf(err, errlen, "worker %d: %s", w->index, rc ? uv_strerror(rc) : "cannot create upstream pool");
+        return -1;
+    }
+    w->fd = -1; /* the handle owns it now */
+    uv_async_init(&w->loop, &w->wake, on_wake);
+    w->wake.data = w;
+    uv_timer_init(&w->loop, &w->drain);
+    w->drain.data = w;
+    return 0;
+}
+
+static void worker_main(void *arg)
+{
+    prism_worker *w = arg;
+    uv_listen((uv_stream_t *)&w->listener, 1024, on_accept);
+    /* A stop may have been asked for before this thread was running. */
+    if (atomic_load(&w->srv->stopping))
+        uv_async_send(&w->wake);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+static void worker_dispose(prism_worker *w)
+{
+    if (w->env.upstreams != NULL)
+        prism_upstream_pool_free(w->env.upstreams);
+    close_quietly((uv_handle_t *)&w->listener);
+    close_quietly((uv_handle_t *)&w->drain);
+    close_quietly((uv_handle_t *)&w->wake);
+    uv_run(&w->loop, UV_RUN_NOWAIT);
+    h2o_context_dispose(&w->h2o);
+    uv_run(&w->loop, UV_RUN_NOWAIT);
+    /* Connections a client still holds open past the deadline belong to h2o,
+     * which has no call to drop them; the process is exiting, so they are
+     * left to the kernel rather than torn down under h2o's feet. */
+    if (uv_loop_close(&w->loop) != 0)
+        prism_logf(PRISM_LOG_DEBUG, "server", "worker %d: connections left open at exit", w->index);
+    if (w->fd >= 0)
+        close(w->fd);
+}
+
+/* ---- listening sockets ---- */
+
+static int bind_one(const prism_config *cfg, int *fd_out, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", cfg->listen_port);
+    int rc = getaddrinfo(cfg->listen_host, port, &hints, &res);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot resolve listen address %s: %s", cfg->listen_host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int on = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        snprintf(err, errlen, "cannot listen on %s:%d: %s", cfg->listen_host, cfg->listen_port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    *fd_out = fd;
+    return 0;
+}
+
+/* ---- signals on the main thread ---- */
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+    prism_server *srv = sig->data;
+    if (atomic_exchange(&srv->stopping, 1))
+        return;
+    prism_logf(PRISM_LOG_INFO, "server", "%s: finishing requests in flight (up to %llu ms), then stopping",
+               signum == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)srv->cfg->shutdown_timeout_ms);
+    for (int i = 0; i < srv->nworkers; i++)
+        uv_async_send(&srv->workers[i].wake);
+    uv_close((uv_handle_t *)&srv->sig_term, NULL);
+    uv_close((uv_handle_t *)&srv->sig_int, NULL);
+}
+
+/* ---- assembly ---- */
+
+static int effective_workers(const prism_config *cfg)
+{
+    if (cfg->workers > 0)
+        return cfg->workers;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+static void setup_h2o(prism_server *srv)
+{
+    h2o_config_init(&srv->globalconf);
+    srv->globalconf.max_request_entity_size = srv->cfg->max_body_bytes;
+    srv->globalconf.http1.req_timeout = srv->cfg->read_timeout_ms;
+    srv->globalconf.http2.idle_timeout = srv->cfg->read_timeout_ms;
+    srv->globalconf.http2.graceful_shutdown_timeout = srv->cfg->shutdown_timeout_ms;
+    srv->globalconf.server_name = h2o_iovec_init(H2O_STRLIT("prism"));
+    h2o_hostconf_t *host = h2o_config_register_host(&srv->globalconf, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    prism_handler *h = (prism_handler *)h2o_create_handler(path, sizeof(*h));
+    h->super.on_req = on_req;
+    h->srv = srv;
+}
+
+static int check_exposure(const prism_config *cfg, char *err, size_t errlen)
+{
+    if (cfg->api_key_count > 0)
+        return 0;
+    if (!prism_host_is_loopback(cfg->listen_host)) {
+        snprintf(err, errlen,
+                 "refusing to listen on %s without gateway API keys: set server.api_keys (or PRISM_API_KEYS), "
+                 "or listen on 127.0.0.1",
+                 cfg->listen_host);
+        return -1;
+    }
+    prism_logf(PRISM_LOG_WARN, "server", "no gateway API keys configured: serving loopback clients only, "
+                                         "without authentication");
+    return 0;
+}
+
+static int load_setup(prism_server *srv, char *err, size_t errlen)
+{
+    if (prism_registry_load(srv->cfg, &srv->reg, err, errlen) != 0)
+        return -1;
+    if (prism_routes_build(srv->cfg, srv->reg, &srv->routes, err, errlen) != 0)
+        return -1;
+    srv->models_json = prism_http_models_json(srv->reg);
+    if (srv->cfg->api_key_count > 0)
+        srv->auth = prism_auth_new(srv->cfg->api_keys, srv->cfg->api_key_count);
+    if (srv->models_json == NULL || (srv->cfg->api_key_count > 0 && srv->auth == NULL)) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int start_workers(prism_server *srv, char *err, size_t errlen)
+{
+    srv->nworkers = effective_workers(srv->cfg);
+    srv->workers = calloc((size_t)srv->nworkers, sizeof(*srv->workers));
+    if (srv->workers == NULL)
+        return snprintf(err, errlen, "out of memory"), -1;
+    for (int i = 0; i < srv->nworkers; i++) {
+        prism_worker *w = &srv->workers[i];
+        w->index = i;
+        w->fd = -1;
+        if (bind_one(srv->cfg, &w->fd, err, errlen) != 0)
+            return -1;
+    }
+    for (int i = 0; i < srv->nworkers; i++)
+        if (worker_init(srv, &srv->workers[i], err, errlen) != 0)
+            return -1;
+    for (int i = 0; i < srv->nworkers; i++)
+        uv_thread_create(&srv->workers[i].thread, worker_main, &srv->workers[i]);
+    return 0;
+}
+
+static void log_ready(const prism_server *srv)
+{
+    const prism_config *c = srv->cfg;
+    int v6 = strchr(c->listen_host, ':') != NULL;
+    prism_logf(PRISM_LOG_INFO, "server", "listening on http://%s%s%s:%d%s (%d worker%s, %zu route%s)", v6 ? "[" : "",
+               c->listen_host, v6 ? "]" : "", c->listen_port, c->api_prefix, srv->nworkers,
+               srv->nworkers == 1 ? "" : "s", prism_routes_count(srv->routes),
+               prism_routes_count(srv->routes) == 1 ? "" : "s");
+}
+
+static void server_free(prism_server *srv)
+{
+    for (int i = 0; srv->workers != NULL && i < srv->nworkers; i++)
+        if (srv->workers[i].srv != NULL)
+            worker_dispose(&srv->workers[i]);
+        else if (srv->workers[i].fd >= 0)
+            close(srv->workers[i].fd);
+    free(srv->workers);
+    h2o_config_dispose(&srv->globalconf);
+    prism_routes_free(srv->routes);
+    prism_registry_free(srv->reg);
+    prism_auth_free(srv->auth);
+    free(srv->models_json);
+    prism_config_free(srv->cfg);
+    free(srv);
+}
+
+static void run_main_loop(prism_server *srv)
+{
+    uv_loop_init(&srv->main_loop);
+    uv_signal_init(&srv->main_loop, &srv->sig_term);
+    uv_signal_init(&srv->main_loop, &srv->sig_int);
+    srv->sig_term.data = srv->sig_int.data = srv;
+    uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+    uv_run(&srv->main_loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < srv->nworkers; i++)
+        uv_thread_join(&srv->workers[i].thread);
+    uv_loop_close(&srv->main_loop);
+}
+
+int prism_serve(prism_config *cfg, char *err, size_t errlen)
+{
+    prism_server *srv = calloc(1, sizeof(*srv));
+    if (srv == NULL) {
+        prism_config_free(cfg);
+        return snprintf(err, errlen, "out of memory"), -1;
+    }
+    srv->cfg = cfg;
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    setup_h2o(srv);
+    int rc = -1;
+    if (check_exposure(cfg, err, errlen) == 0 && load_setup(srv, err, errlen) == 0 &&
+        start_workers(srv, err, errlen) == 0) {
+        log_ready(srv);
+        run_main_loop(srv);
+        prism_logf(PRISM_LOG_INFO, "server", "stopped");
+        rc = 0;
+    }
+    server_free(srv);
+    curl_global_cleanup();
+    return rc;
+}

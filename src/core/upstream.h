@@ -1,0 +1,44 @@
+/*
+ * upstream.h - outgoing HTTP on libcurl's multi interface, driven by a
+ * worker's libuv loop (curl_multi_socket_action).
+ *
+ * One prism_upstream_pool per worker: it owns the CURLM handle, one uv_poll_t
+ * per socket curl watches and one uv_timer_t for curl's timeout, so nothing
+ * ever blocks the loop. Connections are kept and reused by the multi handle
+ * across requests; HTTP/2 is negotiated over TLS; TLS peers are verified;
+ * proxy variables (http_proxy, https_proxy, no_proxy) are honoured by libcurl.
+ *
+ * The public face (prism_http_request and friends in prism/plugin.h) is in
+ * ctx.c, which ties each transfer to its request; this module knows nothing
+ * of requests.
+ */
+#ifndef PRISM_UPSTREAM_H
+#define PRISM_UPSTREAM_H
+
+#include <uv.h>
+
+#include "prism/plugin.h"
+
+typedef struct prism_upstream_pool prism_upstream_pool;
+
+typedef struct prism_upstream_options {
+    long connect_timeout_ms; /* default for requests that give 0 */
+    const char *ca_file;     /* NULL: the system bundle */
+    size_t max_response_header_bytes;
+} prism_upstream_options;
+
+prism_upstream_pool *prism_upstream_pool_new(uv_loop_t *loop, const prism_upstream_options *opts);
+/* Cancels every transfer still running (no callbacks) and closes the uv
+ * handles; the pool's memory is released once the loop has run their close
+ * callbacks. */
+void prism_upstream_pool_free(prism_upstream_pool *pool);
+/* Starts a transfer. Request strings are copied except the body, which must
+ * live until completion. Returns NULL (and runs no callback) when curl
+ * refuses the request. The upstream is freed right after on_complete returns
+ * or inside prism_upstream_cancel. */
+prism_upstream *prism_upstream_start(prism_upstream_pool *pool, const prism_http_request_t *req,
+                                     const prism_http_callbacks_t *cb);
+/* Transfers running now (for metrics and shutdown). */
+size_t prism_upstream_pool_active(const prism_upstream_pool *pool);
+
+#endif
