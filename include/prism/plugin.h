@@ -64,8 +64,7 @@ typedef enum prism_log_level {
     PRISM_LOG_ERROR = 3,
 } prism_log_level;
 
-void prism_log(prism_host *host, prism_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void prism_log(prism_host *host, prism_log_level level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The folder the plugin was loaded from (where its config.yml lives). */
 const char *prism_host_plugin_dir(const prism_host *host);
 

@@ -118,8 +118,8 @@ static char *join_spec(const prism_route_conf *rc)
     return s;
 }
 
-static int build_route(const prism_config *cfg, const prism_registry *reg, const prism_route_conf *rc,
-                       prism_route *out, char *err, size_t errlen)
+static int build_route(const prism_config *cfg, const prism_registry *reg, const prism_route_conf *rc, prism_route *out,
+                       char *err, size_t errlen)
 {
     char where[512];
     snprintf(where, sizeof(where), "%s:%d: route %s", cfg->file, rc->line, rc->path);
@@ -238,6 +238,8 @@ static void run_from(prism_ctx *ctx)
         prism_status st = run_step(ctx, c->steps[ctx->step]);
         if (st == PRISM_PENDING) {
             ctx->in_chain = 0;
+            if (!prism_ctx_responded(ctx))
+                prism_ctx_watch_client(ctx);
             return;
         }
         if (st == PRISM_DONE) {

@@ -32,10 +32,10 @@
 #include "yaml.h"
 
 typedef struct prism_route_conf {
-    char *path;    /* as written, e.g. "/chat/completions" */
-    char **chain;  /* step names: "plugin", "meta:chain" or "meta.sub" */
+    char *path;   /* as written, e.g. "/chat/completions" */
+    char **chain; /* step names: "plugin", "meta:chain" or "meta.sub" */
     size_t chain_len;
-    int line;      /* where it was declared, for messages */
+    int line; /* where it was declared, for messages */
 } prism_route_conf;
 
 typedef struct prism_config {
@@ -58,8 +58,8 @@ typedef struct prism_config {
 
     char **enabled;
     size_t enabled_count;
-    char *plugins_dir;    /* absolute */
-    char **plugin_paths;  /* absolute, searched after plugins_dir */
+    char *plugins_dir;   /* absolute */
+    char **plugin_paths; /* absolute, searched after plugins_dir */
     size_t plugin_path_count;
     const cJSON *plugin_overrides; /* plugins.config, object or NULL; owned by doc */
 

@@ -81,6 +81,7 @@ static void set_request_id(prism_ctx *ctx)
 static void ctx_dispose(void *p)
 {
     prism_ctx *ctx = p;
+    prism_ctx_unwatch_client(ctx);
     if (ctx->resp != PRISM_RESP_DONE)
         prism_ctx_abandon(ctx);
     prism_ctx_finish(ctx);
@@ -288,8 +289,7 @@ prism_status prism_ctx_dispatch(prism_ctx *ctx, const char *plugin_name)
     const prism_loaded *target = prism_registry_sibling(ctx->env->reg, self, plugin_name);
     if (target == NULL) {
         prism_respond_error(ctx, 501, "invalid_request_error", "provider_not_installed", NULL,
-                            "The plugin '%s' that serves this request is not installed or not enabled.",
-                            plugin_name);
+                            "The plugin '%s' that serves this request is not installed or not enabled.", plugin_name);
         return PRISM_DONE;
     }
     size_t slot = ctx->trace_count;
@@ -303,4 +303,76 @@ prism_status prism_ctx_dispatch(prism_ctx *ctx, const char *plugin_name)
     if (slot < PRISM_TRACE_MAX && st != PRISM_PENDING)
         ctx->trace[slot].dur_ns = prism_now_ns() - ctx->trace[slot].start_ns;
     return st;
+}
+
+/* ---- noticing a client that hangs up (HTTP/1) ---- */
+
+static prism_ctx *find_watcher(prism_worker_env *env, h2o_socket_t *sock)
+{
+    for (prism_ctx *c = env->watching; c != NULL; c = c->watch_next)
+        if (c->watch_sock == sock)
+            return c;
+    return NULL;
+}
+
+static void on_client_read(h2o_socket_t *sock, const char *err);
+
+void prism_ctx_unwatch_client(prism_ctx *ctx)
+{
+    if (ctx->watch_sock == NULL)
+        return;
+    h2o_socket_read_stop(ctx->watch_sock);
+    *ctx->watch_pprev = ctx->watch_next;
+    if (ctx->watch_next != NULL)
+        ctx->watch_next->watch_pprev = ctx->watch_pprev;
+    ctx->watch_sock = NULL;
+}
+
+void prism_ctx_watch_client(prism_ctx *ctx)
+{
+    h2o_req_t *req = ctx->req;
+    if (ctx->watch_sock != NULL || ctx->gone || req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+        return;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || h2o_socket_is_reading(sock))
+        return;
+    ctx->watch_sock = sock;
+    ctx->watch_next = ctx->env->watching;
+    if (ctx->watch_next != NULL)
+        ctx->watch_next->watch_pprev = &ctx->watch_next;
+    ctx->watch_pprev = &ctx->env->watching;
+    ctx->env->watching = ctx;
+    h2o_socket_read_start(sock, on_client_read);
+}
+
+/* The socket's `data` belongs to h2o, so the request is found by socket in
+ * the worker's (short) list of watched requests. Bytes that arrive are a
+ * pipelined request: they stay in the socket's buffer for h2o, and reading
+ * stops so they cannot pile up. */
+static void on_client_read(h2o_socket_t *sock, const char *err)
+{
+    h2o_conn_t *conn = sock->data;
+    prism_ctx *ctx = find_watcher(prism_worker_env_of(conn->ctx), sock);
+    if (ctx == NULL) {
+        h2o_socket_read_stop(sock);
+        return;
+    }
+    prism_ctx_unwatch_client(ctx);
+    if (err == NULL)
+        return;
+    prism_ctx_abandon(ctx);
+    /* h2o frees the connection only after a response fails to write, so
+     * end the response: the write fails and h2o cleans up. */
+    if (ctx->resp == PRISM_RESP_STREAMING) {
+        ctx->resp = PRISM_RESP_DONE;
+        if (!ctx->send_busy)
+            h2o_send(ctx->req, NULL, 0, H2O_SEND_STATE_ERROR);
+        else
+            ctx->end_wanted = 1;
+    } else if (ctx->resp == PRISM_RESP_NONE) {
+        ctx->gone = 0; /* let the closing response through */
+        prism_respond_error(ctx, 499, "invalid_request_error", "client_closed_request", NULL,
+                            "The client closed the connection.");
+        ctx->gone = 1;
+    }
 }

@@ -27,8 +27,9 @@ typedef struct prism_worker_env {
     prism_upstream_pool *upstreams;
     const struct prism_auth *auth; /* NULL: no gateway keys */
     const char *models_json;       /* GET {prefix}/models, built at start */
-    uint64_t inflight;     /* requests not yet disposed */
-    uint64_t rng[2];       /* xorshift state for request ids */
+    uint64_t inflight;             /* requests not yet disposed */
+    struct prism_ctx *watching;    /* HTTP/1 requests watched for a client hang-up */
+    uint64_t rng[2];               /* xorshift state for request ids */
 } prism_worker_env;
 
 #define PRISM_TRACE_MAX 16
@@ -76,9 +77,9 @@ struct prism_ctx {
     uint64_t started_ns;
 
     enum prism_resp_state resp;
-    int gone;         /* the client went away */
-    int in_chain;     /* inside the runner: resume must not recurse */
-    int finished;     /* on_finish hooks have run */
+    int gone;     /* the client went away */
+    int in_chain; /* inside the runner: resume must not recurse */
+    int finished; /* on_finish hooks have run */
     h2o_generator_t gen;
     prism_bytes pending; /* queued, not yet handed to h2o */
     prism_bytes sending; /* handed to h2o, valid until proceed */
@@ -86,9 +87,13 @@ struct prism_ctx {
     int end_wanted;
     void (*drain_cb)(void *data);
     void *drain_data;
+    h2o_socket_t *watch_sock; /* non-NULL while watched */
+    struct prism_ctx *watch_next, **watch_pprev;
 };
 
 uint64_t prism_now_ns(void);
+/* The worker environment that owns an h2o context (server.c). */
+prism_worker_env *prism_worker_env_of(h2o_context_t *h2o);
 /* Creates the context for an h2o request (in its pool). */
 prism_ctx *prism_ctx_new(h2o_req_t *req, prism_worker_env *env);
 /* Runs the route's chain from its first step. */
@@ -97,6 +102,13 @@ void prism_chain_start(prism_ctx *ctx, const prism_route *route);
 void prism_ctx_finish(prism_ctx *ctx);
 /* Adds x-request-id and, when asked for, x-prism-trace to the response. */
 void prism_ctx_add_meta_headers(prism_ctx *ctx);
+/* HTTP/1: h2o stops reading a connection while its request is served, so
+ * a client that hangs up would go unnoticed until the response is written.
+ * While a request waits on upstream work Prism reads the socket itself: a
+ * hang-up abandons the request at once (cancelling its upstream calls).
+ * HTTP/2 needs none of this: h2o keeps reading and resets streams itself. */
+void prism_ctx_watch_client(prism_ctx *ctx);
+void prism_ctx_unwatch_client(prism_ctx *ctx);
 /* A malloc'd OpenAI error body (free with cJSON_free). */
 char *prism_error_json(const char *type, const char *code, const char *param, const char *message);
 /* Called when the client went away: aborts, cancels upstreams. */

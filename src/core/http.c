@@ -62,22 +62,20 @@ static int authorized(prism_worker_env *env, prism_ctx *ctx)
 
 static void serve_models(prism_worker_env *env, prism_ctx *ctx)
 {
-    if (!method_is(ctx->req, "GET"))
-        {
-            method_not_allowed(ctx, "GET");
-            return;
-        }
+    if (!method_is(ctx->req, "GET")) {
+        method_not_allowed(ctx, "GET");
+        return;
+    }
     prism_respond(ctx, 200, "application/json", env->models_json, strlen(env->models_json));
 }
 
 /* GET {prefix}/models/{id}: one entry of the list, or model_not_found. */
 static void serve_model(prism_worker_env *env, prism_ctx *ctx, h2o_iovec_t id)
 {
-    if (!method_is(ctx->req, "GET"))
-        {
-            method_not_allowed(ctx, "GET");
-            return;
-        }
+    if (!method_is(ctx->req, "GET")) {
+        method_not_allowed(ctx, "GET");
+        return;
+    }
     cJSON *list = cJSON_Parse(env->models_json);
     const cJSON *m = NULL;
     cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(list, "data"))
@@ -120,8 +118,7 @@ void prism_http_handle(prism_worker_env *env, h2o_req_t *req)
         return;
     }
     if (path_is(path, "", "/health")) {
-        if (!method_is(req, "GET") && !method_is(req, "HEAD"))
-            {
+        if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
             method_not_allowed(ctx, "GET");
             return;
         }
@@ -138,11 +135,10 @@ void prism_http_handle(prism_worker_env *env, h2o_req_t *req)
                             prism_ctx_method(ctx), prism_ctx_path(ctx));
         return;
     }
-    if (!method_is(req, "POST"))
-        {
-            method_not_allowed(ctx, "POST");
-            return;
-        }
+    if (!method_is(req, "POST")) {
+        method_not_allowed(ctx, "POST");
+        return;
+    }
     prism_chain_start(ctx, route);
 }
 

@@ -61,8 +61,10 @@ void *prism_plugin_open(const char *so_path, const prism_plugin_t **desc, char *
     if (d == NULL)
         why = "exports no '" PRISM_PLUGIN_SYMBOL "' descriptor (is it a Prism plugin?)";
     else if (d->abi_version != PRISM_PLUGIN_ABI_VERSION)
-        snprintf(err, errlen, "%s: built for plugin ABI %u, this Prism speaks ABI %d: rebuild it against this "
-                 "version's prism/plugin.h", so_path, d->abi_version, PRISM_PLUGIN_ABI_VERSION);
+        snprintf(err, errlen,
+                 "%s: built for plugin ABI %u, this Prism speaks ABI %d: rebuild it against this "
+                 "version's prism/plugin.h",
+                 so_path, d->abi_version, PRISM_PLUGIN_ABI_VERSION);
     else if (d->name == NULL || d->create == NULL || d->handle == NULL || d->destroy == NULL)
         why = "descriptor lacks a name or one of create/handle/destroy";
     if (why != NULL)
@@ -191,8 +193,8 @@ static int open_library(const prism_config *cfg, const prism_manifest *m, const 
                         prism_loaded *slot, char *err, size_t errlen)
 {
     if (!is_file(m->library)) {
-        snprintf(err, errlen, "plugin %s: library %s is not built (run `make`, or `prism install` its folder)",
-                 m->name, m->library);
+        snprintf(err, errlen, "plugin %s: library %s is not built (run `make`, or `prism install` its folder)", m->name,
+                 m->library);
         return -1;
     }
     /* Installed plugins run only as approved: the library must be the one
@@ -204,15 +206,15 @@ static int open_library(const prism_config *cfg, const prism_manifest *m, const 
     if (slot->dl == NULL)
         return -1;
     if (strcmp(slot->desc->name, m->name) != 0) {
-        snprintf(err, errlen, "%s: descriptor names '%s' but its plugin.yml says '%s'", m->library,
-                 slot->desc->name, m->name);
+        snprintf(err, errlen, "%s: descriptor names '%s' but its plugin.yml says '%s'", m->library, slot->desc->name,
+                 m->name);
         return -1;
     }
     return 0;
 }
 
-static int load_one(prism_registry *reg, const prism_config *cfg, const prism_manifest *m, const char *group,
-                    char *err, size_t errlen)
+static int load_one(prism_registry *reg, const prism_config *cfg, const prism_manifest *m, const char *group, char *err,
+                    size_t errlen)
 {
     prism_loaded *slot = registry_slot(reg);
     if (slot == NULL)

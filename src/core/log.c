@@ -45,8 +45,8 @@ void prism_logv(prism_log_level level, const char *source, const char *fmt, va_l
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     size_t off = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    int n = snprintf(line + off, sizeof(line) - off, ".%03ldZ %-5s %s: ", ts.tv_nsec / 1000000, level_name(level),
-                     source);
+    int n =
+        snprintf(line + off, sizeof(line) - off, ".%03ldZ %-5s %s: ", ts.tv_nsec / 1000000, level_name(level), source);
     off += n > 0 ? (size_t)n : 0;
     n = vsnprintf(line + off, sizeof(line) - off - 1, fmt, ap);
     off += n > 0 ? (size_t)n : 0;

@@ -42,19 +42,19 @@ typedef struct prism_manifest {
     char *name;
     char *version;
     char *description;
-    int abi;          /* 0 for a group */
-    char *library;    /* absolute path of the .so (may not exist yet) */
-    char **sources;   /* absolute paths */
+    int abi;        /* 0 for a group */
+    char *library;  /* absolute path of the .so (may not exist yet) */
+    char **sources; /* absolute paths */
     size_t source_count;
-    char **network;   /* permissions.network */
+    char **network; /* permissions.network */
     size_t network_count;
-    char **env;       /* permissions.env */
+    char **env; /* permissions.env */
     size_t env_count;
 
     int is_group;
     struct prism_manifest **subs; /* present sub-plugins, in listed order */
     size_t sub_count;
-    char **missing;               /* listed sub-plugins with no folder */
+    char **missing; /* listed sub-plugins with no folder */
     size_t missing_count;
     prism_chain_conf *chains;
     size_t chain_count;

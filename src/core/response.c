@@ -89,16 +89,19 @@ static void start_headers(prism_ctx *ctx, int status, const char *content_type)
     req->res.status = status;
     req->res.reason = reason_phrase(status);
     if (content_type != NULL)
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type,
-                       strlen(content_type));
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
 }
 
 void prism_respond(prism_ctx *ctx, int status, const char *content_type, const char *body, size_t len)
 {
     if (ctx->resp != PRISM_RESP_NONE || ctx->gone)
         return;
+    prism_ctx_unwatch_client(ctx);
     start_headers(ctx, status, content_type);
     ctx->resp = PRISM_RESP_DONE;
+    /* Without a length h2o would close an HTTP/1.1 connection after any
+     * status but 200 to delimit the body; with it, keep-alive holds. */
+    ctx->req->res.content_length = len;
     /* h2o_send_inline copies the body into the request's pool. */
     h2o_send_inline(ctx->req, body, len);
 }
@@ -188,6 +191,8 @@ static void flush(prism_ctx *ctx)
     if (ctx->end_wanted) {
         state = H2O_SEND_STATE_FINAL;
         ctx->resp = PRISM_RESP_DONE;
+        /* h2o reads the connection again once the response is out. */
+        prism_ctx_unwatch_client(ctx);
     }
     ctx->send_busy = 1;
     h2o_send(ctx->req, &buf, buf.len ? 1 : 0, state);
@@ -220,8 +225,7 @@ int prism_stream_begin(prism_ctx *ctx, int status, const char *content_type)
         return -1;
     start_headers(ctx, status, content_type);
     if (content_type != NULL && strncmp(content_type, "text/event-stream", 17) == 0) {
-        h2o_add_header(&ctx->req->pool, &ctx->req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
-                       H2O_STRLIT("no-cache"));
+        h2o_add_header(&ctx->req->pool, &ctx->req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-cache"));
         /* Tell buffering reverse proxies in front of Prism not to hold events. */
         h2o_add_header_by_str(&ctx->req->pool, &ctx->req->res.headers, H2O_STRLIT("x-accel-buffering"), 0, NULL,
                               H2O_STRLIT("no"));
@@ -230,6 +234,7 @@ int prism_stream_begin(prism_ctx *ctx, int status, const char *content_type)
     ctx->gen.proceed = on_proceed;
     ctx->gen.stop = on_stop;
     h2o_start_response(ctx->req, &ctx->gen);
+    prism_ctx_watch_client(ctx);
     return 0;
 }
 

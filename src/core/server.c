@@ -26,6 +26,7 @@
 #include <uv.h>
 
 #include "auth.h"
+#include "errfilter.h"
 #include "ctx.h"
 #include "http.h"
 #include "log.h"
@@ -50,6 +51,7 @@ struct prism_worker {
     prism_worker_env env;
     uv_thread_t thread;
     uint64_t deadline_ms;
+    int forced; /* the deadline passed with requests in flight */
 };
 
 struct prism_server {
@@ -65,6 +67,11 @@ struct prism_server {
     uv_loop_t main_loop;
     uv_signal_t sig_term, sig_int;
 };
+
+prism_worker_env *prism_worker_env_of(h2o_context_t *h2o)
+{
+    return &((prism_worker *)h2o)->env;
+}
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
@@ -98,6 +105,19 @@ static void close_quietly(uv_handle_t *h)
         uv_close(h, NULL);
 }
 
+/* Connections still open are h2o's; shutting their sockets down makes h2o
+ * see a hang-up and free them itself, which h2o has no call to do. */
+static void shutdown_tcp(uv_handle_t *h, void *arg)
+{
+    size_t *count = arg;
+    uv_os_fd_t fd;
+    if (h->type != UV_TCP || uv_is_closing(h))
+        return;
+    (*count)++;
+    if (uv_fileno(h, &fd) == 0)
+        shutdown(fd, SHUT_RDWR);
+}
+
 static void worker_finish(prism_worker *w)
 {
     close_quietly((uv_handle_t *)&w->drain);
@@ -107,15 +127,24 @@ static void worker_finish(prism_worker *w)
     uv_stop(&w->loop);
 }
 
+/* Every 20 ms while stopping: once nothing is in flight (or the deadline
+ * passed), drop the remaining (idle keep-alive) connections, and stop when
+ * h2o has let go of them all. */
 static void on_drain_tick(uv_timer_t *t)
 {
     prism_worker *w = t->data;
-    if (w->env.inflight == 0 || uv_now(&w->loop) >= w->deadline_ms) {
-        if (w->env.inflight != 0)
-            prism_logf(PRISM_LOG_WARN, "server", "worker %d: %llu requests still running at the shutdown deadline",
-                       w->index, (unsigned long long)w->env.inflight);
-        worker_finish(w);
+    uint64_t now = uv_now(&w->loop);
+    if (w->env.inflight != 0 && now < w->deadline_ms)
+        return;
+    if (w->env.inflight != 0 && !w->forced) {
+        prism_logf(PRISM_LOG_WARN, "server", "worker %d: %llu requests still running at the shutdown deadline",
+                   w->index, (unsigned long long)w->env.inflight);
+        w->forced = 1;
     }
+    size_t open = 0;
+    uv_walk(&w->loop, shutdown_tcp, &open);
+    if (open == 0 || now >= w->deadline_ms + 2000)
+        worker_finish(w);
 }
 
 static void on_wake(uv_async_t *a)
@@ -190,13 +219,21 @@ static void worker_dispose(prism_worker *w)
     close_quietly((uv_handle_t *)&w->drain);
     close_quietly((uv_handle_t *)&w->wake);
     uv_run(&w->loop, UV_RUN_NOWAIT);
+    size_t open = 0;
+    uv_walk(&w->loop, shutdown_tcp, &open);
+    /* h2o asserts that no connection is left when its context goes away; a
+     * connection that outlived the drain is left to the exiting process. */
+    if (open != 0) {
+        prism_logf(PRISM_LOG_WARN, "server", "worker %d: %zu connections still open at exit", w->index, open);
+        return;
+    }
+    /* request_shutdown arms a timer for HTTP/2 connections that would
+     * outlive the context; none are left, so disarm it before disposing. */
+    if (h2o_timeout_is_linked(&w->h2o.http2._graceful_shutdown_timeout))
+        h2o_timeout_unlink(&w->h2o.http2._graceful_shutdown_timeout);
     h2o_context_dispose(&w->h2o);
     uv_run(&w->loop, UV_RUN_NOWAIT);
-    /* Connections a client still holds open past the deadline belong to h2o,
-     * which has no call to drop them; the process is exiting, so they are
-     * left to the kernel rather than torn down under h2o's feet. */
-    if (uv_loop_close(&w->loop) != 0)
-        prism_logf(PRISM_LOG_DEBUG, "server", "worker %d: connections left open at exit", w->index);
+    uv_loop_close(&w->loop);
     if (w->fd >= 0)
         close(w->fd);
 }
@@ -268,6 +305,7 @@ static void setup_h2o(prism_server *srv)
     prism_handler *h = (prism_handler *)h2o_create_handler(path, sizeof(*h));
     h->super.on_req = on_req;
     h->srv = srv;
+    prism_errfilter_register(&host->fallback_path);
 }
 
 static int check_exposure(const prism_config *cfg, char *err, size_t errlen)
@@ -281,8 +319,9 @@ static int check_exposure(const prism_config *cfg, char *err, size_t errlen)
                  cfg->listen_host);
         return -1;
     }
-    prism_logf(PRISM_LOG_WARN, "server", "no gateway API keys configured: serving loopback clients only, "
-                                         "without authentication");
+    prism_logf(PRISM_LOG_WARN, "server",
+               "no gateway API keys configured: serving loopback clients only, "
+               "without authentication");
     return 0;
 }
 

@@ -42,8 +42,7 @@ static int by_length_desc(const void *a, const void *b)
     return (x->key_len < y->key_len) - (x->key_len > y->key_len);
 }
 
-static int read_map(const cJSON *config, const char *field, route_entry **out, size_t *count, char *err,
-                    size_t errlen)
+static int read_map(const cJSON *config, const char *field, route_entry **out, size_t *count, char *err, size_t errlen)
 {
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(config, field);
     *out = NULL;

@@ -288,8 +288,7 @@ static void on_complete(void *data, prism_upstream *up, prism_upstream_error err
     int timeout = err == PRISM_UPSTREAM_ERR_TIMEOUT;
     const char *code = timeout ? "upstream_timeout" : "upstream_unreachable";
     if (err != PRISM_UPSTREAM_OK) {
-        prism_log(c->p->host, PRISM_LOG_WARN, "request %s: upstream failed: %s", prism_ctx_request_id(c->ctx),
-                  message);
+        prism_log(c->p->host, PRISM_LOG_WARN, "request %s: upstream failed: %s", prism_ctx_request_id(c->ctx), message);
         if (c->streaming)
             stream_error(c, timeout ? "upstream_timeout" : "upstream_disconnected",
                          "The OpenAI upstream failed mid-stream.");

@@ -1,0 +1,865 @@
+/*
+ * upstream.c - outgoing HTTP on libcurl's multi interface, driven by libuv.
+ *
+ * curl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION: one uv_poll_t
+ * each) and when to wake it up (CURLMOPT_TIMERFUNCTION: one uv_timer_t); every
+ * wake-up becomes a curl_multi_socket_action() followed by a sweep of
+ * curl_multi_info_read() for finished transfers. Nothing here blocks.
+ *
+ * Re-entrancy. User callbacks run inside libcurl (on_response, on_body) or
+ * inside our completion sweep (on_complete), and from there they may cancel
+ * any transfer, start new ones, resume paused ones or even free the pool.
+ * libcurl forbids adding or removing easy handles from inside its callbacks,
+ * and freeing a transfer whose frame is still on the stack would be a
+ * use-after-free. So the pool counts how deep its own code is on the stack
+ * (`depth`): while it is non-zero, cancelling only marks the transfer dead (no
+ * callback ever runs for it again) and queues it for reaping, starting only
+ * queues the handle for adding, and freeing the pool only sets a flag. The
+ * outermost frame runs that deferred work before it returns to the loop.
+ *
+ * Pausing. When on_body returns PRISM_UPSTREAM_PAUSE it has consumed the
+ * chunk, so the write callback still reports the whole chunk as taken and then
+ * calls curl_easy_pause(CURLPAUSE_RECV) itself (libcurl allows that from a
+ * callback). Returning CURL_WRITEFUNC_PAUSE instead would make libcurl keep the
+ * chunk and deliver it again after the resume, i.e. twice. Once paused,
+ * libcurl buffers whatever it has already read but not yet delivered and hands
+ * it over on CURLPAUSE_CONT; should it call the write callback anyway while we
+ * consider the transfer paused, we return CURL_WRITEFUNC_PAUSE without showing
+ * the bytes to on_body, so they too arrive exactly once, after the resume.
+ */
+#include "upstream.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+
+#define DEFAULT_MAX_HEADER_BYTES (64u * 1024u)
+/* Easy handles kept for reuse: curl_easy_init is not free, reset is cheap. */
+#define SPARE_EASY_MAX 32
+
+typedef struct sock_watch sock_watch;
+
+struct prism_upstream {
+    prism_upstream_pool *pool;
+    CURL *easy;
+    struct curl_slist *req_headers;
+    prism_http_callbacks_t cb;
+    prism_upstream *prev, *next; /* pool->live */
+    prism_upstream *add_next;    /* pool->to_add */
+    prism_upstream *reap_next;   /* pool->reap */
+    /* Final response's headers as "name\0value\0" pairs. */
+    char *hdr;
+    size_t hdr_len, hdr_cap;
+    size_t hdr_seen; /* every header byte received, for the cap */
+    long last_status;
+    bool attached;     /* the easy handle is in the multi */
+    bool dead;         /* cancelled or completed: no more callbacks */
+    bool headers_done; /* the final response's header block ended */
+    bool responded;    /* on_response ran */
+    bool paused;
+    bool header_overflow;
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct sock_watch {
+    uv_poll_t poll;
+    prism_upstream_pool *pool;
+    curl_socket_t fd;
+    sock_watch *prev, *next; /* pool->watches */
+};
+
+struct prism_upstream_pool {
+    uv_loop_t *loop;
+    CURLM *multi;
+    uv_timer_t timer;
+    long connect_timeout_ms;
+    size_t max_header_bytes;
+    char *ca_file;
+    prism_upstream *live;
+    prism_upstream *to_add;
+    prism_upstream *reap;
+    sock_watch *watches;
+    size_t active;
+    size_t open_handles; /* uv handles whose close callback has not run */
+    int depth;           /* frames of this module on the stack */
+    bool free_requested;
+    bool closing;
+    CURL *spare[SPARE_EASY_MAX];
+    size_t spare_count;
+};
+
+static void pool_teardown(prism_upstream_pool *pool);
+
+/* ---- small helpers ---- */
+
+static char *dup_str(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p) {
+        memcpy(p, s, n);
+    }
+    return p;
+}
+
+static bool is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    prism_upstream_pool *pool = h->data;
+    if (h->type == UV_POLL) {
+        free(h); /* the uv_poll_t is the first member of its sock_watch */
+    }
+    if (--pool->open_handles == 0 && pool->closing) {
+        free(pool->ca_file);
+        free(pool);
+    }
+}
+
+/* ---- deferring work until no frame of ours is on the stack ---- */
+
+static void pool_enter(prism_upstream_pool *pool)
+{
+    pool->depth++;
+}
+
+static void upstream_destroy(prism_upstream *up)
+{
+    prism_upstream_pool *pool = up->pool;
+    if (up->attached) {
+        curl_multi_remove_handle(pool->multi, up->easy);
+    }
+    if (pool->spare_count < SPARE_EASY_MAX && !pool->free_requested) {
+        curl_easy_reset(up->easy);
+        pool->spare[pool->spare_count++] = up->easy;
+    } else {
+        curl_easy_cleanup(up->easy);
+    }
+    if (up->prev) {
+        up->prev->next = up->next;
+    } else {
+        pool->live = up->next;
+    }
+    if (up->next) {
+        up->next->prev = up->prev;
+    }
+    curl_slist_free_all(up->req_headers);
+    free(up->hdr);
+    free(up);
+}
+
+/* No callback runs for a dead transfer; its memory goes at the next reap. */
+static void mark_dead(prism_upstream *up)
+{
+    if (up->dead) {
+        return;
+    }
+    up->dead = true;
+    up->pool->active--;
+    up->reap_next = up->pool->reap;
+    up->pool->reap = up;
+}
+
+/* Once cancelled, completed, or its pool is being freed, a transfer runs no
+ * more user code. */
+static bool silenced(const prism_upstream *up)
+{
+    return up->dead || up->pool->free_requested;
+}
+
+static void complete(prism_upstream *up, CURLcode rc);
+
+static void attach_pending(prism_upstream_pool *pool)
+{
+    while (pool->to_add) {
+        prism_upstream *up = pool->to_add;
+        pool->to_add = up->add_next;
+        if (silenced(up)) {
+            continue;
+        }
+        if (curl_multi_add_handle(pool->multi, up->easy) == CURLM_OK) {
+            up->attached = true;
+        } else {
+            /* prism_upstream_start already returned it, so report instead. */
+            snprintf(up->errbuf, sizeof up->errbuf, "%s", "could not schedule the transfer");
+            complete(up, CURLE_FAILED_INIT);
+        }
+    }
+}
+
+static void reap_dead(prism_upstream_pool *pool)
+{
+    while (pool->reap) {
+        prism_upstream *up = pool->reap;
+        pool->reap = up->reap_next;
+        upstream_destroy(up);
+    }
+}
+
+static void pool_leave(prism_upstream_pool *pool)
+{
+    if (pool->depth > 1) {
+        pool->depth--;
+        return;
+    }
+    /* Still at depth 1 here: callbacks run by attach_pending queue their work
+     * instead of recursing, and the loop picks it up. */
+    while (pool->to_add || pool->reap) {
+        attach_pending(pool);
+        reap_dead(pool);
+    }
+    pool->depth = 0;
+    if (pool->free_requested && !pool->closing) {
+        pool_teardown(pool);
+    }
+}
+
+/* ---- response headers ---- */
+
+static void header_store_reset(prism_upstream *up)
+{
+    up->hdr_len = 0;
+    up->headers_done = false;
+}
+
+static int header_store_add(prism_upstream *up, const char *name, size_t nlen, const char *val, size_t vlen)
+{
+    size_t need = up->hdr_len + nlen + vlen + 2;
+    if (need > up->hdr_cap) {
+        size_t cap = up->hdr_cap ? up->hdr_cap : 512;
+        while (cap < need) {
+            cap *= 2;
+        }
+        char *p = realloc(up->hdr, cap);
+        if (!p) {
+            return -1;
+        }
+        up->hdr = p;
+        up->hdr_cap = cap;
+    }
+    char *dst = up->hdr + up->hdr_len;
+    memcpy(dst, name, nlen);
+    dst[nlen] = '\0';
+    memcpy(dst + nlen + 1, val, vlen);
+    dst[nlen + 1 + vlen] = '\0';
+    up->hdr_len = need;
+    return 0;
+}
+
+/* One "Name: value" line; lines without a colon (obsolete folding) are
+ * dropped rather than guessed at. */
+static int header_line_store(prism_upstream *up, const char *line, size_t len)
+{
+    const char *colon = memchr(line, ':', len);
+    if (!colon || colon == line) {
+        return 0;
+    }
+    size_t nlen = (size_t)(colon - line);
+    while (nlen > 0 && is_space(line[nlen - 1])) {
+        nlen--;
+    }
+    const char *val = colon + 1;
+    const char *end = line + len;
+    while (val < end && is_space(*val)) {
+        val++;
+    }
+    while (end > val && is_space(end[-1])) {
+        end--;
+    }
+    return header_store_add(up, line, nlen, val, (size_t)(end - val));
+}
+
+static bool is_blank_line(const char *line, size_t len)
+{
+    return (len == 2 && line[0] == '\r' && line[1] == '\n') || (len == 1 && line[0] == '\n');
+}
+
+static size_t on_curl_header(char *line, size_t size, size_t nitems, void *userdata)
+{
+    prism_upstream *up = userdata;
+    size_t len = size * nitems;
+    if (silenced(up)) {
+        return 0;
+    }
+    /* The cap counts every header byte, interim responses and trailers
+     * included: it bounds the work a hostile upstream can make us do. */
+    up->hdr_seen += len;
+    if (up->hdr_seen > up->pool->max_header_bytes) {
+        up->header_overflow = true;
+        return 0;
+    }
+    if (len > 5 && strncmp(line, "HTTP/", 5) == 0) {
+        /* A new status line: an interim (1xx) or proxy CONNECT response came
+         * first, and only the final response's headers count. */
+        header_store_reset(up);
+        const char *sp = memchr(line, ' ', len);
+        up->last_status = sp ? strtol(sp + 1, NULL, 10) : 0;
+        return len;
+    }
+    if (is_blank_line(line, len)) {
+        up->headers_done = up->last_status >= 200;
+        return len;
+    }
+    if (up->headers_done) {
+        return len; /* trailers: the stored values must stay put */
+    }
+    return header_line_store(up, line, len) == 0 ? len : 0;
+}
+
+const char *prism_upstream_header(const prism_upstream *up, const char *name)
+{
+    if (!up || !name || !up->hdr) {
+        return NULL;
+    }
+    const char *p = up->hdr;
+    const char *end = up->hdr + up->hdr_len;
+    while (p < end) {
+        const char *val = p + strlen(p) + 1;
+        if (strcasecmp(p, name) == 0) {
+            return val;
+        }
+        p = val + strlen(val) + 1;
+    }
+    return NULL;
+}
+
+/* ---- body and completion ---- */
+
+static void deliver_response(prism_upstream *up)
+{
+    long status = 0;
+    up->responded = true;
+    curl_easy_getinfo(up->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (up->cb.on_response) {
+        up->cb.on_response(up->cb.data, up, (int)status);
+    }
+}
+
+static size_t on_curl_write(char *chunk, size_t size, size_t nmemb, void *userdata)
+{
+    prism_upstream *up = userdata;
+    size_t len = size * nmemb;
+    if (silenced(up)) {
+        return 0; /* cancelled: make curl abandon the transfer now */
+    }
+    if (len == 0) {
+        return 0;
+    }
+    if (up->paused) {
+        return CURL_WRITEFUNC_PAUSE; /* not consumed: curl keeps it for later */
+    }
+    if (!up->responded) {
+        deliver_response(up);
+        if (silenced(up)) {
+            return 0;
+        }
+    }
+    int rc = up->cb.on_body ? up->cb.on_body(up->cb.data, up, chunk, len) : 0;
+    if (silenced(up)) {
+        return 0;
+    }
+    if (rc == PRISM_UPSTREAM_PAUSE) {
+        /* on_body consumed the chunk, so report it taken and stop reading
+         * (see the note at the top of this file). */
+        up->paused = true;
+        curl_easy_pause(up->easy, CURLPAUSE_RECV);
+    }
+    return len;
+}
+
+static prism_upstream_error map_error(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OK: return PRISM_UPSTREAM_OK;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: return PRISM_UPSTREAM_ERR_DNS;
+    case CURLE_COULDNT_CONNECT: return PRISM_UPSTREAM_ERR_CONNECT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_USE_SSL_FAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CLIENTCERT: return PRISM_UPSTREAM_ERR_TLS;
+    case CURLE_OPERATION_TIMEDOUT: return PRISM_UPSTREAM_ERR_TIMEOUT;
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_GOT_NOTHING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM: return PRISM_UPSTREAM_ERR_RESET;
+    default: return PRISM_UPSTREAM_ERR_OTHER;
+    }
+}
+
+/* curl's error buffer names hosts and ports but not header values; anything
+ * that looks like an address (a scheme separator) is still replaced by the
+ * generic text so a URL, with its query string, never leaks into logs. */
+static const char *error_message(prism_upstream *up, CURLcode rc)
+{
+    if (rc == CURLE_OK) {
+        return "";
+    }
+    if (up->header_overflow) {
+        return "upstream response headers too large";
+    }
+    if (up->errbuf[0] && !strstr(up->errbuf, "://")) {
+        size_t n = strlen(up->errbuf);
+        while (n > 0 && is_space(up->errbuf[n - 1])) {
+            up->errbuf[--n] = '\0';
+        }
+        return up->errbuf;
+    }
+    return curl_easy_strerror(rc);
+}
+
+/* Runs the last callbacks of a finished transfer, then queues it for freeing.
+ * Always called with depth > 0, so whatever the callbacks do is deferred. */
+static void complete(prism_upstream *up, CURLcode rc)
+{
+    prism_upstream_error err = up->header_overflow ? PRISM_UPSTREAM_ERR_OTHER : map_error(rc);
+    if (!up->responded && up->headers_done) {
+        deliver_response(up); /* empty body, or a failure after the headers */
+        if (silenced(up)) {
+            return;
+        }
+    }
+    if (up->cb.on_complete) {
+        up->cb.on_complete(up->cb.data, up, err, error_message(up, rc));
+    }
+    mark_dead(up);
+}
+
+static void drain_finished(prism_upstream_pool *pool)
+{
+    CURLMsg *msg;
+    int left;
+    while (!pool->free_requested && (msg = curl_multi_info_read(pool->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+        CURLcode rc = msg->data.result;
+        char *priv = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+        prism_upstream *up = (prism_upstream *)priv;
+        if (up && !silenced(up)) {
+            complete(up, rc);
+        }
+    }
+}
+
+/* ---- libuv <-> curl plumbing ---- */
+
+static void socket_action(prism_upstream_pool *pool, curl_socket_t fd, int flags)
+{
+    int running;
+    pool_enter(pool);
+    curl_multi_socket_action(pool->multi, fd, flags, &running);
+    drain_finished(pool);
+    pool_leave(pool);
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events)
+{
+    sock_watch *w = (sock_watch *)handle;
+    int flags = 0;
+    if (status < 0) {
+        flags = CURL_CSELECT_ERR;
+    } else {
+        flags |= (events & UV_READABLE) ? CURL_CSELECT_IN : 0;
+        flags |= (events & UV_WRITABLE) ? CURL_CSELECT_OUT : 0;
+    }
+    socket_action(w->pool, w->fd, flags);
+}
+
+static void on_timer(uv_timer_t *timer)
+{
+    socket_action(timer->data, CURL_SOCKET_TIMEOUT, 0);
+}
+
+static void watch_close(sock_watch *w)
+{
+    prism_upstream_pool *pool = w->pool;
+    if (w->prev) {
+        w->prev->next = w->next;
+    } else {
+        pool->watches = w->next;
+    }
+    if (w->next) {
+        w->next->prev = w->prev;
+    }
+    uv_close((uv_handle_t *)&w->poll, on_handle_closed);
+}
+
+static sock_watch *watch_open(prism_upstream_pool *pool, curl_socket_t fd)
+{
+    sock_watch *w = calloc(1, sizeof *w);
+    if (!w) {
+        return NULL;
+    }
+    if (uv_poll_init_socket(pool->loop, &w->poll, fd) != 0) {
+        free(w);
+        return NULL;
+    }
+    w->poll.data = pool;
+    w->pool = pool;
+    w->fd = fd;
+    w->next = pool->watches;
+    if (w->next) {
+        w->next->prev = w;
+    }
+    pool->watches = w;
+    pool->open_handles++;
+    curl_multi_assign(pool->multi, fd, w);
+    return w;
+}
+
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    (void)easy;
+    prism_upstream_pool *pool = userp;
+    sock_watch *w = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        /* curl forgets the socket's pointer itself; the fd may be reused by
+         * the next connection, which then gets a fresh watch. */
+        if (w) {
+            watch_close(w);
+        }
+        return 0;
+    }
+    if (!w) {
+        w = watch_open(pool, fd);
+        if (!w) {
+            return -1;
+        }
+    }
+    int events = 0;
+    events |= (what & CURL_POLL_IN) ? UV_READABLE : 0;
+    events |= (what & CURL_POLL_OUT) ? UV_WRITABLE : 0;
+    return uv_poll_start(&w->poll, events, on_poll) == 0 ? 0 : -1;
+}
+
+/* curl asks to be called back after timeout_ms; 0 means as soon as possible,
+ * which still goes through the loop because socket_action must not be called
+ * from inside this callback. */
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    prism_upstream_pool *pool = userp;
+    if (pool->closing) {
+        return 0;
+    }
+    if (timeout_ms < 0) {
+        uv_timer_stop(&pool->timer);
+        return 0;
+    }
+    return uv_timer_start(&pool->timer, on_timer, (uint64_t)timeout_ms, 0) == 0 ? 0 : -1;
+}
+
+/* ---- the pool ---- */
+
+static int pool_init_multi(prism_upstream_pool *pool)
+{
+    pool->multi = curl_multi_init();
+    if (!pool->multi) {
+        return -1;
+    }
+    curl_multi_setopt(pool->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+    curl_multi_setopt(pool->multi, CURLMOPT_SOCKETDATA, pool);
+    curl_multi_setopt(pool->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+    curl_multi_setopt(pool->multi, CURLMOPT_TIMERDATA, pool);
+    /* Several requests to one provider share an HTTP/2 connection. */
+    curl_multi_setopt(pool->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+    return 0;
+}
+
+prism_upstream_pool *prism_upstream_pool_new(uv_loop_t *loop, const prism_upstream_options *opts)
+{
+    if (!loop) {
+        return NULL;
+    }
+    prism_upstream_pool *pool = calloc(1, sizeof *pool);
+    if (!pool) {
+        return NULL;
+    }
+    pool->loop = loop;
+    pool->max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
+    if (opts) {
+        pool->connect_timeout_ms = opts->connect_timeout_ms;
+        if (opts->max_response_header_bytes) {
+            pool->max_header_bytes = opts->max_response_header_bytes;
+        }
+        if (opts->ca_file && !(pool->ca_file = dup_str(opts->ca_file))) {
+            free(pool);
+            return NULL;
+        }
+    }
+    if (pool_init_multi(pool) != 0 || uv_timer_init(loop, &pool->timer) != 0) {
+        if (pool->multi) {
+            curl_multi_cleanup(pool->multi);
+        }
+        free(pool->ca_file);
+        free(pool);
+        return NULL;
+    }
+    pool->timer.data = pool;
+    pool->open_handles = 1;
+    return pool;
+}
+
+static void pool_teardown(prism_upstream_pool *pool)
+{
+    pool->closing = true;
+    while (pool->live) {
+        upstream_destroy(pool->live); /* no callbacks: the pool is going away */
+    }
+    for (size_t i = 0; i < pool->spare_count; i++) {
+        curl_easy_cleanup(pool->spare[i]);
+    }
+    pool->spare_count = 0;
+    curl_multi_cleanup(pool->multi);
+    pool->multi = NULL;
+    /* Sockets curl closed without a CURL_POLL_REMOVE still have a watch. */
+    while (pool->watches) {
+        watch_close(pool->watches);
+    }
+    uv_close((uv_handle_t *)&pool->timer, on_handle_closed);
+}
+
+void prism_upstream_pool_free(prism_upstream_pool *pool)
+{
+    if (!pool || pool->free_requested) {
+        return;
+    }
+    pool->free_requested = true;
+    if (pool->depth == 0) {
+        pool_teardown(pool);
+    }
+}
+
+size_t prism_upstream_pool_active(const prism_upstream_pool *pool)
+{
+    return pool ? pool->active : 0;
+}
+
+/* ---- starting a transfer ---- */
+
+static bool header_is(const char *line, const char *name)
+{
+    size_t n = strlen(name);
+    return strncasecmp(line, name, n) == 0 && line[n] == ':';
+}
+
+/* Copies the caller's header lines, refusing any that could smuggle a second
+ * header or request (CR/LF) or that have no name. */
+static int build_headers(prism_upstream *up, const prism_http_request_t *req, bool has_body)
+{
+    bool has_ctype = false;
+    for (size_t i = 0; i < req->header_count; i++) {
+        const char *line = req->headers[i];
+        if (!line || strpbrk(line, "\r\n") || !strchr(line, ':') || line[0] == ':') {
+            return -1;
+        }
+        has_ctype = has_ctype || header_is(line, "Content-Type");
+        struct curl_slist *l = curl_slist_append(up->req_headers, line);
+        if (!l) {
+            return -1;
+        }
+        up->req_headers = l;
+    }
+    /* "Name:" with no value removes a header curl would add by itself: no
+     * 100-continue round trip, and no form-urlencoded type for a JSON body. */
+    const char *extra[] = {"Expect:", (has_body && !has_ctype) ? "Content-Type:" : NULL};
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+        struct curl_slist *l = extra[i] ? curl_slist_append(up->req_headers, extra[i]) : up->req_headers;
+        if (!l) {
+            return -1;
+        }
+        up->req_headers = l;
+    }
+    return 0;
+}
+
+static void set_method(CURL *easy, const char *method, const prism_http_request_t *req)
+{
+    bool is_post = strcmp(method, "POST") == 0;
+    if (is_post || req->body_len > 0) {
+        /* Always give POST a body (maybe empty): without one curl would read
+         * the request body from stdin. */
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        if (!is_post) {
+            curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
+        }
+    } else if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(method, "GET") != 0) {
+        curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
+    }
+}
+
+static bool url_is_http(const char *url)
+{
+    return strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0;
+}
+
+static int configure(prism_upstream *up, const prism_http_request_t *req)
+{
+    CURL *easy = up->easy;
+    const char *method = req->method ? req->method : "POST";
+    bool has_body = req->body_len > 0 || strcmp(method, "POST") == 0;
+    if (!url_is_http(req->url) || build_headers(up, req, has_body) != 0) {
+        return -1;
+    }
+    long connect_ms = req->connect_timeout_ms > 0 ? req->connect_timeout_ms : up->pool->connect_timeout_ms;
+    CURLcode rc = curl_easy_setopt(easy, CURLOPT_URL, req->url);
+    if (rc == CURLE_OK) {
+        rc = curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    }
+    if (rc == CURLE_OK && up->pool->ca_file) {
+        rc = curl_easy_setopt(easy, CURLOPT_CAINFO, up->pool->ca_file);
+    }
+    if (rc != CURLE_OK) {
+        return -1;
+    }
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)up);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, up->errbuf);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, up->req_headers);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_curl_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, up);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_curl_write);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, up);
+    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    /* Over TLS, wait for a connection being set up to tell (by ALPN) whether
+     * it multiplexes rather than opening another. Not over plain http: curl
+     * only learns that from the first response's status line, so every
+     * concurrent request would queue behind the first one's time to first
+     * byte. */
+    if (strncasecmp(req->url, "https://", 8) == 0) {
+        curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);
+    }
+    curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    /* Bytes go through as the upstream sent them: no surprise inflation. */
+    curl_easy_setopt(easy, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+    if (connect_ms > 0) {
+        curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+    }
+    if (req->timeout_ms > 0) {
+        curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    }
+    set_method(easy, method, req);
+    return 0;
+}
+
+static CURL *take_easy(prism_upstream_pool *pool)
+{
+    if (pool->spare_count > 0) {
+        return pool->spare[--pool->spare_count];
+    }
+    return curl_easy_init();
+}
+
+static void discard(prism_upstream *up)
+{
+    if (up->easy) {
+        curl_easy_cleanup(up->easy);
+    }
+    curl_slist_free_all(up->req_headers);
+    free(up);
+}
+
+prism_upstream *prism_upstream_start(prism_upstream_pool *pool, const prism_http_request_t *req,
+                                     const prism_http_callbacks_t *cb)
+{
+    if (!pool || !req || !req->url || !cb || pool->free_requested) {
+        return NULL;
+    }
+    prism_upstream *up = calloc(1, sizeof *up);
+    if (!up) {
+        return NULL;
+    }
+    up->pool = pool;
+    up->cb = *cb;
+    up->easy = take_easy(pool);
+    if (!up->easy || configure(up, req) != 0) {
+        discard(up);
+        return NULL;
+    }
+    if (pool->depth > 0) {
+        /* Inside a callback: curl refuses new handles there. */
+        up->add_next = pool->to_add;
+        pool->to_add = up;
+    } else if (curl_multi_add_handle(pool->multi, up->easy) == CURLM_OK) {
+        up->attached = true;
+    } else {
+        discard(up);
+        return NULL;
+    }
+    up->next = pool->live;
+    if (up->next) {
+        up->next->prev = up;
+    }
+    pool->live = up;
+    pool->active++;
+    return up;
+}
+
+/* ---- control ---- */
+
+void prism_upstream_resume(prism_upstream *up)
+{
+    if (!up || silenced(up) || !up->paused) {
+        return;
+    }
+    prism_upstream_pool *pool = up->pool;
+    up->paused = false;
+    pool_enter(pool);
+    /* May hand buffered data to on_body right here; a re-pause inside is
+     * fine (curl keeps what is left). */
+    curl_easy_pause(up->easy, CURLPAUSE_CONT);
+    pool_leave(pool);
+    /* Make curl look at the socket again on the next loop turn (curl also
+     * asks for that through the timer callback; this is belt and braces). */
+    if (!pool->closing) {
+        uv_timer_start(&pool->timer, on_timer, 0, 0);
+    }
+}
+
+void prism_upstream_cancel(prism_upstream *up)
+{
+    if (!up || up->dead) {
+        return;
+    }
+    prism_upstream_pool *pool = up->pool;
+    if (pool->depth > 0) {
+        /* Curl may be using this handle right now: stop its I/O (the body
+         * buffer may be freed by the caller) and free it on the way out. */
+        if (up->attached) {
+            curl_easy_pause(up->easy, CURLPAUSE_ALL);
+        }
+        mark_dead(up);
+        return;
+    }
+    mark_dead(up);
+    pool_enter(pool);
+    pool_leave(pool);
+}

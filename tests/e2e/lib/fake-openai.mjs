@@ -1,0 +1,287 @@
+// A fake OpenAI upstream for the end-to-end tests. It plays the *provider*
+// (api.openai.com), never the gateway, and answers in the documented formats:
+//   - chat.completion objects  https://platform.openai.com/docs/api-reference/chat/object
+//   - chat.completion.chunk SSE https://platform.openai.com/docs/api-reference/chat/streaming
+//   - error bodies {"error":{"message","type","param","code"}}
+//
+// Usage:
+//   const fake = await startFakeOpenAI();
+//   fake.baseURL                      -> "http://127.0.0.1:<port>/v1"
+//   fake.requests                     -> every request received: {method, url, headers, rawBody, body}
+//   fake.responses                    -> what was sent back, in the same order: {status, headers, body|chunks}
+//   fake.next(behaviour)              -> queue a one-shot behaviour for the next chat request:
+//        { status, body, headers }                     an error (or any) JSON response
+//        { content: 'text', finishReason: 'stop' }     a normal completion with this content
+//        { streamChunks: ['a','b'], gate: promise,     a stream; the first `gateAfter` content
+//          gateAfter: 1 }                              pieces go out, then it waits for `gate`
+//        (req, res, record) => {...}                   full control
+//   fake.reset(), await fake.close()
+//
+// Behaviour without a queued one: a normal completion, streamed when the request says stream: true.
+
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+
+export const DEFAULT_CONTENT = 'Hello from the fake upstream.';
+export const DEFAULT_STREAM_PIECES = ['Hello', ' from', ' the', ' fake', ' stream', '.'];
+
+function completionId() {
+  return 'chatcmpl-' + randomBytes(12).toString('base64url');
+}
+
+function nowSeconds() {
+  return Math.floor(Date.now() / 1000);
+}
+
+// Rough token counts, only so that usage numbers are plausible and consistent.
+function countPromptTokens(body) {
+  const msgs = Array.isArray(body?.messages) ? body.messages : [];
+  let n = 0;
+  for (const m of msgs) {
+    const c = typeof m?.content === 'string' ? m.content : JSON.stringify(m?.content ?? '');
+    n += 4 + Math.ceil(c.length / 4);
+  }
+  return n + 3;
+}
+
+export function openaiError(message, type, param = null, code = null) {
+  return { error: { message, type, param, code } };
+}
+
+export function makeCompletion(body, { content = DEFAULT_CONTENT, finishReason = 'stop' } = {}) {
+  const prompt_tokens = countPromptTokens(body);
+  const completion_tokens = Math.max(1, Math.ceil(content.length / 4));
+  return {
+    id: completionId(),
+    object: 'chat.completion',
+    created: nowSeconds(),
+    model: body?.model ?? 'unknown',
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content, refusal: null },
+        logprobs: null,
+        finish_reason: finishReason,
+      },
+    ],
+    usage: {
+      prompt_tokens,
+      completion_tokens,
+      total_tokens: prompt_tokens + completion_tokens,
+    },
+    system_fingerprint: 'fp_e2e_fake',
+  };
+}
+
+// The chunks of a documented chat.completion.chunk stream, in order.
+export function makeStreamChunks(body, { pieces = DEFAULT_STREAM_PIECES, finishReason = 'stop' } = {}) {
+  const id = completionId();
+  const created = nowSeconds();
+  const model = body?.model ?? 'unknown';
+  const includeUsage = body?.stream_options?.include_usage === true;
+  const base = () => {
+    const c = { id, object: 'chat.completion.chunk', created, model, system_fingerprint: 'fp_e2e_fake' };
+    return c;
+  };
+  const withUsageNull = (c) => (includeUsage ? { ...c, usage: null } : c);
+  const chunks = [];
+  chunks.push(
+    withUsageNull({
+      ...base(),
+      choices: [{ index: 0, delta: { role: 'assistant', content: '', refusal: null }, logprobs: null, finish_reason: null }],
+    }),
+  );
+  for (const p of pieces) {
+    chunks.push(
+      withUsageNull({ ...base(), choices: [{ index: 0, delta: { content: p }, logprobs: null, finish_reason: null }] }),
+    );
+  }
+  chunks.push(withUsageNull({ ...base(), choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason }] }));
+  if (includeUsage) {
+    const prompt_tokens = countPromptTokens(body);
+    const completion_tokens = pieces.length;
+    chunks.push({
+      ...base(),
+      choices: [],
+      usage: { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens },
+    });
+  }
+  return chunks;
+}
+
+function readBody(req) {
+  return new Promise((resolve, reject) => {
+    const parts = [];
+    req.on('data', (d) => parts.push(d));
+    req.on('end', () => resolve(Buffer.concat(parts)));
+    req.on('error', reject);
+  });
+}
+
+function sendJson(res, status, obj, headers = {}) {
+  const text = JSON.stringify(obj);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'x-request-id': 'req_fake_' + randomBytes(6).toString('hex'),
+    ...headers,
+  });
+  res.end(text);
+}
+
+export async function startFakeOpenAI({ host = '127.0.0.1', port: wantedPort = 0 } = {}) {
+  const requests = [];
+  const responses = [];
+  const queue = [];
+  let closed = false;
+  let closeSignal;
+  const closedPromise = new Promise((r) => (closeSignal = r));
+
+  async function streamResponse(req, res, body, behaviour = {}) {
+    const pieces = behaviour.streamChunks ?? DEFAULT_STREAM_PIECES;
+    const chunks = makeStreamChunks(body, { pieces, finishReason: behaviour.finishReason ?? 'stop' });
+    const record = { status: 200, headers: { 'content-type': 'text/event-stream' }, chunks, done: false };
+    responses.push(record);
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-request-id': 'req_fake_' + randomBytes(6).toString('hex'),
+    });
+    res.flushHeaders();
+    let clientGone = false;
+    const gone = new Promise((r) =>
+      res.on('close', () => {
+        clientGone = !res.writableFinished;
+        r();
+      }),
+    );
+    // With a gate: the role chunk and the first `gateAfter` content chunks go out, then we wait.
+    const gateAt = behaviour.gate ? 1 + (behaviour.gateAfter ?? 1) : Infinity;
+    for (let i = 0; i < chunks.length; i++) {
+      if (i === gateAt) {
+        record.gatedAt = Date.now();
+        await Promise.race([behaviour.gate, gone, closedPromise]);
+        record.releasedAt = Date.now();
+        if (clientGone || closed) {
+          record.aborted = true;
+          res.destroy();
+          return;
+        }
+      }
+      if (clientGone) {
+        record.aborted = true;
+        return;
+      }
+      res.write(`data: ${JSON.stringify(chunks[i])}\n\n`);
+      // Separate writes, separated in time a little, so that they are separate TCP segments.
+      await new Promise((r) => setImmediate(r));
+    }
+    res.write('data: [DONE]\n\n');
+    res.end();
+    record.done = true;
+  }
+
+  const server = http.createServer(async (req, res) => {
+    try {
+      const raw = await readBody(req);
+      let body = null;
+      try {
+        body = raw.length ? JSON.parse(raw.toString('utf8')) : null;
+      } catch {
+        body = undefined; // not JSON
+      }
+      const record = {
+        method: req.method,
+        url: req.url,
+        headers: { ...req.headers },
+        rawHeaders: [...req.rawHeaders],
+        rawBody: raw.toString('utf8'),
+        body,
+        at: Date.now(),
+      };
+      requests.push(record);
+
+      const path = (req.url || '').split('?')[0];
+      if (path !== '/v1/chat/completions') {
+        const b = openaiError(`Invalid URL (${req.method} ${path})`, 'invalid_request_error', null, null);
+        responses.push({ status: 404, body: b });
+        return sendJson(res, 404, b);
+      }
+      if (req.method !== 'POST') {
+        const b = openaiError(`Invalid method for URL (${req.method} ${path})`, 'invalid_request_error', null, null);
+        responses.push({ status: 405, body: b });
+        return sendJson(res, 405, b);
+      }
+      if (body === undefined || body === null || typeof body !== 'object') {
+        const b = openaiError(
+          "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP library correctly.)",
+          'invalid_request_error',
+          null,
+          null,
+        );
+        responses.push({ status: 400, body: b });
+        return sendJson(res, 400, b);
+      }
+
+      const behaviour = queue.shift();
+      if (typeof behaviour === 'function') {
+        return await behaviour(req, res, record);
+      }
+      if (behaviour && behaviour.status !== undefined) {
+        const b = behaviour.body ?? openaiError('fake error', 'server_error');
+        responses.push({ status: behaviour.status, headers: behaviour.headers ?? {}, body: b });
+        return sendJson(res, behaviour.status, b, behaviour.headers ?? {});
+      }
+      if (body.stream === true) {
+        return await streamResponse(req, res, body, behaviour ?? {});
+      }
+      const completion = makeCompletion(body, behaviour ?? {});
+      responses.push({ status: 200, body: completion });
+      return sendJson(res, 200, completion);
+    } catch (err) {
+      try {
+        res.destroy(err);
+      } catch {
+        /* ignore */
+      }
+    }
+  });
+
+  await new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(wantedPort, host, resolve);
+  });
+  const { port } = server.address();
+
+  return {
+    port,
+    host,
+    origin: `http://${host}:${port}`,
+    baseURL: `http://${host}:${port}/v1`,
+    requests,
+    responses,
+    next(behaviour) {
+      queue.push(behaviour);
+    },
+    pending() {
+      return queue.length;
+    },
+    reset() {
+      requests.length = 0;
+      responses.length = 0;
+      queue.length = 0;
+    },
+    last() {
+      return requests[requests.length - 1];
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      closeSignal();
+      const done = new Promise((r) => server.close(() => r()));
+      server.closeAllConnections?.();
+      await done;
+    },
+  };
+}

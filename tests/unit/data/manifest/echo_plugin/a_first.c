@@ -1,0 +1,1 @@
+/* fixture: only its name matters */
