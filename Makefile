@@ -33,14 +33,16 @@ e2e: build npm
 	PRISM_BIN=$(abspath $(BUILD)/prism) node --test --test-concurrency=1 tests/e2e/
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 asan:
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPRISM_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
 test-asan: asan npm
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure
-	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	PRISM_SANITIZED=1 PRISM_BIN=$(abspath $(ASAN_BUILD)/prism) node --test --test-concurrency=1 tests/e2e/
+	cd $(ASAN_BUILD) && $(SAN_ENV) ctest --output-on-failure
+	$(SAN_ENV) PRISM_SANITIZED=1 PRISM_BIN=$(abspath $(ASAN_BUILD)/prism) node --test --test-concurrency=1 tests/e2e/
 
 test: deps
 	@$(MAKE) --no-print-directory unit
