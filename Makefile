@@ -44,10 +44,16 @@ test-asan: asan npm
 	cd $(ASAN_BUILD) && $(SAN_ENV) ctest --output-on-failure
 	$(SAN_ENV) PRISM_SANITIZED=1 PRISM_BIN=$(abspath $(ASAN_BUILD)/prism) node --test --test-concurrency=1 tests/e2e/
 
+# Every libFuzzer target for FUZZ_SECONDS each (clang); `make test` runs a short pass.
+FUZZ_SECONDS ?= 30
+fuzz:
+	@bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
 test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -161,6 +161,9 @@ prism_upstream *prism_http_request(prism_ctx *ctx, const prism_http_request_t *r
 /* A response header by name (case-insensitive), valid until completion. */
 const char *prism_upstream_header(const prism_upstream *up, const char *name);
 void prism_upstream_resume(prism_upstream *up);
+/* Copies the named upstream response headers that are present onto the
+ * client's response (rate-limit headers, retry-after, ...). */
+void prism_relay_headers(prism_ctx *ctx, const prism_upstream *up, const char *const *names, size_t count);
 /* Cancels at once; no callback runs afterwards. */
 void prism_upstream_cancel(prism_upstream *up);
 

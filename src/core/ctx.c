@@ -281,6 +281,15 @@ prism_upstream *prism_http_request(prism_ctx *ctx, const prism_http_request_t *r
     return l->up;
 }
 
+void prism_relay_headers(prism_ctx *ctx, const prism_upstream *up, const char *const *names, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        const char *v = prism_upstream_header(up, names[i]);
+        if (v != NULL)
+            prism_response_header(ctx, names[i], v);
+    }
+}
+
 /* ---- dispatch ---- */
 
 prism_status prism_ctx_dispatch(prism_ctx *ctx, const char *plugin_name)

@@ -163,11 +163,7 @@ static const char *const relayed_headers[] = {
 
 static void relay_headers(call *c)
 {
-    for (size_t i = 0; i < sizeof(relayed_headers) / sizeof(relayed_headers[0]); i++) {
-        const char *v = prism_upstream_header(c->up, relayed_headers[i]);
-        if (v != NULL)
-            prism_response_header(c->ctx, relayed_headers[i], v);
-    }
+    prism_relay_headers(c->ctx, c->up, relayed_headers, sizeof(relayed_headers) / sizeof(relayed_headers[0]));
     prism_response_header(c->ctx, "x-prism-provider", "openai_provider");
 }
 
