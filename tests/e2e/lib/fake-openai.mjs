@@ -12,9 +12,17 @@
 //   fake.next(behaviour)              -> queue a one-shot behaviour for the next chat request:
 //        { status, body, headers }                     an error (or any) JSON response
 //        { content: 'text', finishReason: 'stop' }     a normal completion with this content
+//        { content, delayMs: 500 }                     ... sent only after delayMs
 //        { streamChunks: ['a','b'], gate: promise,     a stream; the first `gateAfter` content
 //          gateAfter: 1 }                              pieces go out, then it waits for `gate`
+//        { streamChunks, intervalMs: 100 }             a stream with intervalMs between chunks
+//        { hold: true }                                never answers (until the client hangs up
+//                                                      or the fake is closed)
 //        (req, res, record) => {...}                   full control
+//   Every request record also gets closedAt (ms, when the connection/response closed) and
+//   clientAborted (true when it closed before the response was complete).
+//   await fake.waitForRequests(n, ms)  -> resolves once n requests have arrived (rejects after ms)
+//   await fake.waitClosed(record, ms)  -> resolves with record.closedAt once it closed (rejects after ms)
 //   fake.reset(), await fake.close()
 //
 // Behaviour without a queued one: a normal completion, streamed when the request says stream: true.
@@ -129,6 +137,19 @@ function sendJson(res, status, obj, headers = {}) {
   res.end(text);
 }
 
+function waitUntil(cond, ms, what) {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const tick = () => {
+      const v = cond();
+      if (v) return resolve(v);
+      if (Date.now() - t0 >= ms) return reject(new Error(`fake upstream: ${what} not within ${ms} ms`));
+      setTimeout(tick, 5);
+    };
+    tick();
+  });
+}
+
 export async function startFakeOpenAI({ host = '127.0.0.1', port: wantedPort = 0 } = {}) {
   const requests = [];
   const responses = [];
@@ -175,7 +196,18 @@ export async function startFakeOpenAI({ host = '127.0.0.1', port: wantedPort = 0
       }
       res.write(`data: ${JSON.stringify(chunks[i])}\n\n`);
       // Separate writes, separated in time a little, so that they are separate TCP segments.
-      await new Promise((r) => setImmediate(r));
+      if (behaviour.intervalMs && i < chunks.length - 1) {
+        let timer;
+        await Promise.race([new Promise((r) => (timer = setTimeout(r, behaviour.intervalMs))), gone, closedPromise]);
+        clearTimeout(timer);
+        if (closed && !clientGone) {
+          record.aborted = true;
+          res.destroy();
+          return;
+        }
+      } else {
+        await new Promise((r) => setImmediate(r));
+      }
     }
     res.write('data: [DONE]\n\n');
     res.end();
@@ -201,6 +233,14 @@ export async function startFakeOpenAI({ host = '127.0.0.1', port: wantedPort = 0
         at: Date.now(),
       };
       requests.push(record);
+      const markClosed = () => {
+        if (record.closedAt === undefined) {
+          record.closedAt = Date.now();
+          record.clientAborted = !res.writableFinished;
+        }
+      };
+      // 'close' on the response: sent completely, or the connection went away before that.
+      res.on('close', markClosed);
 
       const path = (req.url || '').split('?')[0];
       if (path !== '/v1/chat/completions') {
@@ -227,6 +267,23 @@ export async function startFakeOpenAI({ host = '127.0.0.1', port: wantedPort = 0
       const behaviour = queue.shift();
       if (typeof behaviour === 'function') {
         return await behaviour(req, res, record);
+      }
+      if (behaviour && behaviour.hold) {
+        responses.push({ status: null, held: true });
+        await Promise.race([new Promise((r) => res.on('close', r)), closedPromise]);
+        res.destroy();
+        return;
+      }
+      if (behaviour && behaviour.delayMs) {
+        let timer;
+        let gone = false;
+        const gonePromise = new Promise((r) => res.on('close', () => r((gone = true))));
+        await Promise.race([new Promise((r) => (timer = setTimeout(r, behaviour.delayMs))), gonePromise, closedPromise]);
+        clearTimeout(timer);
+        if (gone || closed) {
+          res.destroy();
+          return;
+        }
       }
       if (behaviour && behaviour.status !== undefined) {
         const b = behaviour.body ?? openaiError('fake error', 'server_error');
@@ -274,6 +331,12 @@ export async function startFakeOpenAI({ host = '127.0.0.1', port: wantedPort = 0
     },
     last() {
       return requests[requests.length - 1];
+    },
+    waitForRequests(n, ms = 5000) {
+      return waitUntil(() => requests.length >= n, ms, `${n} request(s)`);
+    },
+    waitClosed(record, ms = 5000) {
+      return waitUntil(() => record.closedAt, ms, `the close of ${record.method} ${record.url}`);
     },
     async close() {
       if (closed) return;

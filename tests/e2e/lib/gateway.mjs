@@ -115,12 +115,13 @@ export async function startGateway({
   config = REPO_CONFIG,
   readyTimeout = T(10000),
   extraArgs = [],
+  listenHost = '127.0.0.1', // what --listen binds; the readiness check always uses 127.0.0.1
 } = {}) {
   if (!fs.existsSync(PRISM_BIN)) {
     throw new Error(`PRISM_BIN not found: ${PRISM_BIN} (build with: cmake -S . -B build && cmake --build build)`);
   }
   const port = await freePort();
-  const args = ['serve', '--config', config, '--listen', `127.0.0.1:${port}`, ...extraArgs];
+  const args = ['serve', '--config', config, '--listen', `${listenHost}:${port}`, ...extraArgs];
   const child = spawn(PRISM_BIN, args, { cwd, env: prismEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
