@@ -2,6 +2,9 @@
 // pass-through of bodies and statuses, streaming without buffering, models list, trace, request ids.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { startFakeOpenAI, openaiError } from './lib/fake-openai.mjs';
 import {
   T,
@@ -14,6 +17,7 @@ import {
   chatBody,
   expectErrorResponse,
   withDeadline,
+  REPO_ROOT,
 } from './lib/gateway.mjs';
 
 const CLIENT_KEY = 'sk-client-side-not-a-gateway-key';
@@ -102,20 +106,41 @@ describe('chat completions via the OpenAI SDK', { timeout: T(120000) }, () => {
     });
   }
 
-  it('claude-* is routed to claude_provider, which is not installed: 501 provider_not_installed', { timeout: T(15000) }, async () => {
-    fake.reset();
-    await assert.rejects(client.chat.completions.create(chatBody('claude-3-5-sonnet-latest')), (err) => {
-      assert.equal(err.status, 501, `status (${err.message})`);
-      assert.equal(err.code, 'provider_not_installed');
-      return true;
-    });
-    const res = await fetch(gw.url('/v1/chat/completions'), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(chatBody('claude-sonnet-4-0')),
-    });
-    await expectErrorResponse(res, 501, { code: 'provider_not_installed' }, 'claude model');
-    assert.equal(fake.requests.length, 0, 'nothing may reach the OpenAI upstream');
+  it('a model routed to a provider that is not installed: 501 provider_not_installed', { timeout: T(30000) }, async () => {
+    // The router may name providers nobody installed (here: mistral-* -> mistral_provider).
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'prism-501-'));
+    const cfg = path.join(dir, 'config.yml');
+    const base = fs.readFileSync(path.join(REPO_ROOT, 'config.yml'), 'utf8');
+    fs.writeFileSync(
+      cfg,
+      base.replace(
+        'plugins:\n  enabled: [ai_gateway]\n',
+        'plugins:\n  enabled: [ai_gateway]\n  config:\n    model_router:\n' +
+          '      prefix_map: { gpt: openai_provider, mistral: mistral_provider }\n',
+      ),
+    );
+    assert.notEqual(fs.readFileSync(cfg, 'utf8'), base, 'the override was written');
+    const gw2 = await startGateway({ env: gatewayEnv(fake), config: cfg });
+    try {
+      fake.reset();
+      const client2 = await sdkClient(gw2, CLIENT_KEY);
+      await assert.rejects(client2.chat.completions.create(chatBody('mistral-large-latest')), (err) => {
+        assert.equal(err.status, 501, `status (${err.message})`);
+        assert.equal(err.code, 'provider_not_installed');
+        assert.match(err.message, /mistral_provider/);
+        return true;
+      });
+      const res = await fetch(gw2.url('/v1/chat/completions'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(chatBody('mistral-small')),
+      });
+      await expectErrorResponse(res, 501, { code: 'provider_not_installed' }, 'uninstalled provider');
+      assert.equal(fake.requests.length, 0, 'nothing may reach an upstream');
+    } finally {
+      await stopAndAssertClean(gw2);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
     await assertStillServes('501');
   });
 

@@ -142,8 +142,9 @@ static void siblings_resolve_inside_the_group(void **state)
     const prism_loaded *openai = prism_registry_sibling(f->reg, router, "openai_provider");
     assert_non_null(openai);
     assert_string_equal(openai->name, "openai_provider");
-    /* Listed in group.yml but not shipped yet: absent, never a crash. */
-    assert_null(prism_registry_sibling(f->reg, router, "claude_provider"));
+    assert_non_null(prism_registry_sibling(f->reg, router, "claude_provider"));
+    /* A provider the router may name but nobody installed: absent, never a crash. */
+    assert_null(prism_registry_sibling(f->reg, router, "mistral_provider"));
     assert_null(prism_registry_find(f->reg, "ai_gateway.nope"));
     prism_routes_free(t);
 }

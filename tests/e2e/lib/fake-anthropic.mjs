@@ -47,7 +47,9 @@
 // Without a queued behaviour: a short text answer, streamed when the request says stream: true.
 
 import http from 'node:http';
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { gatewayEnv } from './gateway.mjs';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
 export const DEFAULT_TEXT = 'Hello from fake Claude.';
@@ -161,7 +163,7 @@ export function makeEvents(reqBody, behaviour = {}) {
         break;
       }
       case 'thinking':
-        events.push(ev('content_block_start', { index, content_block: { type: 'thinking', thinking: '', signature: '' } }));
+        events.push(ev('content_block_start', { index, content_block: { type: 'thinking', thinking: '' } }));
         if (index === 0) events.push(ev('ping', {}));
         for (const p of b.pieces ?? splitText(b.thinking)) {
           events.push(ev('content_block_delta', { index, delta: { type: 'thinking_delta', thinking: p } }));
@@ -628,4 +630,39 @@ export async function startFakeAnthropic({ host = '127.0.0.1', port: wantedPort 
       await done;
     },
   };
+}
+
+// ---- helpers shared by tests/e2e/claude*.test.mjs ------------------------------------------------------------------
+
+/** The Anthropic key the gateway is given (must never reach a log or a client). */
+export const ANTHROPIC_KEY = 'sk-ant-test-secret';
+
+/** Gateway env pointing claude_provider at `fake` (ANTHROPIC_* are never inherited, so they are set here). */
+export function claudeEnv(fake, extra = {}) {
+  return gatewayEnv(null, {
+    ANTHROPIC_BASE_URL: fake.baseURL,
+    ANTHROPIC_API_KEY: ANTHROPIC_KEY,
+    ...extra,
+  });
+}
+
+/** What every upstream request must carry: the upstream key, the version, JSON; no client secret anywhere. */
+export function assertAnthropicRequest(record, { forbidden = [] } = {}) {
+  assert.ok(record, 'the request reached the fake Anthropic upstream');
+  assert.equal(record.method, 'POST');
+  assert.equal(record.url, '/v1/messages', 'the provider calls ${ANTHROPIC_BASE_URL}/v1/messages');
+  assert.equal(record.headers['x-api-key'], ANTHROPIC_KEY, 'x-api-key is the upstream key');
+  assert.equal(record.headers['anthropic-version'], ANTHROPIC_VERSION);
+  assert.match(record.headers['content-type'] || '', /^application\/json\b/i);
+  assert.equal(record.headers.authorization, undefined, 'no Authorization header goes to Anthropic');
+  if (record.headers['anthropic-beta'] !== undefined) {
+    assert.ok(String(record.headers['anthropic-beta']).trim().length > 0, 'anthropic-beta, when sent, is not empty');
+  }
+  for (const secret of forbidden) {
+    for (const [name, value] of Object.entries(record.headers)) {
+      assert.ok(!String(value).includes(secret), `a client secret must not be forwarded upstream (header ${name})`);
+    }
+    assert.ok(!record.rawBody.includes(secret), 'a client secret must not be forwarded upstream (body)');
+  }
+  assert.deepEqual(record.violations, [], 'the Messages API would refuse this request');
 }

@@ -1,0 +1,473 @@
+/*
+ * claude_provider - serves Claude models through Anthropic's Messages API
+ * for clients that speak OpenAI's Chat Completions.
+ *
+ * This file is the glue: configuration, the upstream call, and relaying.
+ * Everything that decides what goes across is pure code in translate.c
+ * (request, response, errors) and stream.c (SSE framing and the event
+ * translator), so it can be tested and fuzzed without a network.
+ *
+ * Streams: each upstream chunk is split into SSE events, each event is
+ * translated and the resulting OpenAI frames are written before the next
+ * chunk is read, so the client's time to first token is the upstream's.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "prism/plugin.h"
+#include "stream.h"
+#include "translate.h"
+
+/* Pause the upstream once this much is queued for a slow client. */
+#define STREAM_HIGH_WATER (256 * 1024)
+/* One SSE event larger than this is a broken upstream. */
+#define MAX_EVENT_BYTES (8u << 20)
+
+typedef struct provider {
+    char *url; /* {base_url}/v1/messages */
+    char *key_header;
+    char *version_header;
+    char *beta_header;
+    claude_options opt;
+    size_t max_response_bytes;
+    char **models;
+    size_t model_count;
+    prism_host *host;
+} provider;
+
+typedef struct call {
+    prism_ctx *ctx;
+    const provider *p;
+    prism_upstream *up;
+    claude_request_info info;
+    long created;
+    int status;
+    int streaming; /* the client's stream has begun */
+    int paused;
+    char *buf; /* non-streamed body */
+    size_t len, cap;
+    claude_sse *sse;
+    claude_stream *st;
+    claude_buf out;
+} call;
+
+static const char *const relayed_headers[] = {
+    "retry-after",
+    "anthropic-ratelimit-requests-limit",
+    "anthropic-ratelimit-requests-remaining",
+    "anthropic-ratelimit-requests-reset",
+    "anthropic-ratelimit-tokens-limit",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-tokens-reset",
+    "anthropic-ratelimit-input-tokens-limit",
+    "anthropic-ratelimit-input-tokens-remaining",
+    "anthropic-ratelimit-input-tokens-reset",
+    "anthropic-ratelimit-output-tokens-limit",
+    "anthropic-ratelimit-output-tokens-remaining",
+    "anthropic-ratelimit-output-tokens-reset",
+};
+
+/* ---- configuration ---- */
+
+static int has_ctl(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return 1;
+    return 0;
+}
+
+static const char *conf_str(const cJSON *config, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(config, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int conf_int(const cJSON *obj, const char *key, int def, int min, int max)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsNumber(v))
+        return def;
+    return v->valuedouble < min ? min : v->valuedouble > max ? max : (int)v->valuedouble;
+}
+
+static char *fmt_header(const char *name, const char *value)
+{
+    if (value == NULL || value[0] == '\0')
+        return NULL;
+    size_t n = strlen(name) + strlen(value) + 3;
+    char *s = malloc(n);
+    if (s != NULL)
+        snprintf(s, n, "%s: %s", name, value);
+    return s;
+}
+
+static void provider_destroy(void *inst)
+{
+    provider *p = inst;
+    if (p == NULL)
+        return;
+    free(p->url);
+    free(p->key_header);
+    free(p->version_header);
+    free(p->beta_header);
+    for (size_t i = 0; i < p->model_count; i++)
+        free(p->models[i]);
+    free(p->models);
+    free(p);
+}
+
+static int read_url(provider *p, const cJSON *config, char *err, size_t errlen)
+{
+    const char *base = conf_str(config, "base_url");
+    if (base == NULL || base[0] == '\0')
+        base = "https://api.anthropic.com";
+    if ((strncmp(base, "https://", 8) != 0 && strncmp(base, "http://", 7) != 0) || has_ctl(base))
+        return snprintf(err, errlen, "base_url must be an http(s) URL"), -1;
+    size_t n = strlen(base);
+    while (n > 0 && base[n - 1] == '/')
+        n--;
+    /* ANTHROPIC_BASE_URL is the API root, as in Anthropic's SDKs. */
+    p->url = malloc(n + sizeof("/v1/messages"));
+    if (p->url == NULL)
+        return snprintf(err, errlen, "out of memory"), -1;
+    memcpy(p->url, base, n);
+    memcpy(p->url + n, "/v1/messages", sizeof("/v1/messages"));
+    return 0;
+}
+
+static int read_models(provider *p, const cJSON *config, char *err, size_t errlen)
+{
+    const cJSON *models = cJSON_GetObjectItemCaseSensitive(config, "models");
+    if (models == NULL)
+        return 0;
+    if (!cJSON_IsArray(models))
+        return snprintf(err, errlen, "models must be a list of model ids"), -1;
+    p->models = calloc((size_t)cJSON_GetArraySize(models) + 1, sizeof(*p->models));
+    const cJSON *m;
+    cJSON_ArrayForEach(m, models)
+    {
+        if (!cJSON_IsString(m))
+            return snprintf(err, errlen, "models must be a list of model ids"), -1;
+        p->models[p->model_count++] = strdup(m->valuestring);
+    }
+    return 0;
+}
+
+static int read_headers(provider *p, const cJSON *config, char *err, size_t errlen)
+{
+    const char *key = conf_str(config, "api_key");
+    const char *version = conf_str(config, "anthropic_version");
+    const char *beta = conf_str(config, "anthropic_beta");
+    if ((key && has_ctl(key)) || (version && has_ctl(version)) || (beta && has_ctl(beta)))
+        return snprintf(err, errlen,
+                        "api_key, anthropic_version and anthropic_beta must not contain control "
+                        "characters"),
+               -1;
+    p->key_header = fmt_header("x-api-key", key);
+    p->version_header = fmt_header("anthropic-version", version && version[0] ? version : "2023-06-01");
+    p->beta_header = fmt_header("anthropic-beta", beta);
+    if (p->key_header == NULL)
+        prism_log(p->host, PRISM_LOG_WARN, "no api_key (ANTHROPIC_API_KEY) set: requests go upstream unauthenticated");
+    return 0;
+}
+
+static void read_options(provider *p, const cJSON *config)
+{
+    const cJSON *budget = cJSON_GetObjectItemCaseSensitive(config, "thinking_budget");
+    p->opt.default_max_tokens = conf_int(config, "default_max_tokens", 4096, 1, 1 << 24);
+    p->opt.thinking_budget_low = conf_int(budget, "low", 1024, 1024, 1 << 24);
+    p->opt.thinking_budget_medium = conf_int(budget, "medium", 4096, 1024, 1 << 24);
+    p->opt.thinking_budget_high = conf_int(budget, "high", 16384, 1024, 1 << 24);
+    p->max_response_bytes = (size_t)conf_int(config, "max_response_bytes", 32 << 20, 1024, 1 << 30);
+}
+
+static void *provider_create(const cJSON *config, prism_host *host, char *err, size_t errlen)
+{
+    provider *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return snprintf(err, errlen, "out of memory"), NULL;
+    p->host = host;
+    if (read_url(p, config, err, errlen) != 0 || read_models(p, config, err, errlen) != 0 ||
+        read_headers(p, config, err, errlen) != 0) {
+        provider_destroy(p);
+        return NULL;
+    }
+    read_options(p, config);
+    return p;
+}
+
+/* ---- one call ---- */
+
+static void call_release(void *data)
+{
+    call *c = data;
+    claude_sse_free(c->sse);
+    claude_stream_free(c->st);
+    claude_buf_free(&c->out);
+    c->sse = NULL;
+    c->st = NULL;
+}
+
+static void relay_headers(call *c)
+{
+    prism_relay_headers(c->ctx, c->up, relayed_headers, sizeof(relayed_headers) / sizeof(relayed_headers[0]));
+    prism_response_header(c->ctx, "x-prism-provider", "claude_provider");
+}
+
+static void on_drain(void *data)
+{
+    call *c = data;
+    if (c->paused && c->up != NULL) {
+        c->paused = 0;
+        prism_upstream_resume(c->up);
+    }
+}
+
+static void begin_stream(call *c)
+{
+    c->sse = claude_sse_new(MAX_EVENT_BYTES);
+    c->st = claude_stream_new(&c->info, c->created);
+    if (c->sse == NULL || c->st == NULL)
+        return;
+    relay_headers(c);
+    prism_stream_on_drain(c->ctx, on_drain, c);
+    if (prism_stream_begin(c->ctx, 200, "text/event-stream; charset=utf-8") == 0)
+        c->streaming = 1;
+}
+
+static void on_response(void *data, prism_upstream *up, int status)
+{
+    call *c = data;
+    c->up = up;
+    c->status = status;
+    /* Only a successful stream is translated as a stream: an error status is
+     * buffered and mapped to an OpenAI error with the right status. */
+    if (c->info.stream && status >= 200 && status < 300)
+        begin_stream(c);
+}
+
+static int buffer_body(call *c, const char *chunk, size_t len)
+{
+    if (c->len + len > c->p->max_response_bytes)
+        return -1;
+    if (c->len + len + 1 > c->cap) {
+        size_t cap = c->cap ? c->cap : 4096;
+        while (cap < c->len + len + 1)
+            cap *= 2;
+        char *nb = prism_ctx_alloc(c->ctx, cap);
+        if (c->len)
+            memcpy(nb, c->buf, c->len);
+        c->buf = nb;
+        c->cap = cap;
+    }
+    memcpy(c->buf + c->len, chunk, len);
+    c->len += len;
+    c->buf[c->len] = '\0';
+    return 0;
+}
+
+static int on_event(void *data, const char *event, const char *json, size_t len)
+{
+    call *c = data;
+    claude_stream_state st = claude_stream_event(c->st, event, json, len, &c->out);
+    return st == CLAUDE_STREAM_OPEN ? 0 : 1;
+}
+
+/* Writes whatever frames the translator produced. */
+static void flush_out(call *c)
+{
+    if (c->out.len > 0) {
+        prism_stream_write(c->ctx, c->out.data, c->out.len);
+        claude_buf_reset(&c->out);
+    }
+}
+
+static int relay_stream(call *c, const char *chunk, size_t len)
+{
+    if (claude_stream_state_of(c->st) != CLAUDE_STREAM_OPEN)
+        return 0; /* after [DONE] or an error frame, the rest is ignored */
+    if (claude_sse_feed(c->sse, chunk, len, on_event, c) < 0)
+        claude_stream_fail(c->st, "upstream_protocol_error", "The Anthropic stream sent an oversized event.", &c->out);
+    flush_out(c);
+    if (prism_stream_buffered(c->ctx) > STREAM_HIGH_WATER) {
+        c->paused = 1;
+        return PRISM_UPSTREAM_PAUSE;
+    }
+    return 0;
+}
+
+static void finish_now(call *c)
+{
+    call_release(c);
+    c->up = NULL;
+    prism_ctx_resume(c->ctx, PRISM_DONE);
+}
+
+static int on_body(void *data, prism_upstream *up, const char *chunk, size_t len)
+{
+    call *c = data;
+    c->up = up;
+    if (c->streaming)
+        return relay_stream(c, chunk, len);
+    if (buffer_body(c, chunk, len) != 0) {
+        prism_upstream_cancel(up);
+        prism_respond_error(c->ctx, 502, "api_error", "upstream_response_too_large", NULL,
+                            "The upstream response exceeded %zu bytes.", c->p->max_response_bytes);
+        finish_now(c);
+    }
+    return 0;
+}
+
+static void respond_translated(call *c)
+{
+    cJSON *msg = cJSON_ParseWithLength(c->buf ? c->buf : "", c->len);
+    claude_error err = {0};
+    cJSON *out = msg ? claude_response_to_openai(msg, &c->info, c->created, &err) : NULL;
+    cJSON_Delete(msg);
+    if (out == NULL) {
+        prism_respond_error(c->ctx, 502, "api_error", "upstream_protocol_error", NULL, "%s",
+                            err.message[0] ? err.message : "Anthropic answered with a body that is not a message.");
+        return;
+    }
+    prism_respond_json(c->ctx, 200, out);
+    cJSON_Delete(out);
+}
+
+static void finish_buffered(call *c)
+{
+    relay_headers(c);
+    if (c->status >= 200 && c->status < 300) {
+        respond_translated(c);
+        return;
+    }
+    char *json = NULL;
+    int status = claude_error_to_openai(c->status, c->buf ? c->buf : "", c->len, &json);
+    if (json == NULL) {
+        prism_respond_error(c->ctx, 502, "api_error", "upstream_error", NULL, "Anthropic answered HTTP %d.", c->status);
+        return;
+    }
+    prism_respond(c->ctx, status, "application/json", json, strlen(json));
+    cJSON_free(json);
+}
+
+static void fail_unstreamed(call *c, prism_upstream_error err, const char *message)
+{
+    if (err == PRISM_UPSTREAM_ERR_TIMEOUT)
+        prism_respond_error(c->ctx, 504, "api_error", "upstream_timeout", NULL,
+                            "The Anthropic upstream did not answer in time.");
+    else
+        prism_respond_error(c->ctx, 502, "api_error", "upstream_unreachable", NULL,
+                            "Could not get a response from the Anthropic upstream: %s.", message);
+}
+
+static void on_complete(void *data, prism_upstream *up, prism_upstream_error err, const char *message)
+{
+    call *c = data;
+    c->up = up;
+    if (err != PRISM_UPSTREAM_OK)
+        prism_log(c->p->host, PRISM_LOG_WARN, "request %s: upstream failed: %s", prism_ctx_request_id(c->ctx), message);
+    if (c->streaming) {
+        if (claude_stream_state_of(c->st) == CLAUDE_STREAM_OPEN)
+            claude_stream_fail(c->st, err == PRISM_UPSTREAM_ERR_TIMEOUT ? "upstream_timeout" : "upstream_disconnected",
+                               "The Anthropic stream ended before the message was complete.", &c->out);
+        flush_out(c);
+        prism_stream_end(c->ctx);
+    } else if (err != PRISM_UPSTREAM_OK) {
+        fail_unstreamed(c, err, message);
+    } else {
+        finish_buffered(c);
+    }
+    finish_now(c);
+}
+
+/* ---- the request ---- */
+
+static void respond_translation_error(prism_ctx *ctx, const claude_error *e)
+{
+    prism_respond_error(ctx, e->status ? e->status : 400, e->type[0] ? e->type : "invalid_request_error",
+                        e->code[0] ? e->code : NULL, e->param[0] ? e->param : NULL, "%s", e->message);
+}
+
+/* The translated body lives in request memory: curl reads it until the
+ * transfer completes. */
+static const char *translate(prism_ctx *ctx, const provider *p, claude_request_info *info, size_t *len)
+{
+    claude_error err = {0};
+    cJSON *req = claude_request_from_openai(prism_ctx_json(ctx), &p->opt, info, &err);
+    if (req == NULL) {
+        respond_translation_error(ctx, &err);
+        return NULL;
+    }
+    char *json = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    if (json == NULL) {
+        prism_respond_error(ctx, 500, "server_error", "internal_error", NULL, "Could not encode the request.");
+        return NULL;
+    }
+    *len = strlen(json);
+    char *body = prism_ctx_alloc(ctx, *len + 1);
+    memcpy(body, json, *len + 1);
+    cJSON_free(json);
+    return body;
+}
+
+static prism_status provider_handle(void *instance, prism_ctx *ctx)
+{
+    const provider *p = instance;
+    call *c = prism_ctx_alloc(ctx, sizeof(*c));
+    memset(c, 0, sizeof(*c));
+    c->ctx = ctx;
+    c->p = p;
+    c->created = (long)time(NULL);
+    size_t len = 0;
+    const char *body = translate(ctx, p, &c->info, &len);
+    if (body == NULL)
+        return PRISM_DONE;
+    const char *headers[6];
+    size_t n = 0;
+    headers[n++] = "Content-Type: application/json";
+    headers[n++] = c->info.stream ? "Accept: text/event-stream" : "Accept: application/json";
+    headers[n++] = p->version_header;
+    if (p->key_header != NULL)
+        headers[n++] = p->key_header;
+    if (p->beta_header != NULL)
+        headers[n++] = p->beta_header;
+    prism_http_request_t req = {
+        .method = "POST", .url = p->url, .headers = headers, .header_count = n, .body = body, .body_len = len};
+    prism_http_callbacks_t cb = {c, on_response, on_body, on_complete};
+    if (prism_http_request(ctx, &req, &cb) == NULL) {
+        prism_respond_error(ctx, 502, "api_error", "upstream_unreachable", NULL,
+                            "Could not start the request to the Anthropic upstream.");
+        return PRISM_DONE;
+    }
+    /* A client that leaves mid-stream cancels the transfer: free the parser
+     * and translator then, since on_complete will not run. */
+    prism_ctx_on_abort(ctx, call_release, c);
+    return PRISM_PENDING;
+}
+
+static void provider_list_models(void *instance, cJSON *data)
+{
+    const provider *p = instance;
+    for (size_t i = 0; i < p->model_count; i++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "id", p->models[i]);
+        cJSON_AddStringToObject(m, "object", "model");
+        cJSON_AddNumberToObject(m, "created", 0);
+        cJSON_AddStringToObject(m, "owned_by", "anthropic");
+        cJSON_AddItemToArray(data, m);
+    }
+}
+
+const prism_plugin_t prism_plugin = {
+    .abi_version = PRISM_PLUGIN_ABI_VERSION,
+    .name = "claude_provider",
+    .version = "0.1.0",
+    .create = provider_create,
+    .handle = provider_handle,
+    .destroy = provider_destroy,
+    .list_models = provider_list_models,
+};

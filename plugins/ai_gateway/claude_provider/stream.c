@@ -1,0 +1,882 @@
+/*
+ * stream.c - Anthropic SSE -> OpenAI chat.completion.chunk frames.
+ *
+ * Two independent layers, both pure and incremental:
+ *   claude_sse_*     text/event-stream framing (WHATWG rules), any chunking
+ *   claude_stream_*  one Anthropic event in, zero or more OpenAI frames out
+ *
+ * The translator trusts nothing: every field it needs is type-checked, and a
+ * stream that breaks the protocol ends in one error frame (state ERROR).
+ * SPEC.tmp.md, section "Streaming", is the contract implemented here.
+ */
+#include "stream.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* claude_buf: data stays NUL-terminated so it can be used as a string. */
+
+static int buf_reserve(claude_buf *b, size_t extra)
+{
+    if (extra > SIZE_MAX - b->len - 1)
+        return -1;
+    size_t need = b->len + extra + 1;
+    if (need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 64;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    char *d = realloc(b->data, cap);
+    if (!d)
+        return -1;
+    b->data = d;
+    b->cap = cap;
+    return 0;
+}
+
+int claude_buf_append(claude_buf *b, const char *data, size_t len)
+{
+    if (!b || (len > 0 && !data) || buf_reserve(b, len) != 0)
+        return -1;
+    if (len > 0)
+        memcpy(b->data + b->len, data, len);
+    b->len += len;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+void claude_buf_reset(claude_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void claude_buf_free(claude_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static const char *buf_str(const claude_buf *b)
+{
+    return b->data ? b->data : "";
+}
+
+/* ------------------------------------------------------------------ */
+/* SSE framing */
+
+/* Buffers that grew for one big event are given back afterwards, so a
+ * long-lived stream does not keep its worst event's memory. */
+#define SSE_KEEP_BYTES 16384
+
+struct claude_sse {
+    size_t max;
+    claude_buf line; /* the line being received */
+    claude_buf data; /* data lines of the current event, joined by \n */
+    claude_buf name; /* the current event's name */
+    unsigned char has_data;
+    unsigned char after_cr;  /* last line ended in \r: a leading \n belongs to it */
+    unsigned char seen_line; /* a BOM may only open the first line */
+    unsigned char failed;    /* an event was too big: the stream is unusable */
+};
+
+claude_sse *claude_sse_new(size_t max_event_bytes)
+{
+    claude_sse *p = calloc(1, sizeof(*p));
+    if (p)
+        p->max = max_event_bytes;
+    return p;
+}
+
+void claude_sse_free(claude_sse *p)
+{
+    if (!p)
+        return;
+    claude_buf_free(&p->line);
+    claude_buf_free(&p->data);
+    claude_buf_free(&p->name);
+    free(p);
+}
+
+static void buf_trim(claude_buf *b)
+{
+    if (b->cap > SSE_KEEP_BYTES)
+        claude_buf_free(b);
+    else
+        claude_buf_reset(b);
+}
+
+/* The whole pending event (name, data, partial line) counts against the
+ * limit; checking at every append makes the verdict independent of how the
+ * bytes were chunked. */
+static int line_append(claude_sse *p, const char *s, size_t n)
+{
+    size_t used = p->line.len + p->data.len + p->name.len;
+    if (n > p->max || used > p->max - n)
+        return -1;
+    return claude_buf_append(&p->line, s, n);
+}
+
+static size_t span_to_eol(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && s[i] != '\n' && s[i] != '\r')
+        i++;
+    return i;
+}
+
+static int dispatch(claude_sse *p, int (*on_event)(void *, const char *, const char *, size_t), void *user)
+{
+    int rc = 0;
+    if (p->has_data)
+        rc = on_event(user, buf_str(&p->name), buf_str(&p->data), p->data.len);
+    /* WHATWG: a blank line always clears the event name, data or not. */
+    buf_trim(&p->data);
+    buf_trim(&p->name);
+    p->has_data = 0;
+    return rc;
+}
+
+static int set_field(claude_sse *p, const char *field, size_t flen, const char *value, size_t vlen)
+{
+    if (flen == 5 && memcmp(field, "event", 5) == 0) {
+        claude_buf_reset(&p->name);
+        return claude_buf_append(&p->name, value, vlen);
+    }
+    if (flen == 4 && memcmp(field, "data", 4) == 0) {
+        if (p->has_data && claude_buf_append(&p->data, "\n", 1) != 0)
+            return -1;
+        p->has_data = 1;
+        return claude_buf_append(&p->data, value, vlen);
+    }
+    return 0; /* id, retry and unknown fields mean nothing to us */
+}
+
+static int process_line(claude_sse *p, int (*on_event)(void *, const char *, const char *, size_t), void *user)
+{
+    const char *s = buf_str(&p->line);
+    size_t n = p->line.len;
+    if (!p->seen_line && n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
+        s += 3;
+        n -= 3;
+    }
+    p->seen_line = 1;
+    int rc = 0;
+    if (n == 0) {
+        rc = dispatch(p, on_event, user);
+    } else if (s[0] != ':') {
+        const char *colon = memchr(s, ':', n);
+        size_t flen = colon ? (size_t)(colon - s) : n;
+        const char *v = colon ? colon + 1 : s + n;
+        size_t vlen = n - (size_t)(v - s);
+        if (vlen > 0 && v[0] == ' ') {
+            v++;
+            vlen--;
+        }
+        if (set_field(p, s, flen, v, vlen) != 0) {
+            p->failed = 1; /* out of memory: the event is lost, so is the stream */
+            rc = -1;
+        }
+    }
+    claude_buf_reset(&p->line);
+    return rc;
+}
+
+int claude_sse_feed(claude_sse *p, const char *buf, size_t len,
+                    int (*on_event)(void *user, const char *event, const char *data, size_t data_len), void *user)
+{
+    if (!p || p->failed || (len > 0 && !buf) || !on_event)
+        return -1;
+    size_t i = 0;
+    while (i < len) {
+        if (p->after_cr) {
+            /* a \r\n split across two feeds is still one line end */
+            p->after_cr = 0;
+            if (buf[i] == '\n' && ++i == len)
+                break;
+        }
+        size_t n = span_to_eol(buf + i, len - i);
+        if (n > 0 && line_append(p, buf + i, n) != 0) {
+            p->failed = 1;
+            return -1;
+        }
+        i += n;
+        if (i == len)
+            break;
+        p->after_cr = buf[i] == '\r';
+        i++;
+        int rc = process_line(p, on_event, user);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Event translation: state */
+
+typedef enum block_kind {
+    BLOCK_TEXT,
+    BLOCK_THINKING,
+    BLOCK_REDACTED,
+    BLOCK_TOOL,
+    BLOCK_JSON_TOOL, /* the forced response_format tool: its input is the content */
+    BLOCK_OTHER,     /* a block type we do not translate (e.g. server tools) */
+} block_kind;
+
+/* An open content block: Anthropic's block index -> what it is and, for a
+ * tool_use block, its OpenAI tool_calls index. Blocks leave the table at
+ * content_block_stop, so it holds one or two entries in practice. */
+typedef struct open_block {
+    unsigned index;
+    unsigned tool;
+    unsigned char kind;
+} open_block;
+
+/* Anthropic streams blocks one after another (the table grows 4, 8, ...);
+ * anything near this many open at once is a broken or hostile upstream. */
+#define MAX_OPEN_BLOCKS 64
+/* Token counts above this are nonsense; it also keeps sums exact in doubles. */
+#define MAX_TOKENS 1e15
+
+struct claude_stream {
+    claude_request_info info;
+    long created;
+    char *id;
+    char *model;
+    double input_tokens, cache_creation, cache_read, output_tokens;
+    open_block *blocks;
+    unsigned nblocks, cap;
+    unsigned next_tool;
+    unsigned char started; /* message_start seen */
+    unsigned char state;   /* claude_stream_state */
+};
+
+/* Handlers return NULL on success, else why the stream broke the protocol;
+ * NOMEM (compared by address) means an allocation failed instead. */
+static const char NOMEM[] = "out of memory";
+
+claude_stream *claude_stream_new(const claude_request_info *info, long created)
+{
+    claude_stream *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    if (info)
+        s->info = *info;
+    s->info.json_tool_name[sizeof(s->info.json_tool_name) - 1] = '\0';
+    s->created = created;
+    return s;
+}
+
+void claude_stream_free(claude_stream *s)
+{
+    if (!s)
+        return;
+    free(s->id);
+    free(s->model);
+    free(s->blocks);
+    free(s);
+}
+
+claude_stream_state claude_stream_state_of(const claude_stream *s)
+{
+    return s ? (claude_stream_state)s->state : CLAUDE_STREAM_ERROR;
+}
+
+static open_block *block_find(claude_stream *s, unsigned index)
+{
+    for (unsigned i = 0; i < s->nblocks; i++)
+        if (s->blocks[i].index == index)
+            return &s->blocks[i];
+    return NULL;
+}
+
+static const char *block_add(claude_stream *s, unsigned index, block_kind kind, unsigned tool)
+{
+    if (s->nblocks == MAX_OPEN_BLOCKS)
+        return "too many content blocks open at once";
+    if (s->nblocks == s->cap) {
+        unsigned cap = s->cap ? s->cap * 2 : 4;
+        open_block *b = realloc(s->blocks, cap * sizeof(*b));
+        if (!b)
+            return NOMEM;
+        s->blocks = b;
+        s->cap = cap;
+    }
+    s->blocks[s->nblocks++] = (open_block){.index = index, .tool = tool, .kind = (unsigned char)kind};
+    return NULL;
+}
+
+static void block_remove(claude_stream *s, unsigned index)
+{
+    open_block *b = block_find(s, index);
+    if (b)
+        *b = s->blocks[--s->nblocks];
+}
+
+/* ------------------------------------------------------------------ */
+/* JSON access that never trusts types */
+
+static const cJSON *obj_get(const cJSON *o, const char *key)
+{
+    return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+}
+
+static const char *str_get(const cJSON *o, const char *key)
+{
+    const cJSON *v = obj_get(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* An optional string field: absent is fine (""), any other type is not. */
+static int opt_str(const cJSON *o, const char *key, const char **out)
+{
+    const cJSON *v = obj_get(o, key);
+    *out = cJSON_IsString(v) ? v->valuestring : "";
+    return v == NULL || cJSON_IsString(v) || cJSON_IsNull(v);
+}
+
+/* Block indexes are small non-negative integers; anything else is refused
+ * rather than truncated into a colliding value. */
+static int index_get(const cJSON *o, unsigned *out)
+{
+    const cJSON *v = obj_get(o, "index");
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 2147483647.0))
+        return -1;
+    *out = (unsigned)v->valuedouble;
+    return (double)*out == v->valuedouble ? 0 : -1;
+}
+
+/* Usage counts are bookkeeping, not content: a bad one is ignored. */
+static void tokens_get(const cJSON *usage, const char *key, double *out)
+{
+    const cJSON *v = obj_get(usage, key);
+    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= MAX_TOKENS)
+        *out = (double)(long long)v->valuedouble;
+}
+
+/* Anthropic's counts are cumulative, so the latest event wins. */
+static void usage_read(claude_stream *s, const cJSON *usage)
+{
+    tokens_get(usage, "input_tokens", &s->input_tokens);
+    tokens_get(usage, "cache_creation_input_tokens", &s->cache_creation);
+    tokens_get(usage, "cache_read_input_tokens", &s->cache_read);
+    tokens_get(usage, "output_tokens", &s->output_tokens);
+}
+
+/* The whole text must be one JSON value: cJSON alone would accept a valid
+ * prefix followed by garbage. */
+static cJSON *parse_exact(const char *data, size_t len)
+{
+    const char *end = NULL;
+    if (!data || len == 0)
+        return NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(data, len, &end, 0);
+    if (!j)
+        return NULL;
+    for (size_t i = (size_t)(end - data); i < len; i++) {
+        if (data[i] != ' ' && data[i] != '\t' && data[i] != '\r' && data[i] != '\n') {
+            cJSON_Delete(j);
+            return NULL;
+        }
+    }
+    return j;
+}
+
+/* ------------------------------------------------------------------ */
+/* Mappings (shared with the non-streaming side; kept local on purpose) */
+
+static const char *finish_reason(const char *stop_reason, int json_tool)
+{
+    static const struct {
+        const char *anthropic, *openai;
+    } map[] = {
+        {"end_turn", "stop"},          {"stop_sequence", "stop"},  {"pause_turn", "stop"},
+        {"max_tokens", "length"},      {"tool_use", "tool_calls"}, {"model_context_window_exceeded", "length"},
+        {"refusal", "content_filter"},
+    };
+    if (!stop_reason)
+        return "stop";
+    if (json_tool && strcmp(stop_reason, "tool_use") == 0)
+        return "stop";
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (strcmp(stop_reason, map[i].anthropic) == 0)
+            return map[i].openai;
+    return "stop";
+}
+
+static void error_names(const char *anthropic_type, const char **type, const char **code)
+{
+    if (!anthropic_type || !*anthropic_type) {
+        *type = "api_error";
+        *code = "upstream_error";
+    } else if (strcmp(anthropic_type, "overloaded_error") == 0) {
+        *type = "api_error";
+        *code = "overloaded";
+    } else if (strcmp(anthropic_type, "rate_limit_error") == 0) {
+        *type = anthropic_type;
+        *code = "rate_limit_exceeded";
+    } else {
+        *type = anthropic_type;
+        *code = anthropic_type;
+    }
+}
+
+static cJSON *usage_to_openai(const claude_stream *s)
+{
+    double prompt = s->input_tokens + s->cache_creation + s->cache_read;
+    cJSON *u = cJSON_CreateObject();
+    int ok = u != NULL;
+    ok = ok && cJSON_AddNumberToObject(u, "prompt_tokens", prompt);
+    ok = ok && cJSON_AddNumberToObject(u, "completion_tokens", s->output_tokens);
+    ok = ok && cJSON_AddNumberToObject(u, "total_tokens", prompt + s->output_tokens);
+    cJSON *details = ok ? cJSON_AddObjectToObject(u, "prompt_tokens_details") : NULL;
+    ok = details && cJSON_AddNumberToObject(details, "cached_tokens", s->cache_read);
+    if (ok && s->cache_creation > 0)
+        ok = cJSON_AddNumberToObject(u, "cache_creation_input_tokens", s->cache_creation) != NULL;
+    if (!ok) {
+        cJSON_Delete(u);
+        return NULL;
+    }
+    return u;
+}
+
+/* ------------------------------------------------------------------ */
+/* Frames */
+
+/* All or nothing: a client must never see half a frame. */
+static int emit_frame(claude_buf *out, const char *payload, size_t n)
+{
+    if (n > SIZE_MAX - 8 || buf_reserve(out, n + 8) != 0)
+        return -1;
+    claude_buf_append(out, "data: ", 6);
+    claude_buf_append(out, payload, n);
+    claude_buf_append(out, "\n\n", 2);
+    return 0;
+}
+
+/* Takes ownership of j. */
+static int emit_json(claude_buf *out, cJSON *j)
+{
+    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+    int rc = text ? emit_frame(out, text, strlen(text)) : -1;
+    cJSON_free(text);
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* id, object, created, model: the head every chunk shares. */
+static cJSON *chunk_new(const claude_stream *s)
+{
+    cJSON *c = cJSON_CreateObject();
+    int ok = c != NULL;
+    ok = ok && cJSON_AddStringToObject(c, "id", s->id);
+    ok = ok && cJSON_AddStringToObject(c, "object", "chat.completion.chunk");
+    ok = ok && cJSON_AddNumberToObject(c, "created", (double)s->created);
+    ok = ok && cJSON_AddStringToObject(c, "model", s->model);
+    if (!ok) {
+        cJSON_Delete(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* choices[0]; takes ownership of delta. */
+static cJSON *choice_new(cJSON *delta, const char *finish)
+{
+    cJSON *ch = delta ? cJSON_CreateObject() : NULL;
+    if (!ch || !cJSON_AddNumberToObject(ch, "index", 0) || !cJSON_AddItemToObject(ch, "delta", delta)) {
+        cJSON_Delete(delta);
+        cJSON_Delete(ch);
+        return NULL;
+    }
+    int ok = cJSON_AddNullToObject(ch, "logprobs") != NULL;
+    ok = ok &&
+         (finish ? cJSON_AddStringToObject(ch, "finish_reason", finish) : cJSON_AddNullToObject(ch, "finish_reason"));
+    if (!ok) {
+        cJSON_Delete(ch);
+        return NULL;
+    }
+    return ch;
+}
+
+/* One chunk with one choice; takes ownership of delta. */
+static const char *emit_delta(claude_stream *s, cJSON *delta, const char *finish, claude_buf *out)
+{
+    cJSON *choice = choice_new(delta, finish);
+    cJSON *c = choice ? chunk_new(s) : NULL;
+    cJSON *choices = c ? cJSON_AddArrayToObject(c, "choices") : NULL;
+    if (!choices || !cJSON_AddItemToArray(choices, choice)) {
+        cJSON_Delete(choice);
+        cJSON_Delete(c);
+        return NOMEM;
+    }
+    return emit_json(out, c) == 0 ? NULL : NOMEM;
+}
+
+/* {key: value} */
+static cJSON *delta_str(const char *key, const char *value)
+{
+    cJSON *d = cJSON_CreateObject();
+    if (d && !cJSON_AddStringToObject(d, key, value)) {
+        cJSON_Delete(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* {key: [item]}; takes ownership of item. */
+static cJSON *delta_list(const char *key, cJSON *item)
+{
+    cJSON *d = item ? cJSON_CreateObject() : NULL;
+    cJSON *list = d ? cJSON_AddArrayToObject(d, key) : NULL;
+    if (!list || !cJSON_AddItemToArray(list, item)) {
+        cJSON_Delete(item);
+        cJSON_Delete(d);
+        return NULL;
+    }
+    return d;
+}
+
+/* The first tool_calls delta of a tool: index, id, type, function.name. */
+static cJSON *tool_start_delta(unsigned k, const char *id, const char *name)
+{
+    cJSON *t = cJSON_CreateObject();
+    int ok = t && cJSON_AddNumberToObject(t, "index", k);
+    ok = ok && cJSON_AddStringToObject(t, "id", id);
+    ok = ok && cJSON_AddStringToObject(t, "type", "function");
+    cJSON *fn = ok ? cJSON_AddObjectToObject(t, "function") : NULL;
+    ok = fn && cJSON_AddStringToObject(fn, "name", name);
+    ok = ok && cJSON_AddStringToObject(fn, "arguments", "");
+    if (!ok) {
+        cJSON_Delete(t);
+        return NULL;
+    }
+    return delta_list("tool_calls", t);
+}
+
+static cJSON *tool_args_delta(unsigned k, const char *partial)
+{
+    cJSON *t = cJSON_CreateObject();
+    int ok = t && cJSON_AddNumberToObject(t, "index", k);
+    cJSON *fn = ok ? cJSON_AddObjectToObject(t, "function") : NULL;
+    ok = fn && cJSON_AddStringToObject(fn, "arguments", partial);
+    if (!ok) {
+        cJSON_Delete(t);
+        return NULL;
+    }
+    return delta_list("tool_calls", t);
+}
+
+/* A thinking_blocks entry: {"type": type, k1: v1[, k2: v2]}. */
+static cJSON *thinking_block_delta(const char *type, const char *k1, const char *v1, const char *k2, const char *v2)
+{
+    cJSON *b = cJSON_CreateObject();
+    int ok = b && cJSON_AddStringToObject(b, "type", type);
+    ok = ok && cJSON_AddStringToObject(b, k1, v1);
+    ok = ok && (!k2 || cJSON_AddStringToObject(b, k2, v2));
+    if (!ok) {
+        cJSON_Delete(b);
+        return NULL;
+    }
+    return delta_list("thinking_blocks", b);
+}
+
+static int emit_error(claude_buf *out, const char *message, const char *type, const char *code)
+{
+    cJSON *j = cJSON_CreateObject();
+    cJSON *e = j ? cJSON_AddObjectToObject(j, "error") : NULL;
+    int ok = e && cJSON_AddStringToObject(e, "message", message);
+    ok = ok && cJSON_AddStringToObject(e, "type", type);
+    ok = ok && cJSON_AddNullToObject(e, "param");
+    ok = ok && cJSON_AddStringToObject(e, "code", code);
+    if (!ok) {
+        cJSON_Delete(j);
+        return -1;
+    }
+    return emit_json(out, j);
+}
+
+/* Ends the stream with an error frame (best effort when memory is gone). */
+static void stream_error(claude_stream *s, claude_buf *out, const char *message, const char *type, const char *code)
+{
+    s->state = CLAUDE_STREAM_ERROR;
+    emit_error(out, message, type, code);
+}
+
+static void protocol_error(claude_stream *s, claude_buf *out, const char *reason)
+{
+    char msg[160];
+    if (reason == NOMEM) {
+        stream_error(s, out, "The gateway ran out of memory translating the stream.", "api_error", "internal_error");
+        return;
+    }
+    snprintf(msg, sizeof(msg), "Anthropic's stream broke the protocol: %s.", reason);
+    stream_error(s, out, msg, "api_error", "upstream_protocol_error");
+}
+
+/* ------------------------------------------------------------------ */
+/* Event handlers: NULL when fine, else the reason the stream is broken */
+
+static char *str_dup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    return d ? memcpy(d, s, n) : NULL;
+}
+
+static const char *on_message_start(claude_stream *s, const cJSON *ev, claude_buf *out)
+{
+    if (s->started)
+        return "message_start came twice";
+    const cJSON *msg = obj_get(ev, "message");
+    const char *id = str_get(msg, "id"), *model = str_get(msg, "model");
+    if (!id || !model)
+        return "message_start without a message id and model";
+    s->id = str_dup(id);
+    s->model = str_dup(model);
+    if (!s->id || !s->model)
+        return NOMEM;
+    usage_read(s, obj_get(msg, "usage"));
+    s->started = 1;
+    cJSON *d = delta_str("role", "assistant");
+    if (d && !cJSON_AddStringToObject(d, "content", "")) {
+        cJSON_Delete(d);
+        d = NULL;
+    }
+    return emit_delta(s, d, NULL, out);
+}
+
+/* Text and thinking blocks may open with some text already in them. */
+static const char *start_text(claude_stream *s, unsigned index, block_kind kind, const cJSON *cb, claude_buf *out)
+{
+    const char *text;
+    if (!opt_str(cb, kind == BLOCK_TEXT ? "text" : "thinking", &text))
+        return "a content block whose text is not a string";
+    const char *err = block_add(s, index, kind, 0);
+    if (err || !*text)
+        return err;
+    return emit_delta(s, delta_str(kind == BLOCK_TEXT ? "content" : "reasoning_content", text), NULL, out);
+}
+
+static const char *start_redacted(claude_stream *s, unsigned index, const cJSON *cb, claude_buf *out)
+{
+    const char *data = str_get(cb, "data");
+    if (!data)
+        return "a redacted_thinking block without data";
+    const char *err = block_add(s, index, BLOCK_REDACTED, 0);
+    if (err)
+        return err;
+    return emit_delta(s, thinking_block_delta("redacted_thinking", "data", data, NULL, NULL), NULL, out);
+}
+
+/* With response_format the forced tool's input is the answer itself; an
+ * unnamed forced tool (should not happen) claims every tool_use. */
+static int is_json_tool(const claude_stream *s, const char *name)
+{
+    return s->info.json_tool && (!s->info.json_tool_name[0] || strcmp(name, s->info.json_tool_name) == 0);
+}
+
+static const char *start_tool(claude_stream *s, unsigned index, const cJSON *cb, claude_buf *out)
+{
+    const char *id = str_get(cb, "id"), *name = str_get(cb, "name");
+    if (!id || !name)
+        return "a tool_use block without id and name";
+    if (is_json_tool(s, name))
+        return block_add(s, index, BLOCK_JSON_TOOL, 0);
+    unsigned k = s->next_tool;
+    const char *err = block_add(s, index, BLOCK_TOOL, k);
+    if (err)
+        return err;
+    s->next_tool++;
+    return emit_delta(s, tool_start_delta(k, id, name), NULL, out);
+}
+
+static const char *on_block_start(claude_stream *s, const cJSON *ev, claude_buf *out)
+{
+    unsigned index;
+    if (index_get(ev, &index) != 0)
+        return "content_block_start without a valid index";
+    if (block_find(s, index))
+        return "a content block started twice";
+    const cJSON *cb = obj_get(ev, "content_block");
+    const char *type = str_get(cb, "type");
+    if (!type)
+        return "content_block_start without a block type";
+    if (strcmp(type, "text") == 0)
+        return start_text(s, index, BLOCK_TEXT, cb, out);
+    if (strcmp(type, "thinking") == 0)
+        return start_text(s, index, BLOCK_THINKING, cb, out);
+    if (strcmp(type, "redacted_thinking") == 0)
+        return start_redacted(s, index, cb, out);
+    if (strcmp(type, "tool_use") == 0)
+        return start_tool(s, index, cb, out);
+    return block_add(s, index, BLOCK_OTHER, 0);
+}
+
+static const char *json_delta(claude_stream *s, const open_block *b, const char *partial, claude_buf *out)
+{
+    if (!*partial)
+        return NULL;
+    if (b->kind == BLOCK_JSON_TOOL)
+        return emit_delta(s, delta_str("content", partial), NULL, out);
+    return emit_delta(s, tool_args_delta(b->tool, partial), NULL, out);
+}
+
+static int is_tool(const open_block *b)
+{
+    return b->kind == BLOCK_TOOL || b->kind == BLOCK_JSON_TOOL;
+}
+
+/* A known delta type must fit its block and carry its string; other delta
+ * types (e.g. citations_delta) carry nothing OpenAI has a field for. */
+static const char *translate_delta(claude_stream *s, const open_block *b, const char *type, const cJSON *d,
+                                   claude_buf *out)
+{
+    const char *v;
+    if (strcmp(type, "text_delta") == 0 && b->kind == BLOCK_TEXT && (v = str_get(d, "text")))
+        return emit_delta(s, delta_str("content", v), NULL, out);
+    if (strcmp(type, "thinking_delta") == 0 && b->kind == BLOCK_THINKING && (v = str_get(d, "thinking")))
+        return emit_delta(s, delta_str("reasoning_content", v), NULL, out);
+    if (strcmp(type, "signature_delta") == 0 && b->kind == BLOCK_THINKING && (v = str_get(d, "signature")))
+        return emit_delta(s, thinking_block_delta("thinking", "thinking", "", "signature", v), NULL, out);
+    if (strcmp(type, "input_json_delta") == 0 && is_tool(b) && (v = str_get(d, "partial_json")))
+        return json_delta(s, b, v, out);
+    if (strcmp(type, "text_delta") == 0 || strcmp(type, "thinking_delta") == 0 ||
+        strcmp(type, "signature_delta") == 0 || strcmp(type, "input_json_delta") == 0)
+        return "a delta that does not fit its content block";
+    return NULL;
+}
+
+static const char *on_block_delta(claude_stream *s, const cJSON *ev, claude_buf *out)
+{
+    unsigned index;
+    if (index_get(ev, &index) != 0)
+        return "content_block_delta without a valid index";
+    const open_block *b = block_find(s, index);
+    if (!b)
+        return "a delta for a content block that is not open";
+    const cJSON *d = obj_get(ev, "delta");
+    const char *type = str_get(d, "type");
+    if (!type)
+        return "content_block_delta without a delta type";
+    if (b->kind == BLOCK_OTHER)
+        return NULL;
+    return translate_delta(s, b, type, d, out);
+}
+
+/* Nothing to say to the client; forgetting the block keeps the table small
+ * and makes a late delta for it a protocol error. */
+static const char *on_block_stop(claude_stream *s, const cJSON *ev, claude_buf *out)
+{
+    unsigned index;
+    (void)out;
+    if (index_get(ev, &index) == 0)
+        block_remove(s, index);
+    return NULL;
+}
+
+static const char *on_message_delta(claude_stream *s, const cJSON *ev, claude_buf *out)
+{
+    const char *stop = str_get(obj_get(ev, "delta"), "stop_reason");
+    usage_read(s, obj_get(ev, "usage"));
+    return emit_delta(s, cJSON_CreateObject(), finish_reason(stop, s->info.json_tool), out);
+}
+
+static const char *emit_usage(claude_stream *s, claude_buf *out)
+{
+    cJSON *c = chunk_new(s);
+    cJSON *u = c ? usage_to_openai(s) : NULL;
+    if (!u || !cJSON_AddArrayToObject(c, "choices") || !cJSON_AddItemToObject(c, "usage", u)) {
+        cJSON_Delete(u);
+        cJSON_Delete(c);
+        return NOMEM;
+    }
+    return emit_json(out, c) == 0 ? NULL : NOMEM;
+}
+
+static const char *on_message_stop(claude_stream *s, const cJSON *ev, claude_buf *out)
+{
+    (void)ev;
+    const char *err = s->info.include_usage ? emit_usage(s, out) : NULL;
+    if (err)
+        return err;
+    if (emit_frame(out, "[DONE]", 6) != 0)
+        return NOMEM;
+    s->state = CLAUDE_STREAM_DONE;
+    return NULL;
+}
+
+static const char *on_error(claude_stream *s, const cJSON *ev, claude_buf *out)
+{
+    const cJSON *e = obj_get(ev, "error");
+    const char *message = str_get(e, "message"), *type, *code;
+    error_names(str_get(e, "type"), &type, &code);
+    s->state = CLAUDE_STREAM_ERROR;
+    if (emit_error(out, message ? message : "Anthropic reported an error mid-stream.", type, code) != 0)
+        return NOMEM;
+    return NULL;
+}
+
+typedef const char *(*event_handler)(claude_stream *, const cJSON *, claude_buf *);
+
+/* ping and unknown event types are not listed: they are ignored. */
+static const struct {
+    const char *type;
+    event_handler fn;
+    int needs_start;
+} handlers[] = {
+    {"message_start", on_message_start, 0},
+    {"content_block_start", on_block_start, 1},
+    {"content_block_delta", on_block_delta, 1},
+    {"content_block_stop", on_block_stop, 1},
+    {"message_delta", on_message_delta, 1},
+    {"message_stop", on_message_stop, 1},
+    {"error", on_error, 0},
+};
+
+static const char *route(claude_stream *s, const char *type, const cJSON *ev, claude_buf *out)
+{
+    for (size_t i = 0; i < sizeof(handlers) / sizeof(handlers[0]); i++) {
+        if (strcmp(type, handlers[i].type) != 0)
+            continue;
+        if (handlers[i].needs_start && !s->started)
+            return "an event before message_start";
+        return handlers[i].fn(s, ev, out);
+    }
+    return NULL;
+}
+
+claude_stream_state claude_stream_event(claude_stream *s, const char *event, const char *data, size_t len,
+                                        claude_buf *out)
+{
+    if (!s || !out)
+        return CLAUDE_STREAM_ERROR;
+    if (s->state != CLAUDE_STREAM_OPEN)
+        return (claude_stream_state)s->state;
+    cJSON *ev = parse_exact(data, len);
+    const char *err = "event data that is not a JSON object";
+    if (cJSON_IsObject(ev)) {
+        /* The JSON "type" is what Anthropic documents as authoritative; the
+         * SSE event name only stands in when it is missing. */
+        const char *type = str_get(ev, "type");
+        err = route(s, type ? type : event ? event : "", ev, out);
+    }
+    cJSON_Delete(ev);
+    if (err)
+        protocol_error(s, out, err);
+    return (claude_stream_state)s->state;
+}
+
+void claude_stream_fail(claude_stream *s, const char *code, const char *message, claude_buf *out)
+{
+    if (!s || !out || s->state != CLAUDE_STREAM_OPEN)
+        return;
+    stream_error(s, out, message ? message : "The upstream stream ended early.", "api_error",
+                 code ? code : "upstream_disconnected");
+}

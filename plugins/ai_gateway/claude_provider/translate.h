@@ -1,0 +1,61 @@
+/*
+ * translate.h - OpenAI Chat Completions <-> Anthropic Messages, as pure
+ * functions (no I/O, no globals): what the unit tests and fuzzers call.
+ *
+ * Request:  OpenAI request JSON  -> Anthropic request JSON  (claude_request_from_openai)
+ * Response: Anthropic message    -> OpenAI chat.completion  (claude_response_to_openai)
+ * Errors:   Anthropic error body -> OpenAI error body + HTTP status (claude_error_to_openai)
+ * docs/translation.md is the field-by-field table these implement.
+ */
+#ifndef CLAUDE_TRANSLATE_H
+#define CLAUDE_TRANSLATE_H
+
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+typedef struct claude_options {
+    int default_max_tokens; /* when the client gives neither max_tokens nor max_completion_tokens */
+    /* reasoning_effort -> thinking.budget_tokens */
+    int thinking_budget_low;
+    int thinking_budget_medium;
+    int thinking_budget_high;
+} claude_options;
+
+/* A client error found while translating (always a 4xx). */
+typedef struct claude_error {
+    int status;        /* 400 */
+    char type[48];     /* "invalid_request_error" */
+    char code[48];     /* "" for null */
+    char param[96];    /* "" for null; e.g. "messages[2].tool_calls[0].function.arguments" */
+    char message[384];
+} claude_error;
+
+/* What the response side must know about how the request was translated. */
+typedef struct claude_request_info {
+    int stream;            /* "stream": true */
+    int include_usage;     /* stream_options.include_usage */
+    int json_tool;         /* response_format was mapped to a forced tool: its input is the answer */
+    char json_tool_name[64];
+} claude_request_info;
+
+/* NULL with *err filled when the request cannot be carried across. */
+cJSON *claude_request_from_openai(const cJSON *openai, const claude_options *opt, claude_request_info *info,
+                                  claude_error *err);
+
+/* `created` is the Unix time to report. NULL with *err (status 502) when the
+ * upstream body is not an Anthropic message. */
+cJSON *claude_response_to_openai(const cJSON *anthropic, const claude_request_info *info, long created,
+                                 claude_error *err);
+
+/* Maps an upstream error (status + raw body, which may be anything) to the
+ * status to send and a malloc'd OpenAI error body (free with cJSON_free). */
+int claude_error_to_openai(int upstream_status, const char *body, size_t len, char **out_json);
+
+/* Anthropic stop_reason -> OpenAI finish_reason ("stop" for unknown ones). */
+const char *claude_finish_reason(const char *stop_reason, const claude_request_info *info);
+
+/* Anthropic usage object -> OpenAI usage object (new cJSON object). */
+cJSON *claude_usage_to_openai(const cJSON *usage);
+
+#endif
