@@ -14,7 +14,7 @@ targets=(
   "fuzz_yaml|src/core/yaml.c src/core/interp.c|-lcjson -lyaml"
   "fuzz_claude_request|$CLAUDE/translate*.c|-lcjson"
   "fuzz_claude_response|$CLAUDE/translate*.c|-lcjson"
-  "fuzz_claude_stream|$CLAUDE/stream.c|-lcjson"
+  "fuzz_claude_stream|$CLAUDE/stream.c $CLAUDE/translate*.c|-lcjson"
 )
 
 total_fail=0

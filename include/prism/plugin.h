@@ -167,6 +167,34 @@ void prism_relay_headers(prism_ctx *ctx, const prism_upstream *up, const char *c
 /* Cancels at once; no callback runs afterwards. */
 void prism_upstream_cancel(prism_upstream *up);
 
+/* ---- helpers most provider plugins need ---- */
+
+/* config[key] as a string; NULL when absent or not a string. */
+const char *prism_conf_string(const cJSON *config, const char *key);
+/* config[key] as an integer clamped to [min, max]; `def` when absent. */
+long prism_conf_int(const cJSON *config, const char *key, long def, long min, long max);
+/* config[key] as a list of strings (malloc'd copies; absent: empty list).
+ * -1 with a message when it is not a list of strings. */
+int prism_conf_strings(const cJSON *config, const char *key, char ***out, size_t *count, char *err, size_t errlen);
+void prism_strings_free(char **list, size_t count);
+/* 1 when s holds a control character (never allowed in header values). */
+int prism_has_control_chars(const char *s);
+/* `base` (an http(s) URL; trailing slashes ignored) + `path`, malloc'd;
+ * NULL with a message when base is not an http(s) URL. */
+char *prism_url_join(const char *base, const char *path, char *err, size_t errlen);
+/* "Name: value", malloc'd; NULL when value is NULL or empty. */
+char *prism_header_line(const char *name, const char *value);
+/* Appends {"id","object":"model","created":0,"owned_by"} for each id. */
+void prism_models_append(cJSON *data, char *const *ids, size_t count, const char *owned_by);
+
+/* A response body gathered in request memory, up to `max` bytes. */
+typedef struct prism_body {
+    char *data; /* NUL-terminated */
+    size_t len, cap, max;
+} prism_body;
+/* -1 (and nothing appended) when the body would exceed b->max. */
+int prism_body_append(prism_ctx *ctx, prism_body *b, const char *chunk, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

@@ -41,16 +41,10 @@ static const char *const route_keys[] = {"chain", NULL};
 /* "file:line: message", or "file: message" when the node has no line. */
 __attribute__((format(printf, 3, 4))) static int fail_at(cfg_ctx *c, const cJSON *node, const char *fmt, ...)
 {
-    char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    prism_doc_vfail(c->doc, node, c->err, c->errlen, fmt, ap);
     va_end(ap);
-    int line = node ? prism_doc_line(c->doc, node) : 0;
-    if (line > 0)
-        snprintf(c->err, c->errlen, "%s:%d: %s", prism_doc_name(c->doc), line, msg);
-    else
-        snprintf(c->err, c->errlen, "%s: %s", prism_doc_name(c->doc), msg);
     return -1;
 }
 

@@ -486,3 +486,15 @@ void prism_doc_free(prism_doc *doc)
     free(doc->name);
     free(doc);
 }
+
+int prism_doc_vfail(const prism_doc *doc, const cJSON *node, char *err, size_t errlen, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    int line = node ? prism_doc_line(doc, node) : 0;
+    if (line > 0)
+        snprintf(err, errlen, "%s:%d: %s", prism_doc_name(doc), line, msg);
+    else
+        snprintf(err, errlen, "%s: %s", prism_doc_name(doc), msg);
+    return -1;
+}

@@ -14,6 +14,7 @@
 #ifndef PRISM_YAML_H
 #define PRISM_YAML_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include <cjson/cJSON.h>
@@ -32,6 +33,9 @@ const cJSON *prism_doc_root(const prism_doc *doc);
 /* The line (1-based) a node came from, or 0 when unknown. */
 int prism_doc_line(const prism_doc *doc, const cJSON *node);
 const char *prism_doc_name(const prism_doc *doc);
+/* Writes "name:line: message" (or "name: message" when the node has no
+ * line, or is NULL) into err and returns -1, for validators of a doc. */
+int prism_doc_vfail(const prism_doc *doc, const cJSON *node, char *err, size_t errlen, const char *fmt, va_list ap);
 void prism_doc_free(prism_doc *doc);
 
 #endif

@@ -46,8 +46,7 @@ typedef struct call {
     int status;
     int streaming; /* the client's stream has begun */
     int paused;
-    char *buf; /* non-streamed body */
-    size_t len, cap;
+    prism_body body; /* non-streamed body */
     claude_sse *sse;
     claude_stream *st;
     claude_buf out;
@@ -71,39 +70,6 @@ static const char *const relayed_headers[] = {
 
 /* ---- configuration ---- */
 
-static int has_ctl(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return 1;
-    return 0;
-}
-
-static const char *conf_str(const cJSON *config, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(config, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static int conf_int(const cJSON *obj, const char *key, int def, int min, int max)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsNumber(v))
-        return def;
-    return v->valuedouble < min ? min : v->valuedouble > max ? max : (int)v->valuedouble;
-}
-
-static char *fmt_header(const char *name, const char *value)
-{
-    if (value == NULL || value[0] == '\0')
-        return NULL;
-    size_t n = strlen(name) + strlen(value) + 3;
-    char *s = malloc(n);
-    if (s != NULL)
-        snprintf(s, n, "%s: %s", name, value);
-    return s;
-}
-
 static void provider_destroy(void *inst)
 {
     provider *p = inst;
@@ -113,62 +79,24 @@ static void provider_destroy(void *inst)
     free(p->key_header);
     free(p->version_header);
     free(p->beta_header);
-    for (size_t i = 0; i < p->model_count; i++)
-        free(p->models[i]);
-    free(p->models);
+    prism_strings_free(p->models, p->model_count);
     free(p);
-}
-
-static int read_url(provider *p, const cJSON *config, char *err, size_t errlen)
-{
-    const char *base = conf_str(config, "base_url");
-    if (base == NULL || base[0] == '\0')
-        base = "https://api.anthropic.com";
-    if ((strncmp(base, "https://", 8) != 0 && strncmp(base, "http://", 7) != 0) || has_ctl(base))
-        return snprintf(err, errlen, "base_url must be an http(s) URL"), -1;
-    size_t n = strlen(base);
-    while (n > 0 && base[n - 1] == '/')
-        n--;
-    /* ANTHROPIC_BASE_URL is the API root, as in Anthropic's SDKs. */
-    p->url = malloc(n + sizeof("/v1/messages"));
-    if (p->url == NULL)
-        return snprintf(err, errlen, "out of memory"), -1;
-    memcpy(p->url, base, n);
-    memcpy(p->url + n, "/v1/messages", sizeof("/v1/messages"));
-    return 0;
-}
-
-static int read_models(provider *p, const cJSON *config, char *err, size_t errlen)
-{
-    const cJSON *models = cJSON_GetObjectItemCaseSensitive(config, "models");
-    if (models == NULL)
-        return 0;
-    if (!cJSON_IsArray(models))
-        return snprintf(err, errlen, "models must be a list of model ids"), -1;
-    p->models = calloc((size_t)cJSON_GetArraySize(models) + 1, sizeof(*p->models));
-    const cJSON *m;
-    cJSON_ArrayForEach(m, models)
-    {
-        if (!cJSON_IsString(m))
-            return snprintf(err, errlen, "models must be a list of model ids"), -1;
-        p->models[p->model_count++] = strdup(m->valuestring);
-    }
-    return 0;
 }
 
 static int read_headers(provider *p, const cJSON *config, char *err, size_t errlen)
 {
-    const char *key = conf_str(config, "api_key");
-    const char *version = conf_str(config, "anthropic_version");
-    const char *beta = conf_str(config, "anthropic_beta");
-    if ((key && has_ctl(key)) || (version && has_ctl(version)) || (beta && has_ctl(beta)))
+    const char *key = prism_conf_string(config, "api_key");
+    const char *version = prism_conf_string(config, "anthropic_version");
+    const char *beta = prism_conf_string(config, "anthropic_beta");
+    if ((key && prism_has_control_chars(key)) || (version && prism_has_control_chars(version)) ||
+        (beta && prism_has_control_chars(beta)))
         return snprintf(err, errlen,
                         "api_key, anthropic_version and anthropic_beta must not contain control "
                         "characters"),
                -1;
-    p->key_header = fmt_header("x-api-key", key);
-    p->version_header = fmt_header("anthropic-version", version && version[0] ? version : "2023-06-01");
-    p->beta_header = fmt_header("anthropic-beta", beta);
+    p->key_header = prism_header_line("x-api-key", key);
+    p->version_header = prism_header_line("anthropic-version", version && version[0] ? version : "2023-06-01");
+    p->beta_header = prism_header_line("anthropic-beta", beta);
     if (p->key_header == NULL)
         prism_log(p->host, PRISM_LOG_WARN, "no api_key (ANTHROPIC_API_KEY) set: requests go upstream unauthenticated");
     return 0;
@@ -177,11 +105,11 @@ static int read_headers(provider *p, const cJSON *config, char *err, size_t errl
 static void read_options(provider *p, const cJSON *config)
 {
     const cJSON *budget = cJSON_GetObjectItemCaseSensitive(config, "thinking_budget");
-    p->opt.default_max_tokens = conf_int(config, "default_max_tokens", 4096, 1, 1 << 24);
-    p->opt.thinking_budget_low = conf_int(budget, "low", 1024, 1024, 1 << 24);
-    p->opt.thinking_budget_medium = conf_int(budget, "medium", 4096, 1024, 1 << 24);
-    p->opt.thinking_budget_high = conf_int(budget, "high", 16384, 1024, 1 << 24);
-    p->max_response_bytes = (size_t)conf_int(config, "max_response_bytes", 32 << 20, 1024, 1 << 30);
+    p->opt.default_max_tokens = (int)prism_conf_int(config, "default_max_tokens", 4096, 1, 1 << 24);
+    p->opt.thinking_budget_low = (int)prism_conf_int(budget, "low", 1024, 1024, 1 << 24);
+    p->opt.thinking_budget_medium = (int)prism_conf_int(budget, "medium", 4096, 1024, 1 << 24);
+    p->opt.thinking_budget_high = (int)prism_conf_int(budget, "high", 16384, 1024, 1 << 24);
+    p->max_response_bytes = (size_t)prism_conf_int(config, "max_response_bytes", 32L << 20, 1024, 1L << 30);
 }
 
 static void *provider_create(const cJSON *config, prism_host *host, char *err, size_t errlen)
@@ -190,8 +118,11 @@ static void *provider_create(const cJSON *config, prism_host *host, char *err, s
     if (p == NULL)
         return snprintf(err, errlen, "out of memory"), NULL;
     p->host = host;
-    if (read_url(p, config, err, errlen) != 0 || read_models(p, config, err, errlen) != 0 ||
-        read_headers(p, config, err, errlen) != 0) {
+    /* ANTHROPIC_BASE_URL is the API root, as in Anthropic's SDKs. */
+    const char *base = prism_conf_string(config, "base_url");
+    p->url = prism_url_join(base && base[0] ? base : "https://api.anthropic.com", "/v1/messages", err, errlen);
+    if (p->url == NULL || read_headers(p, config, err, errlen) != 0 ||
+        prism_conf_strings(config, "models", &p->models, &p->model_count, err, errlen) != 0) {
         provider_destroy(p);
         return NULL;
     }
@@ -249,26 +180,6 @@ static void on_response(void *data, prism_upstream *up, int status)
         begin_stream(c);
 }
 
-static int buffer_body(call *c, const char *chunk, size_t len)
-{
-    if (c->len + len > c->p->max_response_bytes)
-        return -1;
-    if (c->len + len + 1 > c->cap) {
-        size_t cap = c->cap ? c->cap : 4096;
-        while (cap < c->len + len + 1)
-            cap *= 2;
-        char *nb = prism_ctx_alloc(c->ctx, cap);
-        if (c->len)
-            memcpy(nb, c->buf, c->len);
-        c->buf = nb;
-        c->cap = cap;
-    }
-    memcpy(c->buf + c->len, chunk, len);
-    c->len += len;
-    c->buf[c->len] = '\0';
-    return 0;
-}
-
 static int on_event(void *data, const char *event, const char *json, size_t len)
 {
     call *c = data;
@@ -312,7 +223,7 @@ static int on_body(void *data, prism_upstream *up, const char *chunk, size_t len
     c->up = up;
     if (c->streaming)
         return relay_stream(c, chunk, len);
-    if (buffer_body(c, chunk, len) != 0) {
+    if (prism_body_append(c->ctx, &c->body, chunk, len) != 0) {
         prism_upstream_cancel(up);
         prism_respond_error(c->ctx, 502, "api_error", "upstream_response_too_large", NULL,
                             "The upstream response exceeded %zu bytes.", c->p->max_response_bytes);
@@ -323,7 +234,7 @@ static int on_body(void *data, prism_upstream *up, const char *chunk, size_t len
 
 static void respond_translated(call *c)
 {
-    cJSON *msg = cJSON_ParseWithLength(c->buf ? c->buf : "", c->len);
+    cJSON *msg = cJSON_ParseWithLength(c->body.data ? c->body.data : "", c->body.len);
     claude_error err = {0};
     cJSON *out = msg ? claude_response_to_openai(msg, &c->info, c->created, &err) : NULL;
     cJSON_Delete(msg);
@@ -344,7 +255,7 @@ static void finish_buffered(call *c)
         return;
     }
     char *json = NULL;
-    int status = claude_error_to_openai(c->status, c->buf ? c->buf : "", c->len, &json);
+    int status = claude_error_to_openai(c->status, c->body.data ? c->body.data : "", c->body.len, &json);
     if (json == NULL) {
         prism_respond_error(c->ctx, 502, "api_error", "upstream_error", NULL, "Anthropic answered HTTP %d.", c->status);
         return;
@@ -422,6 +333,7 @@ static prism_status provider_handle(void *instance, prism_ctx *ctx)
     c->ctx = ctx;
     c->p = p;
     c->created = (long)time(NULL);
+    c->body.max = p->max_response_bytes;
     size_t len = 0;
     const char *body = translate(ctx, p, &c->info, &len);
     if (body == NULL)
@@ -452,14 +364,7 @@ static prism_status provider_handle(void *instance, prism_ctx *ctx)
 static void provider_list_models(void *instance, cJSON *data)
 {
     const provider *p = instance;
-    for (size_t i = 0; i < p->model_count; i++) {
-        cJSON *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(m, "id", p->models[i]);
-        cJSON_AddStringToObject(m, "object", "model");
-        cJSON_AddNumberToObject(m, "created", 0);
-        cJSON_AddStringToObject(m, "owned_by", "anthropic");
-        cJSON_AddItemToArray(data, m);
-    }
+    prism_models_append(data, p->models, p->model_count, "anthropic");
 }
 
 const prism_plugin_t prism_plugin = {

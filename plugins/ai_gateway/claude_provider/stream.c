@@ -388,61 +388,20 @@ static cJSON *parse_exact(const char *data, size_t len)
     return j;
 }
 
-/* ------------------------------------------------------------------ */
-/* Mappings (shared with the non-streaming side; kept local on purpose) */
-
-static const char *finish_reason(const char *stop_reason, int json_tool)
-{
-    static const struct {
-        const char *anthropic, *openai;
-    } map[] = {
-        {"end_turn", "stop"},          {"stop_sequence", "stop"},  {"pause_turn", "stop"},
-        {"max_tokens", "length"},      {"tool_use", "tool_calls"}, {"model_context_window_exceeded", "length"},
-        {"refusal", "content_filter"},
-    };
-    if (!stop_reason)
-        return "stop";
-    if (json_tool && strcmp(stop_reason, "tool_use") == 0)
-        return "stop";
-    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-        if (strcmp(stop_reason, map[i].anthropic) == 0)
-            return map[i].openai;
-    return "stop";
-}
-
-static void error_names(const char *anthropic_type, const char **type, const char **code)
-{
-    if (!anthropic_type || !*anthropic_type) {
-        *type = "api_error";
-        *code = "upstream_error";
-    } else if (strcmp(anthropic_type, "overloaded_error") == 0) {
-        *type = "api_error";
-        *code = "overloaded";
-    } else if (strcmp(anthropic_type, "rate_limit_error") == 0) {
-        *type = anthropic_type;
-        *code = "rate_limit_exceeded";
-    } else {
-        *type = anthropic_type;
-        *code = anthropic_type;
-    }
-}
-
+/* The usage counts as an Anthropic usage object, mapped like the
+ * non-streamed response's. */
 static cJSON *usage_to_openai(const claude_stream *s)
 {
-    double prompt = s->input_tokens + s->cache_creation + s->cache_read;
-    cJSON *u = cJSON_CreateObject();
-    int ok = u != NULL;
-    ok = ok && cJSON_AddNumberToObject(u, "prompt_tokens", prompt);
-    ok = ok && cJSON_AddNumberToObject(u, "completion_tokens", s->output_tokens);
-    ok = ok && cJSON_AddNumberToObject(u, "total_tokens", prompt + s->output_tokens);
-    cJSON *details = ok ? cJSON_AddObjectToObject(u, "prompt_tokens_details") : NULL;
-    ok = details && cJSON_AddNumberToObject(details, "cached_tokens", s->cache_read);
-    if (ok && s->cache_creation > 0)
-        ok = cJSON_AddNumberToObject(u, "cache_creation_input_tokens", s->cache_creation) != NULL;
-    if (!ok) {
-        cJSON_Delete(u);
+    cJSON *a = cJSON_CreateObject();
+    if (!cJSON_AddNumberToObject(a, "input_tokens", s->input_tokens) ||
+        !cJSON_AddNumberToObject(a, "cache_creation_input_tokens", s->cache_creation) ||
+        !cJSON_AddNumberToObject(a, "cache_read_input_tokens", s->cache_read) ||
+        !cJSON_AddNumberToObject(a, "output_tokens", s->output_tokens)) {
+        cJSON_Delete(a);
         return NULL;
     }
+    cJSON *u = claude_usage_to_openai(a);
+    cJSON_Delete(a);
     return u;
 }
 
@@ -785,7 +744,7 @@ static const char *on_message_delta(claude_stream *s, const cJSON *ev, claude_bu
 {
     const char *stop = str_get(obj_get(ev, "delta"), "stop_reason");
     usage_read(s, obj_get(ev, "usage"));
-    return emit_delta(s, cJSON_CreateObject(), finish_reason(stop, s->info.json_tool), out);
+    return emit_delta(s, cJSON_CreateObject(), claude_finish_reason(stop, &s->info), out);
 }
 
 static const char *emit_usage(claude_stream *s, claude_buf *out)
@@ -816,7 +775,7 @@ static const char *on_error(claude_stream *s, const cJSON *ev, claude_buf *out)
 {
     const cJSON *e = obj_get(ev, "error");
     const char *message = str_get(e, "message"), *type, *code;
-    error_names(str_get(e, "type"), &type, &code);
+    claude_error_names(str_get(e, "type"), &type, &code);
     s->state = CLAUDE_STREAM_ERROR;
     if (emit_error(out, message ? message : "Anthropic reported an error mid-stream.", type, code) != 0)
         return NOMEM;

@@ -24,18 +24,18 @@ typedef struct claude_options {
 
 /* A client error found while translating (always a 4xx). */
 typedef struct claude_error {
-    int status;        /* 400 */
-    char type[48];     /* "invalid_request_error" */
-    char code[48];     /* "" for null */
-    char param[96];    /* "" for null; e.g. "messages[2].tool_calls[0].function.arguments" */
+    int status;     /* 400 */
+    char type[48];  /* "invalid_request_error" */
+    char code[48];  /* "" for null */
+    char param[96]; /* "" for null; e.g. "messages[2].tool_calls[0].function.arguments" */
     char message[384];
 } claude_error;
 
 /* What the response side must know about how the request was translated. */
 typedef struct claude_request_info {
-    int stream;            /* "stream": true */
-    int include_usage;     /* stream_options.include_usage */
-    int json_tool;         /* response_format was mapped to a forced tool: its input is the answer */
+    int stream;        /* "stream": true */
+    int include_usage; /* stream_options.include_usage */
+    int json_tool;     /* response_format was mapped to a forced tool: its input is the answer */
     char json_tool_name[64];
 } claude_request_info;
 
@@ -54,6 +54,10 @@ int claude_error_to_openai(int upstream_status, const char *body, size_t len, ch
 
 /* Anthropic stop_reason -> OpenAI finish_reason ("stop" for unknown ones). */
 const char *claude_finish_reason(const char *stop_reason, const claude_request_info *info);
+
+/* Anthropic error type -> OpenAI error type and code (the table of
+ * docs/translation.md); an empty or NULL type -> api_error/upstream_error. */
+void claude_error_names(const char *anthropic_type, const char **type, const char **code);
 
 /* Anthropic usage object -> OpenAI usage object (new cJSON object). */
 cJSON *claude_usage_to_openai(const cJSON *usage);

@@ -360,6 +360,23 @@ static const error_kind ERROR_KINDS[] = {
     {"overloaded_error", 503, "api_error", "overloaded"}, /* Anthropic's 529 is not a status clients know */
 };
 
+void claude_error_names(const char *anthropic_type, const char **type, const char **code)
+{
+    if (anthropic_type == NULL || anthropic_type[0] == '\0') {
+        *type = "api_error";
+        *code = "upstream_error";
+        return;
+    }
+    for (size_t i = 0; i < sizeof(ERROR_KINDS) / sizeof(ERROR_KINDS[0]); i++) {
+        if (strcmp(anthropic_type, ERROR_KINDS[i].anthropic_type) == 0) {
+            *type = ERROR_KINDS[i].openai_type;
+            *code = ERROR_KINDS[i].code;
+            return;
+        }
+    }
+    *type = *code = anthropic_type;
+}
+
 /* The status for an error type the table does not know. */
 static int fallback_status(int upstream_status)
 {

@@ -35,35 +35,8 @@ typedef struct call {
     int status;
     int streaming; /* the client's stream has begun */
     int paused;
-    char *buf; /* non-streamed body */
-    size_t len, cap;
-    int too_large;
+    prism_body body; /* non-streamed body */
 } call;
-
-static int has_ctl(const char *s)
-{
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return 1;
-    return 0;
-}
-
-static char *fmt_header(const char *name, const char *value)
-{
-    if (value == NULL || value[0] == '\0')
-        return NULL;
-    size_t n = strlen(name) + strlen(value) + 3;
-    char *s = malloc(n);
-    if (s != NULL)
-        snprintf(s, n, "%s: %s", name, value);
-    return s;
-}
-
-static const char *conf_str(const cJSON *config, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(config, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
 
 static void provider_destroy(void *inst)
 {
@@ -74,45 +47,31 @@ static void provider_destroy(void *inst)
     free(p->auth_header);
     free(p->org_header);
     free(p->project_header);
-    for (size_t i = 0; i < p->model_count; i++)
-        free(p->models[i]);
-    free(p->models);
+    prism_strings_free(p->models, p->model_count);
     free(p);
 }
 
-static int read_models(provider *p, const cJSON *config, char *err, size_t errlen)
+static int read_headers(provider *p, const cJSON *config, char *err, size_t errlen)
 {
-    const cJSON *models = cJSON_GetObjectItemCaseSensitive(config, "models");
-    if (models == NULL)
-        return 0;
-    if (!cJSON_IsArray(models))
-        return snprintf(err, errlen, "models must be a list of model ids"), -1;
-    p->models = calloc((size_t)cJSON_GetArraySize(models) + 1, sizeof(*p->models));
-    const cJSON *m;
-    cJSON_ArrayForEach(m, models)
-    {
-        if (!cJSON_IsString(m))
-            return snprintf(err, errlen, "models must be a list of model ids"), -1;
-        p->models[p->model_count++] = strdup(m->valuestring);
+    const char *key = prism_conf_string(config, "api_key");
+    const char *org = prism_conf_string(config, "organization");
+    const char *project = prism_conf_string(config, "project");
+    if ((key && prism_has_control_chars(key)) || (org && prism_has_control_chars(org)) ||
+        (project && prism_has_control_chars(project)))
+        return snprintf(err, errlen, "api_key, organization and project must not contain control characters"), -1;
+    if (key != NULL && key[0] != '\0') {
+        size_t n = strlen(key) + sizeof("Bearer ");
+        char *bearer = malloc(n);
+        if (bearer == NULL)
+            return snprintf(err, errlen, "out of memory"), -1;
+        snprintf(bearer, n, "Bearer %s", key);
+        p->auth_header = prism_header_line("Authorization", bearer);
+        free(bearer);
+    } else {
+        prism_log(p->host, PRISM_LOG_WARN, "no api_key (OPENAI_API_KEY) set: requests go upstream unauthenticated");
     }
-    return 0;
-}
-
-static int read_url(provider *p, const cJSON *config, char *err, size_t errlen)
-{
-    const char *base = conf_str(config, "base_url");
-    if (base == NULL || base[0] == '\0')
-        base = "https://api.openai.com/v1";
-    if ((strncmp(base, "https://", 8) != 0 && strncmp(base, "http://", 7) != 0) || has_ctl(base))
-        return snprintf(err, errlen, "base_url must be an http(s) URL"), -1;
-    size_t n = strlen(base);
-    while (n > 0 && base[n - 1] == '/')
-        n--;
-    p->url = malloc(n + sizeof("/chat/completions"));
-    if (p->url == NULL)
-        return snprintf(err, errlen, "out of memory"), -1;
-    memcpy(p->url, base, n);
-    memcpy(p->url + n, "/chat/completions", sizeof("/chat/completions"));
+    p->org_header = prism_header_line("OpenAI-Organization", org);
+    p->project_header = prism_header_line("OpenAI-Project", project);
     return 0;
 }
 
@@ -122,29 +81,14 @@ static void *provider_create(const cJSON *config, prism_host *host, char *err, s
     if (p == NULL)
         return snprintf(err, errlen, "out of memory"), NULL;
     p->host = host;
-    const char *key = conf_str(config, "api_key");
-    const char *org = conf_str(config, "organization");
-    const char *project = conf_str(config, "project");
-    const cJSON *max = cJSON_GetObjectItemCaseSensitive(config, "max_response_bytes");
-    p->max_response_bytes = cJSON_IsNumber(max) && max->valuedouble >= 1024 ? (size_t)max->valuedouble : 32u << 20;
-    if ((key && has_ctl(key)) || (org && has_ctl(org)) || (project && has_ctl(project))) {
-        snprintf(err, errlen, "api_key, organization and project must not contain control characters");
+    const char *base = prism_conf_string(config, "base_url");
+    p->url = prism_url_join(base && base[0] ? base : "https://api.openai.com/v1", "/chat/completions", err, errlen);
+    p->max_response_bytes = (size_t)prism_conf_int(config, "max_response_bytes", 32L << 20, 1024, 1L << 30);
+    if (p->url == NULL || read_headers(p, config, err, errlen) != 0 ||
+        prism_conf_strings(config, "models", &p->models, &p->model_count, err, errlen) != 0) {
         provider_destroy(p);
         return NULL;
     }
-    if (read_url(p, config, err, errlen) != 0 || read_models(p, config, err, errlen) != 0) {
-        provider_destroy(p);
-        return NULL;
-    }
-    if (key != NULL && key[0] != '\0') {
-        size_t n = strlen(key) + sizeof("Authorization: Bearer ");
-        p->auth_header = malloc(n);
-        snprintf(p->auth_header, n, "Authorization: Bearer %s", key);
-    } else {
-        prism_log(host, PRISM_LOG_WARN, "no api_key (OPENAI_API_KEY) set: requests go upstream unauthenticated");
-    }
-    p->org_header = fmt_header("OpenAI-Organization", org);
-    p->project_header = fmt_header("OpenAI-Project", project);
     return p;
 }
 
@@ -192,34 +136,12 @@ static void on_response(void *data, prism_upstream *up, int status)
     }
 }
 
-static int buffer_body(call *c, const char *chunk, size_t len)
-{
-    if (c->len + len > c->p->max_response_bytes) {
-        c->too_large = 1;
-        return -1;
-    }
-    if (c->len + len + 1 > c->cap) {
-        size_t cap = c->cap ? c->cap : 4096;
-        while (cap < c->len + len + 1)
-            cap *= 2;
-        char *nb = prism_ctx_alloc(c->ctx, cap);
-        if (c->len)
-            memcpy(nb, c->buf, c->len);
-        c->buf = nb;
-        c->cap = cap;
-    }
-    memcpy(c->buf + c->len, chunk, len);
-    c->len += len;
-    c->buf[c->len] = '\0';
-    return 0;
-}
-
 static int on_body(void *data, prism_upstream *up, const char *chunk, size_t len)
 {
     call *c = data;
     c->up = up;
     if (!c->streaming) {
-        if (buffer_body(c, chunk, len) != 0) {
+        if (prism_body_append(c->ctx, &c->body, chunk, len) != 0) {
             prism_upstream_cancel(up);
             c->up = NULL;
             prism_respond_error(c->ctx, 502, "api_error", "upstream_response_too_large", NULL,
@@ -247,14 +169,15 @@ static int is_openai_error(const char *body, size_t len)
 static void finish_buffered(call *c)
 {
     relay_headers(c);
-    if (c->status >= 400 && !is_openai_error(c->buf ? c->buf : "", c->len)) {
+    if (c->status >= 400 && !is_openai_error(c->body.data ? c->body.data : "", c->body.len)) {
         prism_respond_error(c->ctx, c->status, c->status >= 500 ? "api_error" : "invalid_request_error",
                             "upstream_error", NULL, "The OpenAI upstream answered HTTP %d without an error body.",
                             c->status);
         return;
     }
     const char *ct = prism_upstream_header(c->up, "content-type");
-    prism_respond(c->ctx, c->status, ct != NULL ? ct : "application/json", c->buf ? c->buf : "", c->len);
+    prism_respond(c->ctx, c->status, ct != NULL ? ct : "application/json", c->body.data ? c->body.data : "",
+                  c->body.len);
 }
 
 /* An SSE event the OpenAI SDKs surface as an APIError mid-stream. */
@@ -317,6 +240,7 @@ static prism_status provider_handle(void *instance, prism_ctx *ctx)
     memset(c, 0, sizeof(*c));
     c->ctx = ctx;
     c->p = p;
+    c->body.max = p->max_response_bytes;
     int stream = wants_stream(ctx);
     if (stream)
         prism_ctx_set(ctx, "openai.stream", "1");
@@ -346,14 +270,7 @@ static prism_status provider_handle(void *instance, prism_ctx *ctx)
 static void provider_list_models(void *instance, cJSON *data)
 {
     const provider *p = instance;
-    for (size_t i = 0; i < p->model_count; i++) {
-        cJSON *m = cJSON_CreateObject();
-        cJSON_AddStringToObject(m, "id", p->models[i]);
-        cJSON_AddStringToObject(m, "object", "model");
-        cJSON_AddNumberToObject(m, "created", 0);
-        cJSON_AddStringToObject(m, "owned_by", "openai");
-        cJSON_AddItemToArray(data, m);
-    }
+    prism_models_append(data, p->models, p->model_count, "openai");
 }
 
 const prism_plugin_t prism_plugin = {
