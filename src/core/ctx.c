@@ -22,15 +22,6 @@ struct prism_abort_cb {
     void *data;
 };
 
-/* Wraps a transfer so the context can cancel it, and forgets it when the
- * transfer completes (the upstream frees itself after on_complete). */
-struct prism_up_link {
-    prism_up_link *next, **pprev;
-    prism_ctx *ctx;
-    prism_upstream *up;
-    prism_http_callbacks_t user;
-};
-
 uint64_t prism_now_ns(void)
 {
     struct timespec ts;
@@ -39,7 +30,7 @@ uint64_t prism_now_ns(void)
 }
 
 /* xorshift128+: request ids need to be unique, not unpredictable. */
-static uint64_t next_random(prism_worker_env *env)
+uint64_t prism_env_random(prism_worker_env *env)
 {
     uint64_t s1 = env->rng[0];
     const uint64_t s0 = env->rng[1];
@@ -73,7 +64,7 @@ static void set_request_id(prism_ctx *ctx)
             return;
         }
     }
-    uint64_t a = next_random(ctx->env), b = next_random(ctx->env);
+    uint64_t a = prism_env_random(ctx->env), b = prism_env_random(ctx->env);
     snprintf(ctx->request_id, sizeof(ctx->request_id), "req_%016llx%016llx", (unsigned long long)a,
              (unsigned long long)b);
 }
@@ -110,11 +101,7 @@ void prism_ctx_abandon(prism_ctx *ctx)
     if (ctx->gone)
         return;
     ctx->gone = 1;
-    while (ctx->upstreams != NULL) {
-        prism_up_link *l = ctx->upstreams;
-        ctx->upstreams = l->next;
-        prism_upstream_cancel(l->up);
-    }
+    prism_ctx_cancel_upstreams(ctx);
     for (prism_abort_cb *a = ctx->aborts; a != NULL; a = a->next)
         a->cb(a->data);
     ctx->aborts = NULL;
@@ -223,64 +210,6 @@ int prism_ctx_responded(const prism_ctx *ctx)
     return ctx->resp != PRISM_RESP_NONE;
 }
 
-/* ---- upstream transfers tied to the request ---- */
-
-static void link_remove(prism_up_link *l)
-{
-    if (l->pprev == NULL)
-        return;
-    *l->pprev = l->next;
-    if (l->next != NULL)
-        l->next->pprev = l->pprev;
-    l->pprev = NULL;
-}
-
-static void on_up_response(void *data, prism_upstream *up, int status)
-{
-    prism_up_link *l = data;
-    if (l->user.on_response != NULL)
-        l->user.on_response(l->user.data, up, status);
-}
-
-static int on_up_body(void *data, prism_upstream *up, const char *chunk, size_t len)
-{
-    prism_up_link *l = data;
-    return l->user.on_body != NULL ? l->user.on_body(l->user.data, up, chunk, len) : 0;
-}
-
-static void on_up_complete(void *data, prism_upstream *up, prism_upstream_error err, const char *message)
-{
-    prism_up_link *l = data;
-    link_remove(l);
-    if (l->user.on_complete != NULL)
-        l->user.on_complete(l->user.data, up, err, message);
-}
-
-prism_upstream *prism_http_request(prism_ctx *ctx, const prism_http_request_t *req, const prism_http_callbacks_t *cb)
-{
-    if (ctx->gone)
-        return NULL;
-    prism_up_link *l = prism_ctx_alloc(ctx, sizeof(*l));
-    memset(l, 0, sizeof(*l));
-    l->ctx = ctx;
-    l->user = *cb;
-    prism_http_callbacks_t wrap = {l, on_up_response, on_up_body, on_up_complete};
-    prism_http_request_t r = *req;
-    if (r.connect_timeout_ms == 0)
-        r.connect_timeout_ms = (long)ctx->env->cfg->upstream_connect_timeout_ms;
-    if (r.timeout_ms == 0)
-        r.timeout_ms = (long)ctx->env->cfg->upstream_timeout_ms;
-    l->up = prism_upstream_start(ctx->env->upstreams, &r, &wrap);
-    if (l->up == NULL)
-        return NULL;
-    l->next = ctx->upstreams;
-    if (l->next != NULL)
-        l->next->pprev = &l->next;
-    l->pprev = &ctx->upstreams;
-    ctx->upstreams = l;
-    return l->up;
-}
-
 void prism_relay_headers(prism_ctx *ctx, const prism_upstream *up, const char *const *names, size_t count)
 {
     for (size_t i = 0; i < count; i++) {
@@ -384,4 +313,9 @@ static void on_client_read(h2o_socket_t *sock, const char *err)
                             "The client closed the connection.");
         ctx->gone = 1;
     }
+}
+
+uint64_t prism_ctx_random(prism_ctx *ctx)
+{
+    return prism_env_random(ctx->env);
 }

@@ -25,6 +25,7 @@ typedef struct prism_worker_env {
     const prism_registry *reg;
     const prism_route_table *routes;
     prism_upstream_pool *upstreams;
+    uv_loop_t *loop;
     const struct prism_auth *auth; /* NULL: no gateway keys */
     const char *models_json;       /* GET {prefix}/models, built at start */
     uint64_t inflight;             /* requests not yet disposed */
@@ -71,6 +72,7 @@ struct prism_ctx {
     prism_abort_cb *aborts;
     prism_up_link *upstreams;
 
+    unsigned retries; /* upstream retries made for this request */
     int trace_on;
     size_t trace_count;
     prism_trace_step trace[PRISM_TRACE_MAX];
@@ -111,6 +113,9 @@ void prism_ctx_watch_client(prism_ctx *ctx);
 void prism_ctx_unwatch_client(prism_ctx *ctx);
 /* A malloc'd OpenAI error body (free with cJSON_free). */
 char *prism_error_json(const char *type, const char *code, const char *param, const char *message);
+uint64_t prism_env_random(prism_worker_env *env);
+/* Cancels every upstream transfer (and pending retry) of the request. */
+void prism_ctx_cancel_upstreams(prism_ctx *ctx);
 /* Called when the client went away: aborts, cancels upstreams. */
 void prism_ctx_abandon(prism_ctx *ctx);
 

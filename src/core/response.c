@@ -78,6 +78,11 @@ static void trace_header(prism_ctx *ctx)
 void prism_ctx_add_meta_headers(prism_ctx *ctx)
 {
     prism_response_header(ctx, "x-request-id", ctx->request_id);
+    if (ctx->retries > 0) {
+        char n[16];
+        snprintf(n, sizeof(n), "%u", ctx->retries);
+        prism_response_header(ctx, "x-prism-retries", n);
+    }
     if (ctx->trace_on)
         trace_header(ctx);
 }

@@ -181,6 +181,7 @@ static int worker_init(prism_server *srv, prism_worker *w, char *err, size_t err
     w->env.routes = srv->routes;
     w->env.auth = srv->auth;
     w->env.models_json = srv->models_json;
+    w->env.loop = &w->loop;
     seed_rng(&w->env);
     prism_upstream_options uo = {.connect_timeout_ms = (long)srv->cfg->upstream_connect_timeout_ms,
                                  .ca_file = srv->cfg->tls_ca_file,

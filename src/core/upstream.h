@@ -38,6 +38,9 @@ void prism_upstream_pool_free(prism_upstream_pool *pool);
  * or inside prism_upstream_cancel. */
 prism_upstream *prism_upstream_start(prism_upstream_pool *pool, const prism_http_request_t *req,
                                      const prism_http_callbacks_t *cb);
+/* Cancels at once; no callback runs afterwards. Plugins go through
+ * prism_http_cancel, which also forgets the request's link. */
+void prism_upstream_cancel(prism_upstream *up);
 /* Transfers running now (for metrics and shutdown). */
 size_t prism_upstream_pool_active(const prism_upstream_pool *pool);
 

@@ -224,7 +224,7 @@ static int on_body(void *data, prism_upstream *up, const char *chunk, size_t len
     if (c->streaming)
         return relay_stream(c, chunk, len);
     if (prism_body_append(c->ctx, &c->body, chunk, len) != 0) {
-        prism_upstream_cancel(up);
+        prism_http_cancel(c->ctx, up);
         prism_respond_error(c->ctx, 502, "api_error", "upstream_response_too_large", NULL,
                             "The upstream response exceeded %zu bytes.", c->p->max_response_bytes);
         finish_now(c);
@@ -349,7 +349,7 @@ static prism_status provider_handle(void *instance, prism_ctx *ctx)
         headers[n++] = p->beta_header;
     prism_http_request_t req = {
         .method = "POST", .url = p->url, .headers = headers, .header_count = n, .body = body, .body_len = len};
-    prism_http_callbacks_t cb = {c, on_response, on_body, on_complete};
+    prism_http_callbacks_t cb = {c, on_response, on_body, on_complete, NULL};
     if (prism_http_request(ctx, &req, &cb) == NULL) {
         prism_respond_error(ctx, 502, "api_error", "upstream_unreachable", NULL,
                             "Could not start the request to the Anthropic upstream.");
