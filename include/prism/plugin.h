@@ -87,12 +87,20 @@ char *prism_ctx_strdup(prism_ctx *ctx, const char *s);
 /* A small string store shared along the chain (copies both key and value). */
 void prism_ctx_set(prism_ctx *ctx, const char *key, const char *value);
 const char *prism_ctx_get(const prism_ctx *ctx, const char *key);
+/* A fast pseudo-random number (not for secrets): load spreading, jitter. */
+uint64_t prism_ctx_random(prism_ctx *ctx);
 /* Finishes a PENDING step: the chain carries on as if the step returned it. */
 void prism_ctx_resume(prism_ctx *ctx, prism_status status);
 /* Hands the request to a sibling sub-plugin of the same meta-plugin (or to a
  * top-level plugin by name). A sibling that is not loaded gets a 501 OpenAI
  * error written for it and PRISM_DONE returned. */
 prism_status prism_ctx_dispatch(prism_ctx *ctx, const char *plugin_name);
+/* Lets a plugin take over before an error response (status >= 400, not a
+ * stream) is sent: `fn` returns 1 when it answered the request another way
+ * (e.g. a fallback model): the error and any headers added are dropped. */
+void prism_ctx_on_error_response(prism_ctx *ctx, int (*fn)(void *data, prism_ctx *ctx, int status), void *data);
+/* Replaces the request body (copied) for the steps that follow. */
+void prism_ctx_set_body(prism_ctx *ctx, const char *data, size_t len);
 /* Called once if the client goes away before the response is complete. */
 void prism_ctx_on_abort(prism_ctx *ctx, void (*cb)(void *data), void *data);
 
@@ -138,9 +146,32 @@ typedef struct prism_http_request_t {
     size_t header_count;
     const char *body; /* must stay valid until completion (use ctx memory) */
     size_t body_len;
-    long connect_timeout_ms; /* 0: the default */
-    long timeout_ms;         /* whole transfer; 0: none */
+    const struct prism_retry_policy *retry; /* NULL: no retries */
+    long connect_timeout_ms;                /* 0: the default */
+    long timeout_ms;                        /* whole transfer; 0: none */
+    /* From the start (DNS, connect, TLS, sending included) to the first
+     * response byte; 0: none. */
+    long first_byte_timeout_ms;
+    /* Longest silence between response bytes once the response started
+     * (not counting time paused for a slow client); 0: none. */
+    long idle_timeout_ms;
 } prism_http_request_t;
+
+/* Retries: the core re-sends a request that failed before anything of its
+ * response reached the plugin (so never once a stream has begun), after
+ * base_delay_ms * 2^n with jitter, capped at max_delay_ms, or after the
+ * upstream's retry-after when it gives one (up to 60 s; longer: no retry). */
+#define PRISM_RETRY_CONNECT 1u /* DNS, connect, TLS errors, resets before a response */
+#define PRISM_RETRY_TIMEOUT 2u
+#define PRISM_RETRY_429     4u
+#define PRISM_RETRY_5XX     8u
+
+typedef struct prism_retry_policy {
+    unsigned attempts; /* retries after the first try; 0: none */
+    unsigned base_delay_ms;
+    unsigned max_delay_ms;
+    unsigned on; /* PRISM_RETRY_* */
+} prism_retry_policy;
 
 /* Return from on_body to stop receiving until prism_upstream_resume(). */
 #define PRISM_UPSTREAM_PAUSE 1
@@ -153,10 +184,16 @@ typedef struct prism_http_callbacks_t {
     int (*on_body)(void *data, prism_upstream *up, const char *chunk, size_t len);
     /* The transfer is over; `message` describes an error (never a secret). */
     void (*on_complete)(void *data, prism_upstream *up, prism_upstream_error err, const char *message);
+    /* Optional: before retry `attempt` (1, 2, ...), with what failed (an
+     * HTTP status, or 0 and the error). The plugin may change req->url and
+     * req->headers (strings must stay valid until completion), e.g. to use
+     * another key. */
+    void (*before_retry)(void *data, unsigned attempt, int status, prism_upstream_error err, prism_http_request_t *req);
 } prism_http_callbacks_t;
 
 /* Starts a transfer tied to the request: if the client goes away it is
- * cancelled and no callback runs after that. NULL if it could not start. */
+ * cancelled and no callback runs after that. NULL if it could not start.
+ * `req->retry` (optional, must outlive the request) enables retries. */
 prism_upstream *prism_http_request(prism_ctx *ctx, const prism_http_request_t *req, const prism_http_callbacks_t *cb);
 /* A response header by name (case-insensitive), valid until completion. */
 const char *prism_upstream_header(const prism_upstream *up, const char *name);
@@ -164,8 +201,9 @@ void prism_upstream_resume(prism_upstream *up);
 /* Copies the named upstream response headers that are present onto the
  * client's response (rate-limit headers, retry-after, ...). */
 void prism_relay_headers(prism_ctx *ctx, const prism_upstream *up, const char *const *names, size_t count);
-/* Cancels at once; no callback runs afterwards. */
-void prism_upstream_cancel(prism_upstream *up);
+/* Cancels a transfer of this request at once (and any retry it had
+ * pending); no callback runs afterwards. */
+void prism_http_cancel(prism_ctx *ctx, prism_upstream *up);
 
 /* ---- helpers most provider plugins need ---- */
 
@@ -177,6 +215,8 @@ long prism_conf_int(const cJSON *config, const char *key, long def, long min, lo
  * -1 with a message when it is not a list of strings. */
 int prism_conf_strings(const cJSON *config, const char *key, char ***out, size_t *count, char *err, size_t errlen);
 void prism_strings_free(char **list, size_t count);
+/* 1 when the bytes are well-formed UTF-8 (no overlongs, no surrogates). */
+int prism_utf8_valid(const char *s, size_t len);
 /* 1 when s holds a control character (never allowed in header values). */
 int prism_has_control_chars(const char *s);
 /* `base` (an http(s) URL; trailing slashes ignored) + `path`, malloc'd;
@@ -186,6 +226,41 @@ char *prism_url_join(const char *base, const char *path, char *err, size_t errle
 char *prism_header_line(const char *name, const char *value);
 /* Appends {"id","object":"model","created":0,"owned_by"} for each id. */
 void prism_models_append(cJSON *data, char *const *ids, size_t count, const char *owned_by);
+
+/* A provider's `timeouts` and `retry` sections:
+ *   timeouts: {connect_ms, first_byte_ms, idle_ms, total_ms}   (0: server default / none)
+ *   retry: {attempts, base_delay_ms, max_delay_ms, on: [connect, timeout, "429", "5xx"]} */
+typedef struct prism_upstream_conf {
+    long connect_timeout_ms;
+    long first_byte_timeout_ms;
+    long idle_timeout_ms;
+    long timeout_ms;
+    prism_retry_policy retry;
+} prism_upstream_conf;
+int prism_conf_upstream(const cJSON *config, prism_upstream_conf *out, char *err, size_t errlen);
+/* Sets a request's timeouts and retry policy from the parsed sections. */
+void prism_upstream_conf_apply(const prism_upstream_conf *conf, prism_http_request_t *req);
+
+/* A provider's keys and endpoints, from its config:
+ *   api_key: K            one key, or
+ *   keys: [{key, weight, base_url}, ...]   several keys or deployments
+ *   base_url: URL         the default endpoint root; `path` is appended
+ *   key_cooldown_ms: N    a key that gets 429/401/403/5xx rests this long
+ * Each key's header line ("Authorization: Bearer K") and URL are built once.
+ * Shared by all workers without locks: a pick is a few array reads and a
+ * random number. With no key at all there is one entry whose header is NULL. */
+typedef struct prism_keyring prism_keyring;
+prism_keyring *prism_keyring_new(const cJSON *config, const char *header_name, const char *value_prefix,
+                                 const char *default_base_url, const char *path, char *err, size_t errlen);
+size_t prism_keyring_count(const prism_keyring *k);
+const char *prism_keyring_header(const prism_keyring *k, size_t i);
+const char *prism_keyring_url(const prism_keyring *k, size_t i);
+/* A key that is not resting (weighted); when all rest, the one back first. */
+size_t prism_keyring_pick(prism_keyring *k, prism_ctx *ctx);
+/* What key i got: 429/401/403/5xx (or 0: connection failure) start its
+ * cooldown; anything else ends it. */
+void prism_keyring_report(prism_keyring *k, size_t i, int status);
+void prism_keyring_free(prism_keyring *k);
 
 /* A response body gathered in request memory, up to `max` bytes. */
 typedef struct prism_body {

@@ -89,6 +89,7 @@ prism_ctx *prism_ctx_new(h2o_req_t *req, prism_worker_env *env)
     ctx->req = req;
     ctx->env = env;
     ctx->started_ns = prism_now_ns();
+    ctx->body = req->entity;
     env->inflight++;
     set_request_id(ctx);
     const char *t = prism_ctx_header(ctx, "x-prism-trace");
@@ -143,15 +144,26 @@ const char *prism_ctx_header(prism_ctx *ctx, const char *name)
 
 const char *prism_ctx_body(const prism_ctx *ctx, size_t *len)
 {
-    *len = ctx->req->entity.len;
-    return ctx->req->entity.base != NULL ? ctx->req->entity.base : "";
+    *len = ctx->body.len;
+    return ctx->body.base != NULL ? ctx->body.base : "";
+}
+
+void prism_ctx_set_body(prism_ctx *ctx, const char *data, size_t len)
+{
+    ctx->body = h2o_strdup(&ctx->req->pool, data, len);
+}
+
+void prism_ctx_on_error_response(prism_ctx *ctx, int (*fn)(void *data, prism_ctx *ctx, int status), void *data)
+{
+    ctx->on_error_fn = fn;
+    ctx->on_error_data = data;
 }
 
 cJSON *prism_ctx_json(prism_ctx *ctx)
 {
     if (!ctx->json_parsed) {
         ctx->json_parsed = 1;
-        h2o_iovec_t b = ctx->req->entity;
+        h2o_iovec_t b = ctx->body;
         if (b.base != NULL && b.len > 0)
             ctx->json = cJSON_ParseWithLength(b.base, b.len);
     }

@@ -73,6 +73,10 @@ struct prism_ctx {
     prism_up_link *upstreams;
 
     unsigned retries; /* upstream retries made for this request */
+    int (*on_error_fn)(void *data, prism_ctx *ctx, int status);
+    void *on_error_data;
+    int intercepting;
+    h2o_iovec_t body; /* the request body, or a plugin's replacement */
     int trace_on;
     size_t trace_count;
     prism_trace_step trace[PRISM_TRACE_MAX];

@@ -97,9 +97,26 @@ static void start_headers(prism_ctx *ctx, int status, const char *content_type)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
 }
 
+/* 1 when a plugin's error hook answered the request another way. */
+static int intercepted(prism_ctx *ctx, int status)
+{
+    if (status < 400 || ctx->on_error_fn == NULL || ctx->intercepting)
+        return 0;
+    /* The failed attempt's headers must not leak into the answer that
+     * replaces it; they come back if the hook declines. */
+    h2o_headers_t failed = ctx->req->res.headers;
+    ctx->req->res.headers = (h2o_headers_t){NULL, 0, 0};
+    ctx->intercepting = 1;
+    int took = ctx->on_error_fn(ctx->on_error_data, ctx, status);
+    ctx->intercepting = 0;
+    if (!took)
+        ctx->req->res.headers = failed;
+    return took;
+}
+
 void prism_respond(prism_ctx *ctx, int status, const char *content_type, const char *body, size_t len)
 {
-    if (ctx->resp != PRISM_RESP_NONE || ctx->gone)
+    if (ctx->resp != PRISM_RESP_NONE || ctx->gone || intercepted(ctx, status))
         return;
     prism_ctx_unwatch_client(ctx);
     start_headers(ctx, status, content_type);

@@ -59,6 +59,48 @@ int prism_conf_strings(const cJSON *config, const char *key, char ***out, size_t
     return 0;
 }
 
+/* The length of the UTF-8 sequence starting at s[0] when it is well formed
+ * and complete within n bytes, else 0 (RFC 3629's table of valid ranges). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len = c < 0xC2 ? 0 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : c < 0xF5 ? 4 : 0;
+    if (len == 0 || len > n)
+        return 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c == 0xE0)
+        lo = 0xA0;
+    else if (c == 0xED)
+        hi = 0x9F; /* no UTF-16 surrogates */
+    else if (c == 0xF0)
+        lo = 0x90;
+    else if (c == 0xF4)
+        hi = 0x8F;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+int prism_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n = utf8_seq(p + i, len - i);
+        if (n == 0)
+            return 0;
+        i += n;
+    }
+    return 1;
+}
+
 int prism_has_control_chars(const char *s)
 {
     for (; *s; s++)
@@ -129,4 +171,64 @@ int prism_body_append(prism_ctx *ctx, prism_body *b, const char *chunk, size_t l
     b->len += len;
     b->data[b->len] = '\0';
     return 0;
+}
+
+static int read_retry_on(const cJSON *on, unsigned *flags, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        unsigned flag;
+    } names[] = {{"connect", PRISM_RETRY_CONNECT},
+                 {"timeout", PRISM_RETRY_TIMEOUT},
+                 {"429", PRISM_RETRY_429},
+                 {"5xx", PRISM_RETRY_5XX}};
+    if (on == NULL) {
+        *flags = PRISM_RETRY_CONNECT | PRISM_RETRY_429 | PRISM_RETRY_5XX;
+        return 0;
+    }
+    *flags = 0;
+    if (!cJSON_IsArray(on))
+        return snprintf(err, errlen, "retry.on must be a list"), -1;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, on)
+    {
+        size_t i = 0;
+        char num[16] = "";
+        if (cJSON_IsNumber(it))
+            snprintf(num, sizeof(num), "%d", (int)it->valuedouble);
+        const char *v = cJSON_IsString(it) ? it->valuestring : num;
+        while (i < sizeof(names) / sizeof(names[0]) && strcmp(names[i].name, v) != 0)
+            i++;
+        if (i == sizeof(names) / sizeof(names[0]))
+            return snprintf(err, errlen, "retry.on: '%s' is not one of connect, timeout, 429, 5xx", v), -1;
+        *flags |= names[i].flag;
+    }
+    return 0;
+}
+
+int prism_conf_upstream(const cJSON *config, prism_upstream_conf *out, char *err, size_t errlen)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(config, "timeouts");
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(config, "retry");
+    const long day = 86400000;
+    memset(out, 0, sizeof(*out));
+    if ((t != NULL && !cJSON_IsObject(t)) || (r != NULL && !cJSON_IsObject(r)))
+        return snprintf(err, errlen, "timeouts and retry must be mappings"), -1;
+    out->connect_timeout_ms = prism_conf_int(t, "connect_ms", 0, 0, day);
+    out->first_byte_timeout_ms = prism_conf_int(t, "first_byte_ms", 0, 0, day);
+    out->idle_timeout_ms = prism_conf_int(t, "idle_ms", 0, 0, day);
+    out->timeout_ms = prism_conf_int(t, "total_ms", 0, 0, day);
+    out->retry.attempts = (unsigned)prism_conf_int(r, "attempts", 0, 0, 10);
+    out->retry.base_delay_ms = (unsigned)prism_conf_int(r, "base_delay_ms", 200, 1, 60000);
+    out->retry.max_delay_ms = (unsigned)prism_conf_int(r, "max_delay_ms", 5000, 1, 600000);
+    return read_retry_on(cJSON_GetObjectItemCaseSensitive(r, "on"), &out->retry.on, err, errlen);
+}
+
+void prism_upstream_conf_apply(const prism_upstream_conf *conf, prism_http_request_t *req)
+{
+    req->connect_timeout_ms = conf->connect_timeout_ms;
+    req->first_byte_timeout_ms = conf->first_byte_timeout_ms;
+    req->idle_timeout_ms = conf->idle_timeout_ms;
+    req->timeout_ms = conf->timeout_ms;
+    req->retry = conf->retry.attempts > 0 ? &conf->retry : NULL;
 }

@@ -26,6 +26,16 @@
  * it over on CURLPAUSE_CONT; should it call the write callback anyway while we
  * consider the transfer paused, we return CURL_WRITEFUNC_PAUSE without showing
  * the bytes to on_body, so they too arrive exactly once, after the resume.
+ *
+ * Watchdog. curl only knows whole-transfer and connect deadlines, but a
+ * streaming model can be slow to start and then must not go quiet, so a
+ * transfer with a first-byte or idle deadline gets its own uv_timer_t: armed
+ * for the first byte when the handle joins the multi, re-armed for the idle
+ * deadline on every header line and body chunk, and stopped while the
+ * consumer has it paused (a slow client is not a silent upstream). The timer
+ * is a separate allocation because the transfer is freed at once while
+ * uv_close finishes later; it is re-armed with uv_timer_again, so a chunk
+ * costs a heap update and no allocation.
  */
 #include "upstream.h"
 
@@ -51,6 +61,8 @@ struct prism_upstream {
     prism_upstream *prev, *next; /* pool->live */
     prism_upstream *add_next;    /* pool->to_add */
     prism_upstream *reap_next;   /* pool->reap */
+    uv_timer_t *watchdog;        /* NULL when neither deadline below is set */
+    long first_byte_ms, idle_ms; /* 0: that deadline is off */
     /* Final response's headers as "name\0value\0" pairs. */
     char *hdr;
     size_t hdr_len, hdr_cap;
@@ -62,6 +74,7 @@ struct prism_upstream {
     bool responded;    /* on_response ran */
     bool paused;
     bool header_overflow;
+    bool first_byte_seen; /* the watchdog moved on to the idle deadline */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -111,15 +124,97 @@ static bool is_space(char c)
     return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
+/* The pool's memory outlives every uv handle it opened. */
+static void handle_released(prism_upstream_pool *pool)
+{
+    if (--pool->open_handles == 0 && pool->closing) {
+        free(pool->ca_file);
+        free(pool);
+    }
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
     prism_upstream_pool *pool = h->data;
     if (h->type == UV_POLL) {
         free(h); /* the uv_poll_t is the first member of its sock_watch */
     }
-    if (--pool->open_handles == 0 && pool->closing) {
-        free(pool->ca_file);
-        free(pool);
+    handle_released(pool);
+}
+
+static void on_watchdog_closed(uv_handle_t *h)
+{
+    prism_upstream_pool *pool = h->data; /* the transfer is already gone */
+    free(h);
+    handle_released(pool);
+}
+
+/* ---- the per-transfer watchdog (first-byte and idle deadlines) ---- */
+
+static void on_watchdog(uv_timer_t *timer);
+
+static int watchdog_open(prism_upstream *up, const prism_http_request_t *req)
+{
+    up->first_byte_ms = req->first_byte_timeout_ms > 0 ? req->first_byte_timeout_ms : 0;
+    up->idle_ms = req->idle_timeout_ms > 0 ? req->idle_timeout_ms : 0;
+    if (up->first_byte_ms == 0 && up->idle_ms == 0) {
+        return 0; /* most callers set neither: no timer to pay for */
+    }
+    up->watchdog = malloc(sizeof *up->watchdog);
+    if (!up->watchdog || uv_timer_init(up->pool->loop, up->watchdog) != 0) {
+        free(up->watchdog);
+        up->watchdog = NULL;
+        return -1;
+    }
+    up->watchdog->data = up;
+    up->pool->open_handles++;
+    return 0;
+}
+
+/* The timer's close callback runs on a later loop turn, after the transfer is
+ * freed, so from here on it points at the pool only. */
+static void watchdog_close(prism_upstream *up)
+{
+    if (up->watchdog) {
+        up->watchdog->data = up->pool;
+        uv_close((uv_handle_t *)up->watchdog, on_watchdog_closed);
+        up->watchdog = NULL;
+    }
+}
+
+static void watchdog_stop(prism_upstream *up)
+{
+    if (up->watchdog) {
+        uv_timer_stop(up->watchdog);
+    }
+}
+
+/* The handle has joined the multi: the wait for the response begins. */
+static void watchdog_on_attach(prism_upstream *up)
+{
+    if (up->watchdog && up->first_byte_ms > 0) {
+        uv_timer_start(up->watchdog, on_watchdog, (uint64_t)up->first_byte_ms, 0);
+    }
+}
+
+/* Something arrived from the upstream: the idle deadline starts over. */
+static void watchdog_kick(prism_upstream *up)
+{
+    if (!up->watchdog || up->paused) {
+        return;
+    }
+    if (!up->first_byte_seen) {
+        up->first_byte_seen = true;
+        if (up->idle_ms == 0) {
+            uv_timer_stop(up->watchdog);
+            return;
+        }
+        /* The repeat value is what uv_timer_again re-arms with. */
+        uv_timer_start(up->watchdog, on_watchdog, (uint64_t)up->idle_ms, (uint64_t)up->idle_ms);
+        return;
+    }
+    if (up->idle_ms > 0) {
+        uv_timer_again(up->watchdog);
     }
 }
 
@@ -150,6 +245,7 @@ static void upstream_destroy(prism_upstream *up)
     if (up->next) {
         up->next->prev = up->prev;
     }
+    watchdog_close(up);
     curl_slist_free_all(up->req_headers);
     free(up->hdr);
     free(up);
@@ -162,6 +258,7 @@ static void mark_dead(prism_upstream *up)
         return;
     }
     up->dead = true;
+    watchdog_stop(up);
     up->pool->active--;
     up->reap_next = up->pool->reap;
     up->pool->reap = up;
@@ -176,6 +273,16 @@ static bool silenced(const prism_upstream *up)
 
 static void complete(prism_upstream *up, CURLcode rc);
 
+static bool attach(prism_upstream *up)
+{
+    if (curl_multi_add_handle(up->pool->multi, up->easy) != CURLM_OK) {
+        return false;
+    }
+    up->attached = true;
+    watchdog_on_attach(up);
+    return true;
+}
+
 static void attach_pending(prism_upstream_pool *pool)
 {
     while (pool->to_add) {
@@ -184,9 +291,7 @@ static void attach_pending(prism_upstream_pool *pool)
         if (silenced(up)) {
             continue;
         }
-        if (curl_multi_add_handle(pool->multi, up->easy) == CURLM_OK) {
-            up->attached = true;
-        } else {
+        if (!attach(up)) {
             /* prism_upstream_start already returned it, so report instead. */
             snprintf(up->errbuf, sizeof up->errbuf, "%s", "could not schedule the transfer");
             complete(up, CURLE_FAILED_INIT);
@@ -288,6 +393,7 @@ static size_t on_curl_header(char *line, size_t size, size_t nitems, void *userd
     if (silenced(up)) {
         return 0;
     }
+    watchdog_kick(up);
     /* The cap counts every header byte, interim responses and trailers
      * included: it bounds the work a hostile upstream can make us do. */
     up->hdr_seen += len;
@@ -355,6 +461,7 @@ static size_t on_curl_write(char *chunk, size_t size, size_t nmemb, void *userda
     if (up->paused) {
         return CURL_WRITEFUNC_PAUSE; /* not consumed: curl keeps it for later */
     }
+    watchdog_kick(up);
     if (!up->responded) {
         deliver_response(up);
         if (silenced(up)) {
@@ -369,6 +476,7 @@ static size_t on_curl_write(char *chunk, size_t size, size_t nmemb, void *userda
         /* on_body consumed the chunk, so report it taken and stop reading
          * (see the note at the top of this file). */
         up->paused = true;
+        watchdog_stop(up);
         curl_easy_pause(up->easy, CURLPAUSE_RECV);
     }
     return len;
@@ -443,6 +551,27 @@ static void complete(prism_upstream *up, CURLcode rc)
         up->cb.on_complete(up->cb.data, up, err, error_message(up, rc));
     }
     mark_dead(up);
+}
+
+/* A deadline passed: the transfer ends here as a timeout. Reaping it removes
+ * the easy handle mid-transfer, so curl closes an HTTP/1.1 connection rather
+ * than hand a half-read response to the next request (over HTTP/2 it resets
+ * just that stream, sparing the others sharing the connection). */
+static void on_watchdog(uv_timer_t *timer)
+{
+    prism_upstream *up = timer->data;
+    if (silenced(up)) {
+        return;
+    }
+    if (up->first_byte_seen) {
+        snprintf(up->errbuf, sizeof up->errbuf, "the upstream sent nothing for %ld ms", up->idle_ms);
+    } else {
+        snprintf(up->errbuf, sizeof up->errbuf, "no response from the upstream within %ld ms", up->first_byte_ms);
+    }
+    prism_upstream_pool *pool = up->pool;
+    pool_enter(pool);
+    complete(up, CURLE_OPERATION_TIMEDOUT);
+    pool_leave(pool);
 }
 
 static void drain_finished(prism_upstream_pool *pool)
@@ -743,6 +872,8 @@ static int configure(prism_upstream *up, const prism_http_request_t *req)
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, up->req_headers);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_curl_header);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, up);
+    /* A proxy's CONNECT reply is not the upstream's first byte. */
+    curl_easy_setopt(easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_curl_write);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, up);
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
@@ -783,6 +914,7 @@ static void discard(prism_upstream *up)
     if (up->easy) {
         curl_easy_cleanup(up->easy);
     }
+    watchdog_close(up);
     curl_slist_free_all(up->req_headers);
     free(up);
 }
@@ -800,7 +932,7 @@ prism_upstream *prism_upstream_start(prism_upstream_pool *pool, const prism_http
     up->pool = pool;
     up->cb = *cb;
     up->easy = take_easy(pool);
-    if (!up->easy || configure(up, req) != 0) {
+    if (!up->easy || configure(up, req) != 0 || watchdog_open(up, req) != 0) {
         discard(up);
         return NULL;
     }
@@ -808,9 +940,7 @@ prism_upstream *prism_upstream_start(prism_upstream_pool *pool, const prism_http
         /* Inside a callback: curl refuses new handles there. */
         up->add_next = pool->to_add;
         pool->to_add = up;
-    } else if (curl_multi_add_handle(pool->multi, up->easy) == CURLM_OK) {
-        up->attached = true;
-    } else {
+    } else if (!attach(up)) {
         discard(up);
         return NULL;
     }
@@ -832,6 +962,8 @@ void prism_upstream_resume(prism_upstream *up)
     }
     prism_upstream_pool *pool = up->pool;
     up->paused = false;
+    /* Before the resume, which may deliver a chunk and pause again. */
+    watchdog_kick(up);
     pool_enter(pool);
     /* May hand buffered data to on_body right here; a re-pause inside is
      * fine (curl keeps what is left). */

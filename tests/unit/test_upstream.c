@@ -35,6 +35,7 @@
 #define STREAM_PART "data: piece %d\n\n"
 #define STREAM_N    4
 #define BURST_N     40
+#define DRIP_N      6
 
 typedef struct test_server {
     int listen_fd;
@@ -169,6 +170,34 @@ static void reply_hang(int fd)
     }
 }
 
+/* Answers after 100 ms, well inside a 300 ms first-byte deadline. */
+static void reply_slow(int fd)
+{
+    sleep_ms(100);
+    reply_json(fd);
+}
+
+/* Headers and one chunk, then silence until the client hangs up. */
+static void reply_stall(int fd)
+{
+    send_str(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    send_chunk(fd, "data: first\n\n");
+    reply_hang(fd);
+}
+
+/* A chunk every 100 ms for 600 ms: slow, but never silent for long. */
+static void reply_drip(int fd)
+{
+    send_str(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n");
+    for (int i = 0; i < DRIP_N; i++) {
+        char part[64];
+        snprintf(part, sizeof part, STREAM_PART, i);
+        send_chunk(fd, part);
+        sleep_ms(100);
+    }
+    send_str(fd, "0\r\n\r\n");
+}
+
 static void reply_echo(int fd, const char *req, size_t len)
 {
     char head[128];
@@ -219,6 +248,10 @@ static bool serve_one(int fd)
         reply_interim(fd);
         return true;
     }
+    if (strncmp(path, "/slow ", 6) == 0) {
+        reply_slow(fd);
+        return true;
+    }
     if (strncmp(path, "/stream ", 8) == 0) {
         reply_stream(fd);
     } else if (strncmp(path, "/burst ", 7) == 0) {
@@ -229,6 +262,10 @@ static bool serve_one(int fd)
         reply_hang(fd);
     } else if (strncmp(path, "/big ", 5) == 0) {
         reply_big_headers(fd);
+    } else if (strncmp(path, "/stall ", 7) == 0) {
+        reply_stall(fd);
+    } else if (strncmp(path, "/drip ", 6) == 0) {
+        reply_drip(fd);
     } else {
         send_str(fd, "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     }
@@ -329,6 +366,8 @@ typedef struct result {
     size_t body_len;
     /* behaviour switches */
     bool pause_each;
+    int pause_first_ms;                    /* pause on the first chunk, resume this much later */
+    uint64_t first_chunk_at, completed_at; /* uv_hrtime() */
     bool cancel_on_body;
     bool free_pool_on_body;
     prism_upstream *victim; /* cancelled from this transfer's on_response */
@@ -375,7 +414,9 @@ static int on_body(void *data, prism_upstream *up, const char *chunk, size_t len
         memcpy(r->body + r->body_len, chunk, len);
         r->body_len += len;
     }
-    r->chunks++;
+    if (r->chunks++ == 0) {
+        r->first_chunk_at = uv_hrtime();
+    }
     if (r->free_pool_on_body) {
         prism_upstream_pool_free(r->pool);
         return 0;
@@ -384,6 +425,11 @@ static int on_body(void *data, prism_upstream *up, const char *chunk, size_t len
         prism_upstream_cancel(up);
         prism_upstream_cancel(up); /* twice is harmless */
         return 0;
+    }
+    if (r->pause_first_ms > 0 && r->chunks == 1) {
+        r->paused_now = true;
+        uv_timer_start(&r->resume_timer, on_resume_timer, (uint64_t)r->pause_first_ms, 0);
+        return PRISM_UPSTREAM_PAUSE;
     }
     if (r->pause_each) {
         r->paused_now = true;
@@ -400,6 +446,7 @@ static void on_complete(void *data, prism_upstream *up, prism_upstream_error err
     result *r = data;
     (void)up;
     r->completes++;
+    r->completed_at = uv_hrtime();
     r->err = err;
     snprintf(r->message, sizeof r->message, "%s", message ? message : "(null)");
     if (r->restart_on_complete && r->restarts_left-- > 0) {
@@ -789,6 +836,183 @@ static void test_pool_free_in_flight(void **state)
     assert_int_equal(r.completes, 0);
 }
 
+/* ---- first-byte and idle deadlines ---- */
+
+static uint64_t ms_between(uint64_t from, uint64_t to)
+{
+    return (to - from) / 1000000u;
+}
+
+static prism_upstream *start_watched(result *r, const test_server *srv, const char *path, long first_ms, long idle_ms)
+{
+    url_for(srv, path, r->url, sizeof r->url);
+    prism_http_request_t req = {
+        .method = "GET", .url = r->url, .first_byte_timeout_ms = first_ms, .idle_timeout_ms = idle_ms};
+    return start_req(r, &req);
+}
+
+/* A server that accepts and never answers; no whole-transfer deadline. */
+static void test_first_byte_timeout(void **state)
+{
+    uv_loop_t loop;
+    result r;
+    client_init(&r, &loop, NULL);
+    uint64_t t0 = uv_hrtime();
+    r.up = start_watched(&r, *state, "/hang", 200, 0);
+    assert_non_null(r.up);
+    assert_true(run_until(&loop, &r.completes, 1, 3000));
+    uint64_t ms = ms_between(t0, r.completed_at);
+    assert_int_equal(r.err, PRISM_UPSTREAM_ERR_TIMEOUT);
+    assert_string_equal(r.message, "no response from the upstream within 200 ms");
+    assert_true(ms >= 150 && ms < 1500);
+    assert_int_equal(prism_upstream_pool_active(r.pool), 0);
+    run_until(&loop, NULL, 0, 50);
+    assert_int_equal(r.completes, 1);
+    assert_int_equal(r.responses + r.chunks, 0);
+    client_done(&r);
+}
+
+/* An answer at 100 ms beats a 300 ms deadline, and the idle deadline that
+ * takes over does not fire on a body that arrives at once. */
+static void test_first_byte_in_time(void **state)
+{
+    uv_loop_t loop;
+    result r;
+    client_init(&r, &loop, NULL);
+    r.up = start_watched(&r, *state, "/slow", 300, 200);
+    assert_true(run_until(&loop, &r.completes, 1, 3000));
+    assert_int_equal(r.err, PRISM_UPSTREAM_OK);
+    assert_int_equal(r.status, 200);
+    r.body[r.body_len] = '\0';
+    assert_string_equal(r.body, JSON_BODY);
+    client_done(&r);
+}
+
+/* Headers and a chunk, then silence: the idle deadline ends it, and the
+ * half-read connection is not handed to the next request. */
+static void test_idle_timeout(void **state)
+{
+    test_server *srv = *state;
+    uv_loop_t loop;
+    result r;
+    client_init(&r, &loop, NULL);
+    int before = atomic_load(&srv->conn_count);
+    r.up = start_watched(&r, srv, "/stall", 0, 200);
+    assert_true(run_until(&loop, &r.completes, 1, 3000));
+    assert_int_equal(r.err, PRISM_UPSTREAM_ERR_TIMEOUT);
+    assert_string_equal(r.message, "the upstream sent nothing for 200 ms");
+    assert_int_equal(r.responses, 1);
+    assert_int_equal(r.chunks, 1);
+    uint64_t ms = ms_between(r.first_chunk_at, r.completed_at);
+    assert_true(ms >= 150 && ms < 1500);
+    url_for(srv, "/json", r.url, sizeof r.url);
+    r.up = start_get(&r, r.url);
+    assert_true(run_until(&loop, &r.completes, 2, 3000));
+    assert_int_equal(r.err, PRISM_UPSTREAM_OK);
+    assert_int_equal(atomic_load(&srv->conn_count) - before, 2);
+    client_done(&r);
+}
+
+/* Chunks every 100 ms for 600 ms never leave 250 ms of silence. */
+static void test_idle_steady_stream(void **state)
+{
+    uv_loop_t loop;
+    result r;
+    client_init(&r, &loop, NULL);
+    r.up = start_watched(&r, *state, "/drip", 0, 250);
+    assert_true(run_until(&loop, &r.completes, 1, 3000));
+    assert_int_equal(r.err, PRISM_UPSTREAM_OK);
+    char want[512] = "";
+    for (int i = 0; i < DRIP_N; i++) {
+        char part[64];
+        snprintf(part, sizeof part, STREAM_PART, i);
+        strcat(want, part);
+    }
+    assert_int_equal(r.body_len, strlen(want));
+    assert_memory_equal(r.body, want, r.body_len);
+    client_done(&r);
+}
+
+/* Paused by the consumer for 500 ms with a 200 ms idle deadline: a slow
+ * client is not a silent upstream. */
+static void test_idle_paused(void **state)
+{
+    uv_loop_t loop;
+    result r;
+    client_init(&r, &loop, NULL);
+    r.pause_first_ms = 500;
+    r.up = start_watched(&r, *state, "/stream", 0, 200);
+    assert_true(run_until(&loop, &r.completes, 1, 3000));
+    assert_int_equal(r.err, PRISM_UPSTREAM_OK);
+    assert_false(r.body_while_paused);
+    assert_true(ms_between(r.first_chunk_at, r.completed_at) >= 450);
+    char want[512] = "";
+    for (int i = 0; i < STREAM_N; i++) {
+        char part[64];
+        snprintf(part, sizeof part, STREAM_PART, i);
+        strcat(want, part);
+    }
+    assert_int_equal(r.body_len, strlen(want));
+    assert_memory_equal(r.body, want, r.body_len);
+    client_done(&r);
+}
+
+/* Resuming re-arms the idle deadline even when nothing else arrives: a
+ * stream that stalls after the pause still ends, 200 ms after the resume. */
+static void test_idle_after_resume(void **state)
+{
+    uv_loop_t loop;
+    result r;
+    client_init(&r, &loop, NULL);
+    r.pause_first_ms = 300;
+    r.up = start_watched(&r, *state, "/stall", 0, 200);
+    assert_true(run_until(&loop, &r.completes, 1, 3000));
+    assert_int_equal(r.err, PRISM_UPSTREAM_ERR_TIMEOUT);
+    assert_int_equal(r.chunks, 1);
+    uint64_t ms = ms_between(r.first_chunk_at, r.completed_at);
+    assert_true(ms >= 450 && ms < 2000);
+    client_done(&r);
+}
+
+/* Cancelled while both kinds of deadline are pending: no callback later, and
+ * ASan sees the timers freed. */
+static void test_watchdog_cancelled(void **state)
+{
+    test_server *srv = *state;
+    uv_loop_t loop;
+    result r, other;
+    client_init(&r, &loop, NULL);
+    memset(&other, 0, sizeof other);
+    other.pool = r.pool;
+    r.up = start_watched(&r, srv, "/hang", 200, 200);
+    prism_upstream *stalled = start_watched(&other, srv, "/stall", 200, 200);
+    assert_non_null(r.up);
+    assert_non_null(stalled);
+    assert_true(run_until(&loop, &other.chunks, 1, 3000));
+    prism_upstream_cancel(r.up);
+    prism_upstream_cancel(stalled);
+    run_until(&loop, NULL, 0, 300); /* past both deadlines */
+    assert_int_equal(r.completes + other.completes, 0);
+    assert_int_equal(prism_upstream_pool_active(r.pool), 0);
+    client_done(&r);
+}
+
+/* The pool goes away while transfers wait on their deadlines. */
+static void test_watchdog_pool_freed(void **state)
+{
+    test_server *srv = *state;
+    uv_loop_t loop;
+    result r;
+    client_init(&r, &loop, NULL);
+    r.up = start_watched(&r, srv, "/hang", 1000, 1000);
+    prism_upstream *stalled = start_watched(&r, srv, "/stall", 1000, 1000);
+    assert_non_null(r.up);
+    assert_non_null(stalled);
+    assert_true(run_until(&loop, &r.chunks, 1, 3000));
+    client_done(&r);
+    assert_int_equal(r.completes, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -808,6 +1032,14 @@ int main(void)
         cmocka_unit_test(test_header_cap),
         cmocka_unit_test(test_cancel_other_and_free_from_callback),
         cmocka_unit_test(test_pool_free_in_flight),
+        cmocka_unit_test(test_first_byte_timeout),
+        cmocka_unit_test(test_first_byte_in_time),
+        cmocka_unit_test(test_idle_timeout),
+        cmocka_unit_test(test_idle_steady_stream),
+        cmocka_unit_test(test_idle_paused),
+        cmocka_unit_test(test_idle_after_resume),
+        cmocka_unit_test(test_watchdog_cancelled),
+        cmocka_unit_test(test_watchdog_pool_freed),
     };
     return cmocka_run_group_tests(tests, server_setup, server_teardown);
 }

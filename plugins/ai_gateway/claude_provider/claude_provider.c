@@ -26,8 +26,8 @@
 #define MAX_EVENT_BYTES (8u << 20)
 
 typedef struct provider {
-    char *url; /* {base_url}/v1/messages */
-    char *key_header;
+    prism_keyring *keys; /* keys and endpoints ({base_url}/v1/messages) */
+    prism_upstream_conf upstream;
     char *version_header;
     char *beta_header;
     claude_options opt;
@@ -41,6 +41,9 @@ typedef struct call {
     prism_ctx *ctx;
     const provider *p;
     prism_upstream *up;
+    size_t key;             /* the keyring entry this attempt uses */
+    const char *headers[6]; /* the last one is the key's, swapped on retry */
+    size_t header_count;
     claude_request_info info;
     long created;
     int status;
@@ -75,8 +78,7 @@ static void provider_destroy(void *inst)
     provider *p = inst;
     if (p == NULL)
         return;
-    free(p->url);
-    free(p->key_header);
+    prism_keyring_free(p->keys);
     free(p->version_header);
     free(p->beta_header);
     prism_strings_free(p->models, p->model_count);
@@ -85,19 +87,13 @@ static void provider_destroy(void *inst)
 
 static int read_headers(provider *p, const cJSON *config, char *err, size_t errlen)
 {
-    const char *key = prism_conf_string(config, "api_key");
     const char *version = prism_conf_string(config, "anthropic_version");
     const char *beta = prism_conf_string(config, "anthropic_beta");
-    if ((key && prism_has_control_chars(key)) || (version && prism_has_control_chars(version)) ||
-        (beta && prism_has_control_chars(beta)))
-        return snprintf(err, errlen,
-                        "api_key, anthropic_version and anthropic_beta must not contain control "
-                        "characters"),
-               -1;
-    p->key_header = prism_header_line("x-api-key", key);
+    if ((version && prism_has_control_chars(version)) || (beta && prism_has_control_chars(beta)))
+        return snprintf(err, errlen, "anthropic_version and anthropic_beta must not contain control characters"), -1;
     p->version_header = prism_header_line("anthropic-version", version && version[0] ? version : "2023-06-01");
     p->beta_header = prism_header_line("anthropic-beta", beta);
-    if (p->key_header == NULL)
+    if (prism_keyring_header(p->keys, 0) == NULL)
         prism_log(p->host, PRISM_LOG_WARN, "no api_key (ANTHROPIC_API_KEY) set: requests go upstream unauthenticated");
     return 0;
 }
@@ -119,9 +115,9 @@ static void *provider_create(const cJSON *config, prism_host *host, char *err, s
         return snprintf(err, errlen, "out of memory"), NULL;
     p->host = host;
     /* ANTHROPIC_BASE_URL is the API root, as in Anthropic's SDKs. */
-    const char *base = prism_conf_string(config, "base_url");
-    p->url = prism_url_join(base && base[0] ? base : "https://api.anthropic.com", "/v1/messages", err, errlen);
-    if (p->url == NULL || read_headers(p, config, err, errlen) != 0 ||
+    p->keys = prism_keyring_new(config, "x-api-key", "", "https://api.anthropic.com", "/v1/messages", err, errlen);
+    if (p->keys == NULL || read_headers(p, config, err, errlen) != 0 ||
+        prism_conf_upstream(config, &p->upstream, err, errlen) != 0 ||
         prism_conf_strings(config, "models", &p->models, &p->model_count, err, errlen) != 0) {
         provider_destroy(p);
         return NULL;
@@ -174,6 +170,7 @@ static void on_response(void *data, prism_upstream *up, int status)
     call *c = data;
     c->up = up;
     c->status = status;
+    prism_keyring_report(c->p->keys, c->key, status);
     /* Only a successful stream is translated as a stream: an error status is
      * buffered and mapped to an OpenAI error with the right status. */
     if (c->info.stream && status >= 200 && status < 300)
@@ -325,6 +322,36 @@ static const char *translate(prism_ctx *ctx, const provider *p, claude_request_i
     return body;
 }
 
+/* The key that failed rests; the retry goes out with another one. */
+static void before_retry(void *data, unsigned attempt, int status, prism_upstream_error err, prism_http_request_t *req)
+{
+    call *c = data;
+    (void)attempt;
+    (void)err;
+    prism_keyring_report(c->p->keys, c->key, status);
+    c->key = prism_keyring_pick(c->p->keys, c->ctx);
+    const char *key = prism_keyring_header(c->p->keys, c->key);
+    if (key != NULL)
+        c->headers[c->header_count - 1] = key;
+    req->url = prism_keyring_url(c->p->keys, c->key);
+    req->headers = c->headers;
+}
+
+static void build_headers(call *c)
+{
+    const provider *p = c->p;
+    size_t n = 0;
+    c->headers[n++] = "Content-Type: application/json";
+    c->headers[n++] = c->info.stream ? "Accept: text/event-stream" : "Accept: application/json";
+    c->headers[n++] = p->version_header;
+    if (p->beta_header != NULL)
+        c->headers[n++] = p->beta_header;
+    const char *key = prism_keyring_header(p->keys, c->key);
+    if (key != NULL)
+        c->headers[n++] = key;
+    c->header_count = n;
+}
+
 static prism_status provider_handle(void *instance, prism_ctx *ctx)
 {
     const provider *p = instance;
@@ -338,18 +365,16 @@ static prism_status provider_handle(void *instance, prism_ctx *ctx)
     const char *body = translate(ctx, p, &c->info, &len);
     if (body == NULL)
         return PRISM_DONE;
-    const char *headers[6];
-    size_t n = 0;
-    headers[n++] = "Content-Type: application/json";
-    headers[n++] = c->info.stream ? "Accept: text/event-stream" : "Accept: application/json";
-    headers[n++] = p->version_header;
-    if (p->key_header != NULL)
-        headers[n++] = p->key_header;
-    if (p->beta_header != NULL)
-        headers[n++] = p->beta_header;
-    prism_http_request_t req = {
-        .method = "POST", .url = p->url, .headers = headers, .header_count = n, .body = body, .body_len = len};
-    prism_http_callbacks_t cb = {c, on_response, on_body, on_complete, NULL};
+    c->key = prism_keyring_pick(p->keys, ctx);
+    build_headers(c);
+    prism_http_request_t req = {.method = "POST",
+                                .url = prism_keyring_url(p->keys, c->key),
+                                .headers = c->headers,
+                                .header_count = c->header_count,
+                                .body = body,
+                                .body_len = len};
+    prism_upstream_conf_apply(&p->upstream, &req);
+    prism_http_callbacks_t cb = {c, on_response, on_body, on_complete, before_retry};
     if (prism_http_request(ctx, &req, &cb) == NULL) {
         prism_respond_error(ctx, 502, "api_error", "upstream_unreachable", NULL,
                             "Could not start the request to the Anthropic upstream.");

@@ -17,14 +17,29 @@ static int ends_with(const char *s, const char *suffix)
 
 /* The checks every provider relies on, done once here with the messages
  * OpenAI gives for the same mistakes. 1 when the request may go on. */
-static int validate(prism_ctx *ctx, const cJSON *body, const char **model)
+static int validate_body(prism_ctx *ctx, const cJSON *body)
 {
+    size_t len = 0;
+    const char *raw = prism_ctx_body(ctx, &len);
+    /* JSON must be UTF-8 (RFC 8259); cJSON would pass broken bytes on. */
+    if (!prism_utf8_valid(raw, len)) {
+        prism_respond_error(ctx, 400, "invalid_request_error", "invalid_utf8", NULL,
+                            "The request body is not valid UTF-8.");
+        return 0;
+    }
     if (body == NULL || !cJSON_IsObject(body)) {
         prism_respond_error(ctx, 400, "invalid_request_error", "invalid_json", NULL,
                             "We could not parse the JSON body of your request. The body must be a JSON object "
-                            "(Content-Type: application/json).");
+                            "(Content-Type: application/json), nested at most 1000 levels deep.");
         return 0;
     }
+    return 1;
+}
+
+static int validate(prism_ctx *ctx, const route_table *r, const cJSON *body, const char **model)
+{
+    if (!validate_body(ctx, body))
+        return 0;
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "model");
     if (!cJSON_IsString(m) || m->valuestring[0] == '\0') {
         prism_respond_error(ctx, 400, "invalid_request_error", "missing_required_parameter", "model",
@@ -38,6 +53,11 @@ static int validate(prism_ctx *ctx, const cJSON *body, const char **model)
                                 msgs == NULL ? "missing_required_parameter" : "invalid_type", "messages",
                                 msgs == NULL ? "Missing required parameter: 'messages'."
                                              : "'messages' must be a non-empty array of message objects.");
+            return 0;
+        }
+        if ((size_t)cJSON_GetArraySize(msgs) > route_table_max_messages(r)) {
+            prism_respond_error(ctx, 400, "invalid_request_error", "too_many_messages", "messages",
+                                "A request may carry at most %zu messages.", route_table_max_messages(r));
             return 0;
         }
     }
@@ -56,12 +76,16 @@ static void router_destroy(void *instance)
     route_table_free(instance);
 }
 
-static prism_status router_handle(void *instance, prism_ctx *ctx)
+/* Per request: where the fallback list stands. */
+typedef struct fallback_state {
+    const route_table *r;
+    const char *first_model; /* what the client asked for */
+    char *const *list;
+    size_t count, next;
+} fallback_state;
+
+static prism_status route_to(prism_ctx *ctx, const route_table *r, const char *model)
 {
-    const route_table *r = instance;
-    const char *model = NULL;
-    if (!validate(ctx, prism_ctx_json(ctx), &model))
-        return PRISM_DONE;
     const char *provider = route_table_lookup(r, model);
     if (provider == NULL) {
         prism_respond_error(ctx, 404, "invalid_request_error", "model_not_found", "model",
@@ -71,6 +95,54 @@ static prism_status router_handle(void *instance, prism_ctx *ctx)
     prism_ctx_set(ctx, "model", model);
     prism_ctx_set(ctx, "provider", provider);
     return prism_ctx_dispatch(ctx, provider);
+}
+
+/* The request, re-pointed at another model: the parsed JSON (what
+ * translating providers read) and the raw body (what pass-through ones send). */
+static int switch_model(prism_ctx *ctx, const char *model)
+{
+    cJSON *json = prism_ctx_json(ctx);
+    if (!cJSON_ReplaceItemInObjectCaseSensitive(json, "model", cJSON_CreateString(model)))
+        return -1;
+    char *text = cJSON_PrintUnformatted(json);
+    if (text == NULL)
+        return -1;
+    prism_ctx_set_body(ctx, text, strlen(text));
+    cJSON_free(text);
+    return 0;
+}
+
+/* The error hook: on a fallback condition, try the next model that routes. */
+static int on_error_response(void *data, prism_ctx *ctx, int status)
+{
+    fallback_state *f = data;
+    if (!route_table_falls_back_on(f->r, status))
+        return 0;
+    while (f->next < f->count) {
+        const char *model = f->list[f->next++];
+        if (route_table_lookup(f->r, model) == NULL || switch_model(ctx, model) != 0)
+            continue;
+        prism_response_header(ctx, "x-prism-fallback-from", f->first_model);
+        route_to(ctx, f->r, model);
+        return 1;
+    }
+    return 0;
+}
+
+static prism_status router_handle(void *instance, prism_ctx *ctx)
+{
+    const route_table *r = instance;
+    const char *model = NULL;
+    if (!validate(ctx, r, prism_ctx_json(ctx), &model))
+        return PRISM_DONE;
+    char *const *list = NULL;
+    size_t n = route_table_fallbacks(r, model, &list);
+    if (n > 0) {
+        fallback_state *f = prism_ctx_alloc(ctx, sizeof(*f));
+        *f = (fallback_state){r, prism_ctx_strdup(ctx, model), list, n, 0};
+        prism_ctx_on_error_response(ctx, on_error_response, f);
+    }
+    return route_to(ctx, r, model);
 }
 
 static void router_list_models(void *instance, cJSON *data)

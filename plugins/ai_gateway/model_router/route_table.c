@@ -14,7 +14,17 @@ typedef struct route_entry {
     size_t key_len;
 } route_entry;
 
+typedef struct fallback_entry {
+    char *model;
+    char **to;
+    size_t count;
+} fallback_entry;
+
 struct route_table {
+    fallback_entry *fallbacks;
+    size_t fallback_count;
+    unsigned char fall_back_on[600]; /* by status */
+    size_t max_messages;
     route_entry *exact;
     size_t exact_count;
     route_entry *prefix; /* longest key first */
@@ -76,6 +86,84 @@ static int read_default(route_table *t, const cJSON *config, char *err, size_t e
     return t->default_provider != NULL ? 0 : (snprintf(err, errlen, "out of memory"), -1);
 }
 
+static int read_fallback(fallback_entry *f, const cJSON *item, char *err, size_t errlen)
+{
+    f->model = strdup(item->string);
+    if (f->model == NULL || !cJSON_IsArray(item))
+        return snprintf(err, errlen, "fallbacks.%s must be a list of models", item->string), -1;
+    f->to = calloc((size_t)cJSON_GetArraySize(item) + 1, sizeof(*f->to));
+    const cJSON *m;
+    cJSON_ArrayForEach(m, item)
+    {
+        if (f->to == NULL || !cJSON_IsString(m) || m->valuestring[0] == '\0')
+            return snprintf(err, errlen, "fallbacks.%s must be a list of model names", item->string), -1;
+        if ((f->to[f->count] = strdup(m->valuestring)) == NULL)
+            return snprintf(err, errlen, "out of memory"), -1;
+        f->count++;
+    }
+    return 0;
+}
+
+static int read_fallbacks(route_table *t, const cJSON *config, char *err, size_t errlen)
+{
+    const cJSON *map = cJSON_GetObjectItemCaseSensitive(config, "fallbacks");
+    if (map == NULL || cJSON_IsNull(map))
+        return 0;
+    if (!cJSON_IsObject(map))
+        return snprintf(err, errlen, "fallbacks must be a mapping of model -> [models]"), -1;
+    t->fallbacks = calloc((size_t)cJSON_GetArraySize(map) + 1, sizeof(*t->fallbacks));
+    if (t->fallbacks == NULL)
+        return snprintf(err, errlen, "out of memory"), -1;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, map)
+    {
+        if (read_fallback(&t->fallbacks[t->fallback_count++], it, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* "5xx", "4xx" or a status like "429" (a number works too). */
+static int read_condition(route_table *t, const cJSON *c, char *err, size_t errlen)
+{
+    if (cJSON_IsString(c) && strlen(c->valuestring) == 3 && strcmp(c->valuestring + 1, "xx") == 0 &&
+        (c->valuestring[0] == '4' || c->valuestring[0] == '5')) {
+        int base = (c->valuestring[0] - '0') * 100;
+        memset(t->fall_back_on + base, 1, 100);
+        return 0;
+    }
+    long status = cJSON_IsNumber(c) ? (long)c->valuedouble : cJSON_IsString(c) ? strtol(c->valuestring, NULL, 10) : 0;
+    if (status < 400 || status > 599)
+        return snprintf(err, errlen, "fallback_on entries are \"5xx\", \"4xx\" or statuses from 400 to 599"), -1;
+    t->fall_back_on[status] = 1;
+    return 0;
+}
+
+static int read_conditions(route_table *t, const cJSON *config, char *err, size_t errlen)
+{
+    const cJSON *on = cJSON_GetObjectItemCaseSensitive(config, "fallback_on");
+    if (on == NULL || cJSON_IsNull(on)) {
+        memset(t->fall_back_on + 500, 1, 100);
+        t->fall_back_on[429] = 1;
+        return 0;
+    }
+    if (!cJSON_IsArray(on))
+        return snprintf(err, errlen, "fallback_on must be a list"), -1;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, on)
+    {
+        if (read_condition(t, c, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static void read_limits(route_table *t, const cJSON *config)
+{
+    const cJSON *max = cJSON_GetObjectItemCaseSensitive(config, "max_messages");
+    t->max_messages = cJSON_IsNumber(max) && max->valuedouble >= 1 ? (size_t)max->valuedouble : 10000;
+}
+
 route_table *route_table_new(const cJSON *config, char *err, size_t errlen)
 {
     route_table *t = calloc(1, sizeof(*t));
@@ -83,10 +171,12 @@ route_table *route_table_new(const cJSON *config, char *err, size_t errlen)
         return snprintf(err, errlen, "out of memory"), NULL;
     if (read_map(config, "exact_map", &t->exact, &t->exact_count, err, errlen) != 0 ||
         read_map(config, "prefix_map", &t->prefix, &t->prefix_count, err, errlen) != 0 ||
-        read_default(t, config, err, errlen) != 0) {
+        read_default(t, config, err, errlen) != 0 || read_fallbacks(t, config, err, errlen) != 0 ||
+        read_conditions(t, config, err, errlen) != 0) {
         route_table_free(t);
         return NULL;
     }
+    read_limits(t, config);
     if (t->prefix_count > 1)
         qsort(t->prefix, t->prefix_count, sizeof(*t->prefix), by_length_desc);
     return t;
@@ -123,10 +213,39 @@ static void free_entries(route_entry *e, size_t n)
     free(e);
 }
 
+size_t route_table_fallbacks(const route_table *t, const char *model, char *const **list)
+{
+    for (size_t i = 0; i < t->fallback_count; i++) {
+        if (strcmp(t->fallbacks[i].model, model) == 0) {
+            *list = t->fallbacks[i].to;
+            return t->fallbacks[i].count;
+        }
+    }
+    *list = NULL;
+    return 0;
+}
+
+int route_table_falls_back_on(const route_table *t, int status)
+{
+    return status >= 400 && status <= 599 && t->fall_back_on[status];
+}
+
+size_t route_table_max_messages(const route_table *t)
+{
+    return t->max_messages;
+}
+
 void route_table_free(route_table *t)
 {
     if (t == NULL)
         return;
+    for (size_t i = 0; i < t->fallback_count; i++) {
+        free(t->fallbacks[i].model);
+        for (size_t j = 0; j < t->fallbacks[i].count; j++)
+            free(t->fallbacks[i].to[j]);
+        free(t->fallbacks[i].to);
+    }
+    free(t->fallbacks);
     free_entries(t->exact, t->exact_count);
     free_entries(t->prefix, t->prefix_count);
     free(t->default_provider);

@@ -20,6 +20,13 @@ const char *route_table_lookup(const route_table *t, const char *model);
 /* The exact_map entries, for the models list. */
 size_t route_table_exact_count(const route_table *t);
 void route_table_exact_at(const route_table *t, size_t i, const char **model, const char **provider);
+/* The models to try, in order, when `model` fails (fallbacks: {model: [..]}). */
+size_t route_table_fallbacks(const route_table *t, const char *model, char *const **list);
+/* Whether an error status moves on to the next fallback (fallback_on:
+ * "5xx", "4xx" or exact codes like "429"; default 5xx and 429). */
+int route_table_falls_back_on(const route_table *t, int status);
+/* The most messages a request may carry (max_messages, default 10000). */
+size_t route_table_max_messages(const route_table *t);
 void route_table_free(route_table *t);
 
 #endif

@@ -18,10 +18,10 @@
 #define STREAM_HIGH_WATER (256 * 1024)
 
 typedef struct provider {
-    char *url; /* {base_url}/chat/completions */
-    char *auth_header;
+    prism_keyring *keys; /* keys and endpoints */
     char *org_header;
     char *project_header;
+    prism_upstream_conf upstream;
     size_t max_response_bytes;
     char **models;
     size_t model_count;
@@ -32,10 +32,13 @@ typedef struct call {
     prism_ctx *ctx;
     const provider *p;
     prism_upstream *up;
+    size_t key; /* the keyring entry this attempt uses */
     int status;
     int streaming; /* the client's stream has begun */
     int paused;
-    prism_body body; /* non-streamed body */
+    prism_body body;        /* non-streamed body */
+    const char *headers[6]; /* the last one is the key's, swapped on retry */
+    size_t header_count;
 } call;
 
 static void provider_destroy(void *inst)
@@ -43,8 +46,7 @@ static void provider_destroy(void *inst)
     provider *p = inst;
     if (p == NULL)
         return;
-    free(p->url);
-    free(p->auth_header);
+    prism_keyring_free(p->keys);
     free(p->org_header);
     free(p->project_header);
     prism_strings_free(p->models, p->model_count);
@@ -53,25 +55,14 @@ static void provider_destroy(void *inst)
 
 static int read_headers(provider *p, const cJSON *config, char *err, size_t errlen)
 {
-    const char *key = prism_conf_string(config, "api_key");
     const char *org = prism_conf_string(config, "organization");
     const char *project = prism_conf_string(config, "project");
-    if ((key && prism_has_control_chars(key)) || (org && prism_has_control_chars(org)) ||
-        (project && prism_has_control_chars(project)))
-        return snprintf(err, errlen, "api_key, organization and project must not contain control characters"), -1;
-    if (key != NULL && key[0] != '\0') {
-        size_t n = strlen(key) + sizeof("Bearer ");
-        char *bearer = malloc(n);
-        if (bearer == NULL)
-            return snprintf(err, errlen, "out of memory"), -1;
-        snprintf(bearer, n, "Bearer %s", key);
-        p->auth_header = prism_header_line("Authorization", bearer);
-        free(bearer);
-    } else {
-        prism_log(p->host, PRISM_LOG_WARN, "no api_key (OPENAI_API_KEY) set: requests go upstream unauthenticated");
-    }
+    if ((org && prism_has_control_chars(org)) || (project && prism_has_control_chars(project)))
+        return snprintf(err, errlen, "organization and project must not contain control characters"), -1;
     p->org_header = prism_header_line("OpenAI-Organization", org);
     p->project_header = prism_header_line("OpenAI-Project", project);
+    if (prism_keyring_header(p->keys, 0) == NULL)
+        prism_log(p->host, PRISM_LOG_WARN, "no api_key (OPENAI_API_KEY) set: requests go upstream unauthenticated");
     return 0;
 }
 
@@ -81,10 +72,11 @@ static void *provider_create(const cJSON *config, prism_host *host, char *err, s
     if (p == NULL)
         return snprintf(err, errlen, "out of memory"), NULL;
     p->host = host;
-    const char *base = prism_conf_string(config, "base_url");
-    p->url = prism_url_join(base && base[0] ? base : "https://api.openai.com/v1", "/chat/completions", err, errlen);
+    p->keys = prism_keyring_new(config, "Authorization", "Bearer ", "https://api.openai.com/v1", "/chat/completions",
+                                err, errlen);
     p->max_response_bytes = (size_t)prism_conf_int(config, "max_response_bytes", 32L << 20, 1024, 1L << 30);
-    if (p->url == NULL || read_headers(p, config, err, errlen) != 0 ||
+    if (p->keys == NULL || read_headers(p, config, err, errlen) != 0 ||
+        prism_conf_upstream(config, &p->upstream, err, errlen) != 0 ||
         prism_conf_strings(config, "models", &p->models, &p->model_count, err, errlen) != 0) {
         provider_destroy(p);
         return NULL;
@@ -125,6 +117,7 @@ static void on_response(void *data, prism_upstream *up, int status)
     call *c = data;
     c->up = up;
     c->status = status;
+    prism_keyring_report(c->p->keys, c->key, status);
     /* Only a successful stream is relayed as a stream: an error status is
      * buffered so the client gets an ordinary JSON error. */
     if (status >= 200 && status < 300 && prism_ctx_get(c->ctx, "openai.stream") != NULL) {
@@ -207,6 +200,8 @@ static void on_complete(void *data, prism_upstream *up, prism_upstream_error err
     int timeout = err == PRISM_UPSTREAM_ERR_TIMEOUT;
     const char *code = timeout ? "upstream_timeout" : "upstream_unreachable";
     if (err != PRISM_UPSTREAM_OK) {
+        if (c->status == 0)
+            prism_keyring_report(c->p->keys, c->key, 0);
         prism_log(c->p->host, PRISM_LOG_WARN, "request %s: upstream failed: %s", prism_ctx_request_id(c->ctx), message);
         if (c->streaming)
             stream_error(c, timeout ? "upstream_timeout" : "upstream_disconnected",
@@ -233,6 +228,37 @@ static int wants_stream(prism_ctx *ctx)
     return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
 }
 
+/* The key that failed rests; the retry goes out with another one. */
+static void before_retry(void *data, unsigned attempt, int status, prism_upstream_error err, prism_http_request_t *req)
+{
+    call *c = data;
+    (void)attempt;
+    (void)err;
+    prism_keyring_report(c->p->keys, c->key, status);
+    c->key = prism_keyring_pick(c->p->keys, c->ctx);
+    const char *auth = prism_keyring_header(c->p->keys, c->key);
+    if (auth != NULL)
+        c->headers[c->header_count - 1] = auth;
+    req->url = prism_keyring_url(c->p->keys, c->key);
+    req->headers = c->headers;
+}
+
+static void build_headers(call *c, int stream)
+{
+    const provider *p = c->p;
+    size_t n = 0;
+    c->headers[n++] = "Content-Type: application/json";
+    c->headers[n++] = stream ? "Accept: text/event-stream" : "Accept: application/json";
+    if (p->org_header != NULL)
+        c->headers[n++] = p->org_header;
+    if (p->project_header != NULL)
+        c->headers[n++] = p->project_header;
+    const char *auth = prism_keyring_header(p->keys, c->key);
+    if (auth != NULL)
+        c->headers[n++] = auth;
+    c->header_count = n;
+}
+
 static prism_status provider_handle(void *instance, prism_ctx *ctx)
 {
     const provider *p = instance;
@@ -241,24 +267,21 @@ static prism_status provider_handle(void *instance, prism_ctx *ctx)
     c->ctx = ctx;
     c->p = p;
     c->body.max = p->max_response_bytes;
+    c->key = prism_keyring_pick(p->keys, ctx);
     int stream = wants_stream(ctx);
     if (stream)
         prism_ctx_set(ctx, "openai.stream", "1");
-    const char *headers[6];
-    size_t n = 0;
-    headers[n++] = "Content-Type: application/json";
-    headers[n++] = stream ? "Accept: text/event-stream" : "Accept: application/json";
-    if (p->auth_header != NULL)
-        headers[n++] = p->auth_header;
-    if (p->org_header != NULL)
-        headers[n++] = p->org_header;
-    if (p->project_header != NULL)
-        headers[n++] = p->project_header;
+    build_headers(c, stream);
     size_t len = 0;
     const char *body = prism_ctx_body(ctx, &len);
-    prism_http_request_t req = {
-        .method = "POST", .url = p->url, .headers = headers, .header_count = n, .body = body, .body_len = len};
-    prism_http_callbacks_t cb = {c, on_response, on_body, on_complete, NULL};
+    prism_http_request_t req = {.method = "POST",
+                                .url = prism_keyring_url(p->keys, c->key),
+                                .headers = c->headers,
+                                .header_count = c->header_count,
+                                .body = body,
+                                .body_len = len};
+    prism_upstream_conf_apply(&p->upstream, &req);
+    prism_http_callbacks_t cb = {c, on_response, on_body, on_complete, before_retry};
     if (prism_http_request(ctx, &req, &cb) == NULL) {
         prism_respond_error(ctx, 502, "api_error", "upstream_unreachable", NULL,
                             "Could not start the request to the OpenAI upstream.");
