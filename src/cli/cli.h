@@ -54,6 +54,7 @@ extern const cli_command cli_cmd_install;
 extern const cli_command cli_cmd_uninstall;
 extern const cli_command cli_cmd_list;
 extern const cli_command cli_cmd_info;
+extern const cli_command cli_cmd_reload;
 
 /* ---- cmd_args.c ---- */
 

@@ -8,7 +8,8 @@
 #include "prism/plugin.h"
 
 static const cli_command *const commands[] = {
-    &cli_cmd_serve, &cli_cmd_check, &cli_cmd_routes, &cli_cmd_install, &cli_cmd_uninstall, &cli_cmd_list, &cli_cmd_info,
+    &cli_cmd_serve,   &cli_cmd_check,     &cli_cmd_routes, &cli_cmd_reload,
+    &cli_cmd_install, &cli_cmd_uninstall, &cli_cmd_list,   &cli_cmd_info,
 };
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 

@@ -79,6 +79,7 @@ static void ctx_dispose(void *p)
     free(ctx->pending.data);
     free(ctx->sending.data);
     cJSON_Delete(ctx->json);
+    prism_generation_release(ctx->gen);
     ctx->env->inflight--;
 }
 
@@ -88,6 +89,8 @@ prism_ctx *prism_ctx_new(h2o_req_t *req, prism_worker_env *env)
     memset(ctx, 0, sizeof(*ctx));
     ctx->req = req;
     ctx->env = env;
+    ctx->gen = env->gen;
+    prism_generation_retain(ctx->gen);
     ctx->started_ns = prism_now_ns();
     ctx->body = req->entity;
     env->inflight++;
@@ -236,7 +239,7 @@ void prism_relay_headers(prism_ctx *ctx, const prism_upstream *up, const char *c
 prism_status prism_ctx_dispatch(prism_ctx *ctx, const char *plugin_name)
 {
     const prism_loaded *self = ctx->current;
-    const prism_loaded *target = prism_registry_sibling(ctx->env->reg, self, plugin_name);
+    const prism_loaded *target = prism_registry_sibling(ctx->gen->reg, self, plugin_name);
     if (target == NULL) {
         prism_respond_error(ctx, 501, "invalid_request_error", "provider_not_installed", NULL,
                             "The plugin '%s' that serves this request is not installed or not enabled.", plugin_name);

@@ -15,22 +15,20 @@
 
 #include "chain.h"
 #include "config.h"
+#include "generation.h"
 #include "loader.h"
 #include "prism/plugin.h"
 #include "upstream.h"
 
 /* What a worker lends to each of its requests. */
 typedef struct prism_worker_env {
-    const prism_config *cfg;
-    const prism_registry *reg;
-    const prism_route_table *routes;
+    prism_generation *gen;                /* serves new requests */
+    _Atomic(prism_generation *) next_gen; /* published by a reload */
     prism_upstream_pool *upstreams;
     uv_loop_t *loop;
-    const struct prism_auth *auth; /* NULL: no gateway keys */
-    const char *models_json;       /* GET {prefix}/models, built at start */
-    uint64_t inflight;             /* requests not yet disposed */
-    struct prism_ctx *watching;    /* HTTP/1 requests watched for a client hang-up */
-    uint64_t rng[2];               /* xorshift state for request ids */
+    uint64_t inflight;          /* requests not yet disposed */
+    struct prism_ctx *watching; /* HTTP/1 requests watched for a client hang-up */
+    uint64_t rng[2];            /* xorshift state for request ids */
 } prism_worker_env;
 
 #define PRISM_TRACE_MAX 16
@@ -61,6 +59,7 @@ enum prism_resp_state {
 struct prism_ctx {
     h2o_req_t *req;
     prism_worker_env *env;
+    prism_generation *gen; /* the setup this request runs on (a reference) */
     const prism_route *route;
     const prism_loaded *current; /* the step running now, for dispatch */
     size_t step;
@@ -86,7 +85,7 @@ struct prism_ctx {
     int gone;     /* the client went away */
     int in_chain; /* inside the runner: resume must not recurse */
     int finished; /* on_finish hooks have run */
-    h2o_generator_t gen;
+    h2o_generator_t generator;
     prism_bytes pending; /* queued, not yet handed to h2o */
     prism_bytes sending; /* handed to h2o, valid until proceed */
     int send_busy;

@@ -239,9 +239,9 @@ static void copy_request(prism_ctx *ctx, prism_up_link *l, const prism_http_requ
         l->policy = *req->retry;
     l->req.retry = NULL;
     if (l->req.connect_timeout_ms == 0)
-        l->req.connect_timeout_ms = (long)ctx->env->cfg->upstream_connect_timeout_ms;
+        l->req.connect_timeout_ms = (long)ctx->gen->cfg->upstream_connect_timeout_ms;
     if (l->req.timeout_ms == 0)
-        l->req.timeout_ms = (long)ctx->env->cfg->upstream_timeout_ms;
+        l->req.timeout_ms = (long)ctx->gen->cfg->upstream_timeout_ms;
 }
 
 prism_upstream *prism_http_request(prism_ctx *ctx, const prism_http_request_t *req, const prism_http_callbacks_t *cb)

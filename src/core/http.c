@@ -34,9 +34,10 @@ static void method_not_allowed(prism_ctx *ctx, const char *allow)
 }
 
 /* 1 when the request may go on; otherwise a 401 has been written. */
-static int authorized(prism_worker_env *env, prism_ctx *ctx)
+static int authorized(prism_ctx *ctx)
 {
-    if (env->auth == NULL)
+    const prism_auth *auth = ctx->gen->auth;
+    if (auth == NULL)
         return 1;
     h2o_req_t *req = ctx->req;
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
@@ -51,7 +52,7 @@ static int authorized(prism_worker_env *env, prism_ctx *ctx)
             len = req->headers.entries[k].value.len;
         }
     }
-    if (token != NULL && prism_auth_check(env->auth, token, len))
+    if (token != NULL && prism_auth_check(auth, token, len))
         return 1;
     prism_response_header(ctx, "www-authenticate", "Bearer");
     prism_respond_error(ctx, 401, "invalid_request_error", "invalid_api_key", NULL,
@@ -60,23 +61,24 @@ static int authorized(prism_worker_env *env, prism_ctx *ctx)
     return 0;
 }
 
-static void serve_models(prism_worker_env *env, prism_ctx *ctx)
+static void serve_models(prism_ctx *ctx)
 {
     if (!method_is(ctx->req, "GET")) {
         method_not_allowed(ctx, "GET");
         return;
     }
-    prism_respond(ctx, 200, "application/json", env->models_json, strlen(env->models_json));
+    const char *json = ctx->gen->models_json;
+    prism_respond(ctx, 200, "application/json", json, strlen(json));
 }
 
 /* GET {prefix}/models/{id}: one entry of the list, or model_not_found. */
-static void serve_model(prism_worker_env *env, prism_ctx *ctx, h2o_iovec_t id)
+static void serve_model(prism_ctx *ctx, h2o_iovec_t id)
 {
     if (!method_is(ctx->req, "GET")) {
         method_not_allowed(ctx, "GET");
         return;
     }
-    cJSON *list = cJSON_Parse(env->models_json);
+    cJSON *list = cJSON_Parse(ctx->gen->models_json);
     const cJSON *m = NULL;
     cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(list, "data"))
     {
@@ -92,16 +94,16 @@ static void serve_model(prism_worker_env *env, prism_ctx *ctx, h2o_iovec_t id)
     cJSON_Delete(list);
 }
 
-static int serve_builtin(prism_worker_env *env, prism_ctx *ctx, h2o_iovec_t path)
+static int serve_builtin(prism_ctx *ctx, h2o_iovec_t path)
 {
-    const char *prefix = env->cfg->api_prefix;
+    const char *prefix = ctx->gen->cfg->api_prefix;
     size_t plen = strlen(prefix);
     if (path_is(path, prefix, "/models")) {
-        serve_models(env, ctx);
+        serve_models(ctx);
         return 1;
     }
     if (path.len > plen + 8 && path_is((h2o_iovec_t){path.base, plen + 8}, prefix, "/models/")) {
-        serve_model(env, ctx, h2o_iovec_init(path.base + plen + 8, path.len - plen - 8));
+        serve_model(ctx, h2o_iovec_init(path.base + plen + 8, path.len - plen - 8));
         return 1;
     }
     return 0;
@@ -111,10 +113,10 @@ void prism_http_handle(prism_worker_env *env, h2o_req_t *req)
 {
     prism_ctx *ctx = prism_ctx_new(req, env);
     h2o_iovec_t path = req->path_normalized;
-    if (header_bytes(req) > env->cfg->max_header_bytes) {
+    const prism_config *cfg = ctx->gen->cfg;
+    if (header_bytes(req) > cfg->max_header_bytes) {
         prism_respond_error(ctx, 431, "invalid_request_error", "request_header_fields_too_large", NULL,
-                            "The request's headers exceed the %zu bytes this server accepts.",
-                            env->cfg->max_header_bytes);
+                            "The request's headers exceed the %zu bytes this server accepts.", cfg->max_header_bytes);
         return;
     }
     if (path_is(path, "", "/health")) {
@@ -125,11 +127,11 @@ void prism_http_handle(prism_worker_env *env, h2o_req_t *req)
         prism_respond(ctx, 200, "application/json", "{\"status\":\"ok\"}", 15);
         return;
     }
-    if (!authorized(env, ctx))
+    if (!authorized(ctx))
         return;
-    if (serve_builtin(env, ctx, path))
+    if (serve_builtin(ctx, path))
         return;
-    const prism_route *route = prism_routes_match(env->routes, path.base, path.len);
+    const prism_route *route = prism_routes_match(ctx->gen->routes, path.base, path.len);
     if (route == NULL) {
         prism_respond_error(ctx, 404, "invalid_request_error", "unknown_url", NULL, "Unknown request URL: %s %s.",
                             prism_ctx_method(ctx), prism_ctx_path(ctx));

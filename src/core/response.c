@@ -223,7 +223,7 @@ static void flush(prism_ctx *ctx)
 static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
 {
     (void)req;
-    prism_ctx *ctx = H2O_STRUCT_FROM_MEMBER(prism_ctx, gen, gen);
+    prism_ctx *ctx = H2O_STRUCT_FROM_MEMBER(prism_ctx, generator, gen);
     ctx->send_busy = 0;
     ctx->sending.len = 0;
     if (ctx->pending.len > 0 || ctx->end_wanted) {
@@ -237,7 +237,7 @@ static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
 static void on_stop(h2o_generator_t *gen, h2o_req_t *req)
 {
     (void)req;
-    prism_ctx *ctx = H2O_STRUCT_FROM_MEMBER(prism_ctx, gen, gen);
+    prism_ctx *ctx = H2O_STRUCT_FROM_MEMBER(prism_ctx, generator, gen);
     prism_ctx_abandon(ctx);
 }
 
@@ -253,9 +253,9 @@ int prism_stream_begin(prism_ctx *ctx, int status, const char *content_type)
                               H2O_STRLIT("no"));
     }
     ctx->resp = PRISM_RESP_STREAMING;
-    ctx->gen.proceed = on_proceed;
-    ctx->gen.stop = on_stop;
-    h2o_start_response(ctx->req, &ctx->gen);
+    ctx->generator.proceed = on_proceed;
+    ctx->generator.stop = on_stop;
+    h2o_start_response(ctx->req, &ctx->generator);
     prism_ctx_watch_client(ctx);
     return 0;
 }

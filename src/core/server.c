@@ -27,6 +27,7 @@
 
 #include "auth.h"
 #include "errfilter.h"
+#include "generation.h"
 #include "ctx.h"
 #include "http.h"
 #include "log.h"
@@ -55,17 +56,15 @@ struct prism_worker {
 };
 
 struct prism_server {
-    prism_config *cfg;
-    prism_registry *reg;
-    prism_route_table *routes;
-    prism_auth *auth;
-    char *models_json;
+    prism_generation *boot;    /* what the server started with */
+    const prism_config *cfg;   /* boot->cfg: listen address, workers, limits */
+    prism_generation *current; /* the newest generation (main thread only) */
     h2o_globalconf_t globalconf;
     prism_worker *workers;
     int nworkers;
     atomic_int stopping;
     uv_loop_t main_loop;
-    uv_signal_t sig_term, sig_int;
+    uv_signal_t sig_term, sig_int, sig_hup;
 };
 
 prism_worker_env *prism_worker_env_of(h2o_context_t *h2o)
@@ -147,9 +146,22 @@ static void on_drain_tick(uv_timer_t *t)
         worker_finish(w);
 }
 
+/* Takes a generation a reload published, if any: new requests use it, and
+ * the old one goes when the last request still running on it ends. */
+static void adopt_next_generation(prism_worker *w)
+{
+    prism_generation *next = atomic_exchange(&w->env.next_gen, NULL);
+    if (next == NULL)
+        return;
+    prism_generation *old = w->env.gen;
+    w->env.gen = next;
+    prism_generation_release(old);
+}
+
 static void on_wake(uv_async_t *a)
 {
     prism_worker *w = a->data;
+    adopt_next_generation(w);
     if (!atomic_load(&w->srv->stopping))
         return;
     close_quietly((uv_handle_t *)&w->listener);
@@ -176,11 +188,9 @@ static int worker_init(prism_server *srv, prism_worker *w, char *err, size_t err
     h2o_context_init(&w->h2o, &w->loop, &srv->globalconf);
     w->accept.ctx = &w->h2o;
     w->accept.hosts = srv->globalconf.hosts;
-    w->env.cfg = srv->cfg;
-    w->env.reg = srv->reg;
-    w->env.routes = srv->routes;
-    w->env.auth = srv->auth;
-    w->env.models_json = srv->models_json;
+    w->env.gen = srv->boot;
+    prism_generation_retain(srv->boot);
+    atomic_init(&w->env.next_gen, NULL);
     w->env.loop = &w->loop;
     seed_rng(&w->env);
     prism_upstream_options uo = {.connect_timeout_ms = (long)srv->cfg->upstream_connect_timeout_ms,
@@ -214,6 +224,9 @@ static void worker_main(void *arg)
 
 static void worker_dispose(prism_worker *w)
 {
+    adopt_next_generation(w);
+    prism_generation_release(w->env.gen);
+    w->env.gen = NULL;
     if (w->env.upstreams != NULL)
         prism_upstream_pool_free(w->env.upstreams);
     close_quietly((uv_handle_t *)&w->listener);
@@ -270,6 +283,8 @@ static int bind_one(const prism_config *cfg, int *fd_out, char *err, size_t errl
 
 /* ---- signals on the main thread ---- */
 
+static void on_reload_signal(uv_signal_t *sig, int signum);
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
     prism_server *srv = sig->data;
@@ -281,6 +296,64 @@ static void on_signal(uv_signal_t *sig, int signum)
         uv_async_send(&srv->workers[i].wake);
     uv_close((uv_handle_t *)&srv->sig_term, NULL);
     uv_close((uv_handle_t *)&srv->sig_int, NULL);
+    uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+}
+
+/* ---- reload (SIGHUP) ---- */
+
+static int check_exposure_of(const prism_config *bound, const prism_config *keys, char *err, size_t errlen);
+
+/* Settings bound at start (sockets, threads, h2o's limits) stay as they
+ * were; say so rather than pretend they changed. */
+static void warn_fixed(const prism_config *was, const prism_config *now)
+{
+    /* listen and workers are left out: the command line may override them. */
+    if (was->max_body_bytes != now->max_body_bytes || was->read_timeout_ms != now->read_timeout_ms ||
+        was->shutdown_timeout_ms != now->shutdown_timeout_ms ||
+        (was->tls_ca_file == NULL) != (now->tls_ca_file == NULL) ||
+        (was->tls_ca_file && strcmp(was->tls_ca_file, now->tls_ca_file) != 0))
+        prism_logf(PRISM_LOG_WARN, "server",
+                   "reload: max_body_bytes, read_ms, shutdown_ms and tls_ca_file "
+                   "take effect only at the next start");
+}
+
+static void publish(prism_server *srv, prism_generation *g)
+{
+    for (int i = 0; i < srv->nworkers; i++) {
+        prism_worker *w = &srv->workers[i];
+        prism_generation_retain(g);
+        prism_generation *stale = atomic_exchange(&w->env.next_gen, g);
+        if (stale != NULL) /* a reload the worker had not picked up yet */
+            prism_generation_release(stale);
+        uv_async_send(&w->wake);
+    }
+    prism_generation_release(srv->current);
+    srv->current = g;
+}
+
+static void on_reload_signal(uv_signal_t *sig, int signum)
+{
+    (void)signum;
+    prism_server *srv = sig->data;
+    char err[1024];
+    prism_config *cfg = NULL;
+    prism_generation *g = NULL;
+    if (atomic_load(&srv->stopping))
+        return;
+    if (prism_config_load(srv->cfg->file, &cfg, err, sizeof(err)) != 0 ||
+        check_exposure_of(srv->cfg, cfg, err, sizeof(err)) != 0) {
+        prism_config_free(cfg);
+        prism_logf(PRISM_LOG_ERROR, "server", "reload refused, still serving generation %u: %s", srv->current->id, err);
+        return;
+    }
+    warn_fixed(srv->cfg, cfg);
+    if (prism_generation_load(cfg, srv->current->id + 1, &g, err, sizeof(err)) != 0) {
+        prism_logf(PRISM_LOG_ERROR, "server", "reload refused, still serving generation %u: %s", srv->current->id, err);
+        return;
+    }
+    publish(srv, g);
+    prism_logf(PRISM_LOG_INFO, "server", "reloaded %s: generation %u, %zu routes", srv->cfg->file, g->id,
+               prism_routes_count(g->routes));
 }
 
 /* ---- assembly ---- */
@@ -309,6 +382,18 @@ static void setup_h2o(prism_server *srv)
     prism_errfilter_register(&host->fallback_path);
 }
 
+/* Keys from `keys`, the address actually listened on from `bound`. */
+static int check_exposure_of(const prism_config *bound, const prism_config *keys, char *err, size_t errlen)
+{
+    if (keys->api_key_count > 0 || prism_host_is_loopback(bound->listen_host))
+        return 0;
+    snprintf(err, errlen,
+             "refusing to listen on %s without gateway API keys: set server.api_keys (or PRISM_API_KEYS), "
+             "or listen on 127.0.0.1",
+             bound->listen_host);
+    return -1;
+}
+
 static int check_exposure(const prism_config *cfg, char *err, size_t errlen)
 {
     if (cfg->api_key_count > 0)
@@ -323,22 +408,6 @@ static int check_exposure(const prism_config *cfg, char *err, size_t errlen)
     prism_logf(PRISM_LOG_WARN, "server",
                "no gateway API keys configured: serving loopback clients only, "
                "without authentication");
-    return 0;
-}
-
-static int load_setup(prism_server *srv, char *err, size_t errlen)
-{
-    if (prism_registry_load(srv->cfg, &srv->reg, err, errlen) != 0)
-        return -1;
-    if (prism_routes_build(srv->cfg, srv->reg, &srv->routes, err, errlen) != 0)
-        return -1;
-    srv->models_json = prism_http_models_json(srv->reg);
-    if (srv->cfg->api_key_count > 0)
-        srv->auth = prism_auth_new(srv->cfg->api_keys, srv->cfg->api_key_count);
-    if (srv->models_json == NULL || (srv->cfg->api_key_count > 0 && srv->auth == NULL)) {
-        snprintf(err, errlen, "out of memory");
-        return -1;
-    }
     return 0;
 }
 
@@ -369,8 +438,8 @@ static void log_ready(const prism_server *srv)
     int v6 = strchr(c->listen_host, ':') != NULL;
     prism_logf(PRISM_LOG_INFO, "server", "listening on http://%s%s%s:%d%s (%d worker%s, %zu route%s)", v6 ? "[" : "",
                c->listen_host, v6 ? "]" : "", c->listen_port, c->api_prefix, srv->nworkers,
-               srv->nworkers == 1 ? "" : "s", prism_routes_count(srv->routes),
-               prism_routes_count(srv->routes) == 1 ? "" : "s");
+               srv->nworkers == 1 ? "" : "s", prism_routes_count(srv->boot->routes),
+               prism_routes_count(srv->boot->routes) == 1 ? "" : "s");
 }
 
 static void server_free(prism_server *srv)
@@ -382,11 +451,8 @@ static void server_free(prism_server *srv)
             close(srv->workers[i].fd);
     free(srv->workers);
     h2o_config_dispose(&srv->globalconf);
-    prism_routes_free(srv->routes);
-    prism_registry_free(srv->reg);
-    prism_auth_free(srv->auth);
-    free(srv->models_json);
-    prism_config_free(srv->cfg);
+    prism_generation_release(srv->current);
+    prism_generation_release(srv->boot);
     free(srv);
 }
 
@@ -398,6 +464,9 @@ static void run_main_loop(prism_server *srv)
     srv->sig_term.data = srv->sig_int.data = srv;
     uv_signal_start(&srv->sig_term, on_signal, SIGTERM);
     uv_signal_start(&srv->sig_int, on_signal, SIGINT);
+    uv_signal_init(&srv->main_loop, &srv->sig_hup);
+    srv->sig_hup.data = srv;
+    uv_signal_start(&srv->sig_hup, on_reload_signal, SIGHUP);
     uv_run(&srv->main_loop, UV_RUN_DEFAULT);
     for (int i = 0; i < srv->nworkers; i++)
         uv_thread_join(&srv->workers[i].thread);
@@ -406,24 +475,31 @@ static void run_main_loop(prism_server *srv)
 
 int prism_serve(prism_config *cfg, char *err, size_t errlen)
 {
-    prism_server *srv = calloc(1, sizeof(*srv));
-    if (srv == NULL) {
-        prism_config_free(cfg);
-        return snprintf(err, errlen, "out of memory"), -1;
-    }
-    srv->cfg = cfg;
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    setup_h2o(srv);
+    prism_generation *boot = NULL;
+    prism_server *srv = NULL;
     int rc = -1;
-    if (check_exposure(cfg, err, errlen) == 0 && load_setup(srv, err, errlen) == 0 &&
-        start_workers(srv, err, errlen) == 0) {
-        log_ready(srv);
-        run_main_loop(srv);
-        prism_logf(PRISM_LOG_INFO, "server", "stopped");
-        rc = 0;
+    if (check_exposure(cfg, err, errlen) != 0)
+        prism_config_free(cfg);
+    else if (prism_generation_load(cfg, 1, &boot, err, errlen) == 0 && (srv = calloc(1, sizeof(*srv))) == NULL)
+        snprintf(err, errlen, "out of memory");
+    if (srv != NULL) {
+        srv->boot = boot;
+        srv->cfg = boot->cfg;
+        srv->current = boot;
+        prism_generation_retain(boot);
+        setup_h2o(srv);
+        if (start_workers(srv, err, errlen) == 0) {
+            log_ready(srv);
+            run_main_loop(srv);
+            prism_logf(PRISM_LOG_INFO, "server", "stopped");
+            rc = 0;
+        }
+        server_free(srv);
+    } else {
+        prism_generation_release(boot);
     }
-    server_free(srv);
     curl_global_cleanup();
     return rc;
 }
