@@ -15,13 +15,16 @@
 #include <curl/curl.h>
 
 #include "ctx.h"
+#include "log.h"
+#include "permissions.h"
 
 #define MAX_RETRY_AFTER_MS 60000
 
 struct prism_up_link {
     prism_up_link *next, **pprev;
     prism_ctx *ctx;
-    prism_upstream *up; /* NULL while waiting to retry */
+    const prism_loaded *owner; /* the plugin that made the call */
+    prism_upstream *up;        /* NULL while waiting to retry */
     prism_http_callbacks_t user;
     prism_http_request_t req; /* the ctx-memory copy re-sent on retry */
     prism_retry_policy policy;
@@ -214,7 +217,9 @@ static void start_attempt(prism_up_link *l)
     l->delivered = 0;
     if (l->req.headers == NULL)
         l->req.headers = no_headers;
-    l->up = prism_upstream_start(l->ctx->env->upstreams, &l->req, &wrap);
+    /* before_retry may have moved the call to another deployment. */
+    int allowed = l->owner == NULL || l->owner->perms == NULL || prism_permissions_allow(l->owner->perms, l->req.url);
+    l->up = allowed ? prism_upstream_start(l->ctx->env->upstreams, &l->req, &wrap) : NULL;
     if (l->up == NULL) {
         /* Only a retry can get here with the request already accepted once:
          * report it as the failure it is. */
@@ -244,13 +249,33 @@ static void copy_request(prism_ctx *ctx, prism_up_link *l, const prism_http_requ
         l->req.timeout_ms = (long)ctx->gen->cfg->upstream_timeout_ms;
 }
 
+/* An upstream call to a host the plugin was not approved for is refused,
+ * loudly: a plugin calling out where its manifest did not say is either a
+ * misconfiguration to fix or exactly what permissions exist to stop. */
+static int permitted(prism_ctx *ctx, const prism_loaded *owner, const char *url)
+{
+    if (owner == NULL || owner->perms == NULL || prism_permissions_allow(owner->perms, url))
+        return 1;
+    char host[256] = "?";
+    prism_url_host(url, host, sizeof(host));
+    prism_logf(PRISM_LOG_ERROR, owner->name,
+               "request %s: refused an upstream call to %s: not in the plugin's permissions.network", ctx->request_id,
+               host);
+    prism_respond_error(ctx, 502, "api_error", "upstream_not_permitted", NULL,
+                        "The plugin '%s' is not permitted to call %s. Add the host to permissions.network in its "
+                        "plugin.yml and reinstall it, or set it as the provider's base_url.",
+                        owner->name, host);
+    return 0;
+}
+
 prism_upstream *prism_http_request(prism_ctx *ctx, const prism_http_request_t *req, const prism_http_callbacks_t *cb)
 {
-    if (ctx->gone || req->url == NULL)
+    if (ctx->gone || req->url == NULL || !permitted(ctx, ctx->current, req->url))
         return NULL;
     prism_up_link *l = prism_ctx_alloc(ctx, sizeof(*l));
     memset(l, 0, sizeof(*l));
     l->ctx = ctx;
+    l->owner = ctx->current;
     l->user = *cb;
     copy_request(ctx, l, req);
     prism_http_callbacks_t wrap = {l, on_up_response, on_up_body, on_up_complete, NULL};

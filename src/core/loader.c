@@ -14,6 +14,7 @@
 
 #include "lockfile.h"
 #include "log.h"
+#include "permissions.h"
 #include "yaml.h"
 
 struct prism_host {
@@ -183,6 +184,22 @@ static cJSON *plugin_config(const prism_config *cfg, const prism_manifest *m, co
     return conf;
 }
 
+/* The plugin's config.yml as its author wrote it, before the operator's
+ * environment and overrides: what tells an operator's base URL apart. */
+static cJSON *author_config(const prism_manifest *m)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/config.yml", m->dir);
+    prism_doc *doc = NULL;
+    char err[256];
+    if (!is_file(path) ||
+        prism_yaml_load(path, PRISM_YAML_INTERPOLATE | PRISM_YAML_EMPTY_ENV, &doc, err, sizeof(err)) != 0)
+        return NULL;
+    cJSON *conf = cJSON_Duplicate(prism_doc_root(doc), 1);
+    prism_doc_free(doc);
+    return conf;
+}
+
 static int under_dir(const char *path, const char *dir)
 {
     size_t n = strlen(dir);
@@ -235,6 +252,13 @@ static int load_one(prism_registry *reg, const prism_config *cfg, const prism_ma
     cJSON *conf = plugin_config(cfg, m, full, err, errlen);
     if (conf == NULL)
         return -1;
+    cJSON *author = author_config(m);
+    slot->perms = prism_permissions_new(m, conf, author);
+    cJSON_Delete(author);
+    if (slot->perms == NULL) {
+        cJSON_Delete(conf);
+        return snprintf(err, errlen, "out of memory"), -1;
+    }
     char why[512] = "";
     slot->instance = slot->desc->create(conf, slot->host, why, sizeof(why));
     cJSON_Delete(conf);
@@ -364,6 +388,7 @@ void prism_registry_free(prism_registry *reg)
             free(p->host->dir);
             free(p->host);
         }
+        prism_permissions_free(p->perms);
         free(p->name);
         free(p->group);
     }

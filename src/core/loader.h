@@ -26,7 +26,8 @@ typedef struct prism_loaded {
     void *instance;
     void *dl;
     prism_host *host;
-    const prism_manifest *manifest; /* owned by the registry */
+    const prism_manifest *manifest;  /* owned by the registry */
+    struct prism_permissions *perms; /* the hosts it may call */
 } prism_loaded;
 
 typedef struct prism_registry prism_registry;

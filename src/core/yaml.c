@@ -196,6 +196,13 @@ static int scalar_is_plain(builder *b, const yaml_event_t *ev, int *plain)
     return 0;
 }
 
+static const char *no_env(void *data, const char *name)
+{
+    (void)data;
+    (void)name;
+    return NULL;
+}
+
 static int build_scalar(builder *b, const yaml_event_t *ev, cJSON **out)
 {
     const char *raw = (const char *)ev->data.scalar.value;
@@ -207,7 +214,7 @@ static int build_scalar(builder *b, const yaml_event_t *ev, cJSON **out)
     char *expanded = NULL;
     if (b->flags & PRISM_YAML_INTERPOLATE) {
         char msg[256];
-        expanded = prism_interpolate(raw, NULL, NULL, msg, sizeof msg);
+        expanded = prism_interpolate(raw, (b->flags & PRISM_YAML_EMPTY_ENV) ? no_env : NULL, NULL, msg, sizeof msg);
         if (!expanded)
             return fail(b, line, "%s", msg);
     }

@@ -21,7 +21,12 @@
 
 typedef struct prism_doc prism_doc;
 
-enum { PRISM_YAML_INTERPOLATE = 1 };
+enum {
+    PRISM_YAML_INTERPOLATE = 1,
+    /* With PRISM_YAML_INTERPOLATE: expand as if no variable were set (what a
+     * file says by itself, before the operator's environment). */
+    PRISM_YAML_EMPTY_ENV = 2,
+};
 
 /* Parses the file at `path`. On error returns -1 and writes
  * "path:line: message" into err. An empty file yields an empty object. */
