@@ -87,6 +87,12 @@ char *prism_ctx_strdup(prism_ctx *ctx, const char *s);
 /* A small string store shared along the chain (copies both key and value). */
 void prism_ctx_set(prism_ctx *ctx, const char *key, const char *value);
 const char *prism_ctx_get(const prism_ctx *ctx, const char *key);
+/* Token counts of the answer, for logs and metrics (-1: unknown). */
+void prism_ctx_set_usage(prism_ctx *ctx, long prompt_tokens, long completion_tokens);
+/* Finds an OpenAI "usage" object ({"prompt_tokens","completion_tokens"})
+ * in a response body or stream chunk and records it with
+ * prism_ctx_set_usage; nothing when there is none. */
+void prism_ctx_note_openai_usage(prism_ctx *ctx, const char *text, size_t len);
 /* A fast pseudo-random number (not for secrets): load spreading, jitter. */
 uint64_t prism_ctx_random(prism_ctx *ctx);
 /* Finishes a PENDING step: the chain carries on as if the step returned it. */

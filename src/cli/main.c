@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "log.h"
 #include "prism/plugin.h"
 
 static const cli_command *const commands[] = {
@@ -68,6 +69,8 @@ static int run_command(const cli_command *cmd, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* Commands log as text; `serve` switches to the config's format. */
+    prism_log_configure(PRISM_LOG_INFO, 0, NULL);
     if (argc < 2) {
         print_usage(stderr);
         return CLI_USAGE;

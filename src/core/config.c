@@ -31,8 +31,9 @@ typedef struct cfg_ctx {
 } cfg_ctx;
 
 static const char *const top_keys[] = {"server", "plugins", "routes", NULL};
-static const char *const server_keys[] = {"listen", "workers",  "api_prefix",  "api_keys",
-                                          "limits", "timeouts", "tls_ca_file", NULL};
+static const char *const server_keys[] = {"listen",   "workers",     "api_prefix", "api_keys", "limits",
+                                          "timeouts", "tls_ca_file", "log",        NULL};
+static const char *const log_keys[] = {"level", "format", "access", "file", NULL};
 static const char *const limit_keys[] = {"max_body_bytes", "max_header_bytes", NULL};
 static const char *const timeout_keys[] = {"read_ms", "upstream_connect_ms", "upstream_ms", "shutdown_ms", NULL};
 static const char *const plugin_keys[] = {"enabled", "dir", "paths", "config", NULL};
@@ -465,10 +466,52 @@ static int run_parsers(cfg_ctx *c, const cJSON *section, const section_fn *parse
     return 0;
 }
 
+/* One of `names` (its index into *out), for enumerated settings. */
+static int get_choice(cfg_ctx *c, const cJSON *parent, const char *key, const char *label, const char *const *names,
+                      int *out)
+{
+    const cJSON *n;
+    if (get_string(c, parent, key, label, &n))
+        return -1;
+    if (n == NULL)
+        return 0;
+    char list[128] = "";
+    for (int i = 0; names[i]; i++) {
+        if (strcmp(n->valuestring, names[i]) == 0) {
+            *out = i;
+            return 0;
+        }
+        snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    }
+    return fail_at(c, n, "%s must be one of: %s", label, list);
+}
+
+static int parse_log(cfg_ctx *c, const cJSON *server)
+{
+    static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+    static const char *const formats[] = {"text", "json", NULL};
+    const cJSON *l, *access, *file;
+    if (get_section(c, server, "log", "server.log", &l))
+        return -1;
+    if (!l)
+        return 0;
+    if (check_keys(c, l, "server.log", log_keys) ||
+        get_choice(c, l, "level", "server.log.level", levels, &c->cfg->log_level) ||
+        get_choice(c, l, "format", "server.log.format", formats, &c->cfg->log_json) ||
+        get_string(c, l, "file", "server.log.file", &file))
+        return -1;
+    access = cJSON_GetObjectItemCaseSensitive(l, "access");
+    if (!is_absent(access) && !cJSON_IsBool(access))
+        return fail_at(c, access, "server.log.access must be true or false");
+    if (cJSON_IsBool(access))
+        c->cfg->log_access = cJSON_IsTrue(access);
+    return file && *file->valuestring ? set_path(c, &c->cfg->log_file, file->valuestring) : 0;
+}
+
 static int parse_server(cfg_ctx *c, const cJSON *root)
 {
     static const section_fn parsers[] = {parse_listen, parse_workers,  parse_prefix, parse_api_keys,
-                                         parse_limits, parse_timeouts, parse_tls};
+                                         parse_limits, parse_timeouts, parse_tls,    parse_log};
     const cJSON *server;
     if (get_section(c, root, "server", "server", &server) || (server && check_keys(c, server, "server", server_keys)))
         return -1;
@@ -647,6 +690,9 @@ static int set_defaults(prism_config *cfg)
     cfg->upstream_connect_timeout_ms = 10000;
     cfg->upstream_timeout_ms = 600000;
     cfg->shutdown_timeout_ms = 10000;
+    cfg->log_level = 1; /* info */
+    cfg->log_json = 1;
+    cfg->log_access = 1;
     return cfg->listen_host && cfg->api_prefix ? 0 : -1;
 }
 
@@ -719,6 +765,7 @@ void prism_config_free(prism_config *cfg)
     free(cfg->api_prefix);
     free_strv(cfg->api_keys, cfg->api_key_count);
     free(cfg->tls_ca_file);
+    free(cfg->log_file);
     free_strv(cfg->enabled, cfg->enabled_count);
     free(cfg->plugins_dir);
     free_strv(cfg->plugin_paths, cfg->plugin_path_count);

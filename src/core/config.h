@@ -10,6 +10,7 @@
  *     timeouts: { read_ms: 30000, upstream_connect_ms: 10000,
  *                 upstream_ms: 600000, shutdown_ms: 10000 }
  *     tls_ca_file: /path/ca.pem      # CA bundle for upstream TLS (optional)
+ *     log: { level: info, format: json, access: true, file: "" }
  *   plugins:
  *     enabled: [ai_gateway]
  *     dir: .prism/plugins            # where `prism install` puts plugins
@@ -55,6 +56,10 @@ typedef struct prism_config {
     uint64_t upstream_timeout_ms;
     uint64_t shutdown_timeout_ms;
     char *tls_ca_file; /* NULL: the system bundle */
+    int log_level;     /* prism_log_level */
+    int log_json;      /* 1: JSON lines, 0: plain text */
+    int log_access;    /* one line per request */
+    char *log_file;    /* NULL: stderr */
 
     char **enabled;
     size_t enabled_count;

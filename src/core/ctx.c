@@ -4,6 +4,7 @@
  * upstream transfers.
  */
 #include "ctx.h"
+#include "metrics.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -76,10 +77,16 @@ static void ctx_dispose(void *p)
     if (ctx->resp != PRISM_RESP_DONE)
         prism_ctx_abandon(ctx);
     prism_ctx_finish(ctx);
+    prism_ctx_report(ctx);
     free(ctx->pending.data);
     free(ctx->sending.data);
     cJSON_Delete(ctx->json);
     prism_generation_release(ctx->gen);
+    if (ctx->env->metrics != NULL) {
+        prism_metrics_inflight(ctx->env->metrics, -1);
+        if (ctx->streamed)
+            prism_metrics_streams(ctx->env->metrics, -1);
+    }
     ctx->env->inflight--;
 }
 
@@ -91,8 +98,11 @@ prism_ctx *prism_ctx_new(h2o_req_t *req, prism_worker_env *env)
     ctx->env = env;
     ctx->gen = env->gen;
     prism_generation_retain(ctx->gen);
+    if (env->metrics != NULL)
+        prism_metrics_inflight(env->metrics, 1);
     ctx->started_ns = prism_now_ns();
     ctx->body = req->entity;
+    ctx->prompt_tokens = ctx->completion_tokens = -1;
     env->inflight++;
     set_request_id(ctx);
     const char *t = prism_ctx_header(ctx, "x-prism-trace");
@@ -328,6 +338,12 @@ static void on_client_read(h2o_socket_t *sock, const char *err)
                             "The client closed the connection.");
         ctx->gone = 1;
     }
+}
+
+void prism_ctx_set_usage(prism_ctx *ctx, long prompt_tokens, long completion_tokens)
+{
+    ctx->prompt_tokens = prompt_tokens;
+    ctx->completion_tokens = completion_tokens;
 }
 
 uint64_t prism_ctx_random(prism_ctx *ctx)

@@ -25,6 +25,9 @@ typedef struct prism_worker_env {
     prism_generation *gen;                /* serves new requests */
     _Atomic(prism_generation *) next_gen; /* published by a reload */
     prism_upstream_pool *upstreams;
+    struct prism_metrics *metrics;            /* this worker's */
+    struct prism_metrics *const *all_metrics; /* every worker's, for GET /metrics */
+    size_t worker_count;
     uv_loop_t *loop;
     uint64_t inflight;          /* requests not yet disposed */
     struct prism_ctx *watching; /* HTTP/1 requests watched for a client hang-up */
@@ -71,7 +74,13 @@ struct prism_ctx {
     prism_abort_cb *aborts;
     prism_up_link *upstreams;
 
-    unsigned retries; /* upstream retries made for this request */
+    unsigned retries;                      /* upstream retries made for this request */
+    long prompt_tokens, completion_tokens; /* -1: unknown */
+    uint64_t upstream_ns;                  /* time spent in upstream calls */
+    uint64_t first_byte_ns;                /* request start -> first upstream body byte; 0: none */
+    int upstream_err;                      /* prism_upstream_error of a failed call */
+    int status;                            /* what the client was sent */
+    int streamed;
     int (*on_error_fn)(void *data, prism_ctx *ctx, int status);
     void *on_error_data;
     int intercepting;
@@ -119,6 +128,8 @@ char *prism_error_json(const char *type, const char *code, const char *param, co
 uint64_t prism_env_random(prism_worker_env *env);
 /* Cancels every upstream transfer (and pending retry) of the request. */
 void prism_ctx_cancel_upstreams(prism_ctx *ctx);
+/* The request's access log line and metrics, once it ends (report.c). */
+void prism_ctx_report(prism_ctx *ctx);
 /* Called when the client went away: aborts, cancels upstreams. */
 void prism_ctx_abandon(prism_ctx *ctx);
 

@@ -24,7 +24,8 @@ struct prism_up_link {
     prism_up_link *next, **pprev;
     prism_ctx *ctx;
     const prism_loaded *owner; /* the plugin that made the call */
-    prism_upstream *up;        /* NULL while waiting to retry */
+    uint64_t started_ns;
+    prism_upstream *up; /* NULL while waiting to retry */
     prism_http_callbacks_t user;
     prism_http_request_t req; /* the ctx-memory copy re-sent on retry */
     prism_retry_policy policy;
@@ -189,6 +190,8 @@ static int on_up_body(void *data, prism_upstream *up, const char *chunk, size_t 
     l->up = up;
     if (l->swallowing)
         return 0;
+    if (l->ctx->first_byte_ns == 0)
+        l->ctx->first_byte_ns = prism_now_ns() - l->ctx->started_ns;
     return l->user.on_body != NULL ? l->user.on_body(l->user.data, up, chunk, len) : 0;
 }
 
@@ -206,6 +209,9 @@ static void on_up_complete(void *data, prism_upstream *up, prism_upstream_error 
     }
     link_remove(l);
     l->up = NULL;
+    l->ctx->upstream_ns += prism_now_ns() - l->started_ns;
+    if (err != PRISM_UPSTREAM_OK)
+        l->ctx->upstream_err = err;
     if (l->user.on_complete != NULL)
         l->user.on_complete(l->user.data, up, err, message);
 }
@@ -276,6 +282,7 @@ prism_upstream *prism_http_request(prism_ctx *ctx, const prism_http_request_t *r
     memset(l, 0, sizeof(*l));
     l->ctx = ctx;
     l->owner = ctx->current;
+    l->started_ns = prism_now_ns();
     l->user = *cb;
     copy_request(ctx, l, req);
     prism_http_callbacks_t wrap = {l, on_up_response, on_up_body, on_up_complete, NULL};

@@ -3,9 +3,11 @@
  */
 #include "http.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
+#include "metrics.h"
 
 static int path_is(h2o_iovec_t path, const char *prefix, const char *rest)
 {
@@ -94,6 +96,23 @@ static void serve_model(prism_ctx *ctx, h2o_iovec_t id)
     cJSON_Delete(list);
 }
 
+/* Prometheus text format: every worker's metrics, summed. Behind the
+ * gateway keys when there are any (it names models and rates). */
+static void serve_metrics(prism_worker_env *env, prism_ctx *ctx)
+{
+    if (!method_is(ctx->req, "GET")) {
+        method_not_allowed(ctx, "GET");
+        return;
+    }
+    char *text = env->all_metrics ? prism_metrics_render(env->all_metrics, env->worker_count) : NULL;
+    if (text == NULL) {
+        prism_respond_error(ctx, 503, "server_error", "metrics_unavailable", NULL, "Metrics are not available.");
+        return;
+    }
+    prism_respond(ctx, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
+    free(text);
+}
+
 static int serve_builtin(prism_ctx *ctx, h2o_iovec_t path)
 {
     const char *prefix = ctx->gen->cfg->api_prefix;
@@ -129,6 +148,10 @@ void prism_http_handle(prism_worker_env *env, h2o_req_t *req)
     }
     if (!authorized(ctx))
         return;
+    if (path_is(path, "", "/metrics")) {
+        serve_metrics(env, ctx);
+        return;
+    }
     if (serve_builtin(ctx, path))
         return;
     const prism_route *route = prism_routes_match(ctx->gen->routes, path.base, path.len);

@@ -1,18 +1,33 @@
 /*
- * log.h - one line per message on stderr: time, level, source, text.
+ * log.h - log lines: JSON objects (one per line) or plain text, on stderr or
+ * a file, written with one write(2) each so workers never interleave.
  *
- * Callers never pass secrets here; plugins reach it through prism_log().
+ * The sink is configured once, before the workers start, and read-only
+ * afterwards. Callers never pass secrets here; plugins reach it through
+ * prism_log().
  */
 #ifndef PRISM_LOG_H
 #define PRISM_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 #include "prism/plugin.h"
 
-/* The lowest level written, from PRISM_LOG_LEVEL (debug|info|warn|error). */
+/* Sets level, format and destination (NULL: stderr) for the process.
+ * PRISM_LOG_LEVEL in the environment, when set, wins over `level`.
+ * -1 when the file cannot be opened. */
+int prism_log_configure(prism_log_level level, int json, const char *file);
 prism_log_level prism_log_threshold(void);
+int prism_log_is_json(void);
 void prism_logv(prism_log_level level, const char *source, const char *fmt, va_list ap);
 void prism_logf(prism_log_level level, const char *source, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* "2026-01-02T03:04:05.678Z" into buf; returns its length. */
+size_t prism_log_timestamp(char *buf, size_t cap);
+/* Writes one already-built line (a newline is added). */
+void prism_log_line(const char *line, size_t len);
+/* Appends `s` to buf as the inside of a JSON string (escaped); returns the
+ * new length, never past cap - 1. */
+size_t prism_json_escape(char *buf, size_t len, size_t cap, const char *s);
 
 #endif

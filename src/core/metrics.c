@@ -58,8 +58,7 @@ typedef struct family_desc {
 
 static const double slow_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 /* The gateway's own costs are tens of microseconds: finer buckets. */
-static const double fast_bounds[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005,
-                                     0.001,   0.0025,   0.005,   0.01};
+static const double fast_bounds[] = {0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01};
 #define NSLOW (sizeof slow_bounds / sizeof slow_bounds[0])
 #define NFAST (sizeof fast_bounds / sizeof fast_bounds[0])
 
@@ -89,10 +88,10 @@ static const family_desc families[F_COUNT] = {
     [F_REQUESTS] = {"prism_requests_total", "Requests handled, by route, routed model, provider and HTTP status.",
                     l_requests, 4, 1, NULL, 0},
     [F_DURATION] = {"prism_request_duration_seconds", "Whole request duration.", l_route, 1, -1, slow_bounds, NSLOW},
-    [F_UPSTREAM] = {"prism_upstream_duration_seconds", "Time spent in upstream calls, per request.", l_provider, 1,
-                    -1, slow_bounds, NSLOW},
-    [F_TTFT] = {"prism_time_to_first_token_seconds", "Time to the first upstream body byte of a stream.", l_provider,
-                1, -1, slow_bounds, NSLOW},
+    [F_UPSTREAM] = {"prism_upstream_duration_seconds", "Time spent in upstream calls, per request.", l_provider, 1, -1,
+                    slow_bounds, NSLOW},
+    [F_TTFT] = {"prism_time_to_first_token_seconds", "Time to the first upstream body byte of a stream.", l_provider, 1,
+                -1, slow_bounds, NSLOW},
     [F_OVERHEAD] = {"prism_gateway_overhead_seconds", "Request duration minus upstream time: the gateway's own cost.",
                     NULL, 0, -1, fast_bounds, NFAST},
     [F_TOKENS] = {"prism_tokens_total", "Tokens reported by upstreams, by model and direction.", l_tokens, 2, 0, NULL,

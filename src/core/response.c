@@ -8,6 +8,7 @@
  * writing now and must not move until `proceed`.
  */
 #include "ctx.h"
+#include "metrics.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -91,6 +92,7 @@ static void start_headers(prism_ctx *ctx, int status, const char *content_type)
 {
     h2o_req_t *req = ctx->req;
     prism_ctx_add_meta_headers(ctx);
+    ctx->status = status;
     req->res.status = status;
     req->res.reason = reason_phrase(status);
     if (content_type != NULL)
@@ -253,6 +255,9 @@ int prism_stream_begin(prism_ctx *ctx, int status, const char *content_type)
                               H2O_STRLIT("no"));
     }
     ctx->resp = PRISM_RESP_STREAMING;
+    ctx->streamed = 1;
+    if (ctx->env->metrics != NULL)
+        prism_metrics_streams(ctx->env->metrics, 1);
     ctx->generator.proceed = on_proceed;
     ctx->generator.stop = on_stop;
     h2o_start_response(ctx->req, &ctx->generator);

@@ -31,6 +31,7 @@
 #include "ctx.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 
 typedef struct prism_worker prism_worker;
 
@@ -62,6 +63,7 @@ struct prism_server {
     h2o_globalconf_t globalconf;
     prism_worker *workers;
     int nworkers;
+    prism_metrics **metrics; /* one per worker */
     atomic_int stopping;
     uv_loop_t main_loop;
     uv_signal_t sig_term, sig_int, sig_hup;
@@ -192,6 +194,9 @@ static int worker_init(prism_server *srv, prism_worker *w, char *err, size_t err
     prism_generation_retain(srv->boot);
     atomic_init(&w->env.next_gen, NULL);
     w->env.loop = &w->loop;
+    w->env.metrics = srv->metrics[w->index];
+    w->env.all_metrics = srv->metrics;
+    w->env.worker_count = (size_t)srv->nworkers;
     seed_rng(&w->env);
     prism_upstream_options uo = {.connect_timeout_ms = (long)srv->cfg->upstream_connect_timeout_ms,
                                  .ca_file = srv->cfg->tls_ca_file,
@@ -415,8 +420,12 @@ static int start_workers(prism_server *srv, char *err, size_t errlen)
 {
     srv->nworkers = effective_workers(srv->cfg);
     srv->workers = calloc((size_t)srv->nworkers, sizeof(*srv->workers));
-    if (srv->workers == NULL)
+    srv->metrics = calloc((size_t)srv->nworkers, sizeof(*srv->metrics));
+    if (srv->workers == NULL || srv->metrics == NULL)
         return snprintf(err, errlen, "out of memory"), -1;
+    for (int i = 0; i < srv->nworkers; i++)
+        if ((srv->metrics[i] = prism_metrics_new()) == NULL)
+            return snprintf(err, errlen, "out of memory"), -1;
     for (int i = 0; i < srv->nworkers; i++) {
         prism_worker *w = &srv->workers[i];
         w->index = i;
@@ -450,6 +459,9 @@ static void server_free(prism_server *srv)
         else if (srv->workers[i].fd >= 0)
             close(srv->workers[i].fd);
     free(srv->workers);
+    for (int i = 0; srv->metrics != NULL && i < srv->nworkers; i++)
+        prism_metrics_free(srv->metrics[i]);
+    free(srv->metrics);
     h2o_config_dispose(&srv->globalconf);
     prism_generation_release(srv->current);
     prism_generation_release(srv->boot);
@@ -480,7 +492,10 @@ int prism_serve(prism_config *cfg, char *err, size_t errlen)
     prism_generation *boot = NULL;
     prism_server *srv = NULL;
     int rc = -1;
-    if (check_exposure(cfg, err, errlen) != 0)
+    if (prism_log_configure((prism_log_level)cfg->log_level, cfg->log_json, cfg->log_file) != 0) {
+        snprintf(err, errlen, "cannot open the log file %s", cfg->log_file);
+        prism_config_free(cfg);
+    } else if (check_exposure(cfg, err, errlen) != 0)
         prism_config_free(cfg);
     else if (prism_generation_load(cfg, 1, &boot, err, errlen) == 0 && (srv = calloc(1, sizeof(*srv))) == NULL)
         snprintf(err, errlen, "out of memory");

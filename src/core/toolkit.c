@@ -232,3 +232,30 @@ void prism_upstream_conf_apply(const prism_upstream_conf *conf, prism_http_reque
     req->timeout_ms = conf->timeout_ms;
     req->retry = conf->retry.attempts > 0 ? &conf->retry : NULL;
 }
+
+/* The last `"usage":` in the text: it follows the choices in a body, and
+ * comes in the final chunk of a stream. */
+static const char *last_usage(const char *text, size_t len)
+{
+    static const char key[] = "\"usage\"";
+    const char *found = NULL, *p = text;
+    while ((p = memmem(p, len - (size_t)(p - text), key, sizeof(key) - 1)) != NULL) {
+        found = p;
+        p += sizeof(key) - 1;
+    }
+    return found;
+}
+
+void prism_ctx_note_openai_usage(prism_ctx *ctx, const char *text, size_t len)
+{
+    const char *u = len ? last_usage(text, len) : NULL;
+    const char *brace = u ? memchr(u, '{', len - (size_t)(u - text)) : NULL;
+    if (brace == NULL || brace - u > 16)
+        return;
+    cJSON *usage = cJSON_ParseWithLengthOpts(brace, len - (size_t)(brace - text), NULL, 0);
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
+    if (cJSON_IsNumber(p) && cJSON_IsNumber(c))
+        prism_ctx_set_usage(ctx, (long)p->valuedouble, (long)c->valuedouble);
+    cJSON_Delete(usage);
+}

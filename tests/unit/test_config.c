@@ -284,11 +284,31 @@ static void test_empty_prefix_is_allowed(void **state)
     prism_config_free(cfg);
 }
 
+static void test_log_section(void **state)
+{
+    prism_config *cfg = load_ok(state, "");
+    assert_int_equal(cfg->log_level, 1);
+    assert_int_equal(cfg->log_json, 1);
+    assert_int_equal(cfg->log_access, 1);
+    assert_null(cfg->log_file);
+    prism_config_free(cfg);
+    cfg = load_ok(state, "server:\n  log: {level: warn, format: text, access: false, file: logs/prism.log}\n");
+    assert_int_equal(cfg->log_level, 2);
+    assert_int_equal(cfg->log_json, 0);
+    assert_int_equal(cfg->log_access, 0);
+    assert_non_null(strstr(cfg->log_file, "/logs/prism.log"));
+    assert_true(cfg->log_file[0] == '/');
+    prism_config_free(cfg);
+    expect_error(state, "server:\n  log:\n    level: loud\n",
+                 "3: server.log.level must be one of: debug, info, warn, error");
+    expect_error(state, "server:\n  log: {access: yes}\n", "2: server.log.access must be true or false");
+}
+
 static void test_unknown_keys(void **state)
 {
     expect_error(state, "server:\n  listen: 127.0.0.1:80\n  workres: 2\n",
                  "3: unknown key 'workres' in server (expected listen, workers, api_prefix, api_keys, limits, "
-                 "timeouts, tls_ca_file)");
+                 "timeouts, tls_ca_file, log)");
     expect_error(state, "servers:\n  workers: 2\n",
                  "1: unknown key 'servers' in the top level (expected server, plugins, routes)");
     expect_error(state, "server:\n  limits: { max_body: 1 }\n",
@@ -427,6 +447,7 @@ int main(void)
         DIR_TEST(test_type_and_range_errors),
         DIR_TEST(test_empty_prefix_is_allowed),
         DIR_TEST(test_unknown_keys),
+        DIR_TEST(test_log_section),
         DIR_TEST(test_plugins_errors),
         DIR_TEST(test_route_errors),
         DIR_TEST(test_yaml_and_file_errors),

@@ -240,6 +240,11 @@ static void respond_translated(call *c)
                             err.message[0] ? err.message : "Anthropic answered with a body that is not a message.");
         return;
     }
+    const cJSON *usage = cJSON_GetObjectItemCaseSensitive(out, "usage");
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
+    if (cJSON_IsNumber(p) && cJSON_IsNumber(k))
+        prism_ctx_set_usage(c->ctx, (long)p->valuedouble, (long)k->valuedouble);
     prism_respond_json(c->ctx, 200, out);
     cJSON_Delete(out);
 }
@@ -278,6 +283,9 @@ static void on_complete(void *data, prism_upstream *up, prism_upstream_error err
     if (err != PRISM_UPSTREAM_OK)
         prism_log(c->p->host, PRISM_LOG_WARN, "request %s: upstream failed: %s", prism_ctx_request_id(c->ctx), message);
     if (c->streaming) {
+        long prompt, completion;
+        claude_stream_usage(c->st, &prompt, &completion);
+        prism_ctx_set_usage(c->ctx, prompt, completion);
         if (claude_stream_state_of(c->st) == CLAUDE_STREAM_OPEN)
             claude_stream_fail(c->st, err == PRISM_UPSTREAM_ERR_TIMEOUT ? "upstream_timeout" : "upstream_disconnected",
                                "The Anthropic stream ended before the message was complete.", &c->out);

@@ -839,3 +839,9 @@ void claude_stream_fail(claude_stream *s, const char *code, const char *message,
     stream_error(s, out, message ? message : "The upstream stream ended early.", "api_error",
                  code ? code : "upstream_disconnected");
 }
+
+void claude_stream_usage(const claude_stream *s, long *prompt_tokens, long *completion_tokens)
+{
+    *prompt_tokens = (long)(s->input_tokens + s->cache_creation + s->cache_read);
+    *completion_tokens = (long)s->output_tokens;
+}

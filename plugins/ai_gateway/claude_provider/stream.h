@@ -59,6 +59,8 @@ claude_stream_state claude_stream_event(claude_stream *s, const char *event, con
  * (`code` e.g. "upstream_disconnected", `message` human text). */
 void claude_stream_fail(claude_stream *s, const char *code, const char *message, claude_buf *out);
 claude_stream_state claude_stream_state_of(const claude_stream *s);
+/* Token counts seen so far, OpenAI-style (prompt includes cache tokens). */
+void claude_stream_usage(const claude_stream *s, long *prompt_tokens, long *completion_tokens);
 void claude_stream_free(claude_stream *s);
 
 #endif

@@ -123,6 +123,7 @@ static int on_error_response(void *data, prism_ctx *ctx, int status)
         if (route_table_lookup(f->r, model) == NULL || switch_model(ctx, model) != 0)
             continue;
         prism_response_header(ctx, "x-prism-fallback-from", f->first_model);
+        prism_ctx_set(ctx, "fallback_from", f->first_model);
         route_to(ctx, f->r, model);
         return 1;
     }

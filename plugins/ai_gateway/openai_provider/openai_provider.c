@@ -36,6 +36,7 @@ typedef struct call {
     int status;
     int streaming; /* the client's stream has begun */
     int paused;
+    int stream_usage;       /* the stream will end with a usage chunk */
     prism_body body;        /* non-streamed body */
     const char *headers[6]; /* the last one is the key's, swapped on retry */
     size_t header_count;
@@ -144,6 +145,9 @@ static int on_body(void *data, prism_upstream *up, const char *chunk, size_t len
         return 0;
     }
     prism_stream_write(c->ctx, chunk, len);
+    /* Only streams with stream_options.include_usage carry usage. */
+    if (c->stream_usage)
+        prism_ctx_note_openai_usage(c->ctx, chunk, len);
     if (prism_stream_buffered(c->ctx) > STREAM_HIGH_WATER) {
         c->paused = 1;
         return PRISM_UPSTREAM_PAUSE;
@@ -169,6 +173,8 @@ static void finish_buffered(call *c)
         return;
     }
     const char *ct = prism_upstream_header(c->up, "content-type");
+    if (c->status < 300)
+        prism_ctx_note_openai_usage(c->ctx, c->body.data, c->body.len);
     prism_respond(c->ctx, c->status, ct != NULL ? ct : "application/json", c->body.data ? c->body.data : "",
                   c->body.len);
 }
@@ -222,9 +228,11 @@ static void on_complete(void *data, prism_upstream *up, prism_upstream_error err
 
 /* ---- the request ---- */
 
-static int wants_stream(prism_ctx *ctx)
+static int wants_stream(prism_ctx *ctx, int *usage)
 {
     const cJSON *body = prism_ctx_json(ctx);
+    const cJSON *opts = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
+    *usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "include_usage"));
     return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
 }
 
@@ -268,7 +276,7 @@ static prism_status provider_handle(void *instance, prism_ctx *ctx)
     c->p = p;
     c->body.max = p->max_response_bytes;
     c->key = prism_keyring_pick(p->keys, ctx);
-    int stream = wants_stream(ctx);
+    int stream = wants_stream(ctx, &c->stream_usage);
     if (stream)
         prism_ctx_set(ctx, "openai.stream", "1");
     build_headers(c, stream);

@@ -1,0 +1,153 @@
+/*
+ * report.c - what a finished request leaves behind: one access log line and
+ * its metrics. Runs when the request's memory is released, so it sees the
+ * whole request: status, chain steps, upstream time, tokens, retries.
+ *
+ * The line names no key and no body: only ids, names, numbers.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ctx.h"
+#include "log.h"
+#include "metrics.h"
+
+static const char *error_kind(int err)
+{
+    switch (err) {
+    case PRISM_UPSTREAM_ERR_DNS: return "dns";
+    case PRISM_UPSTREAM_ERR_CONNECT: return "connect";
+    case PRISM_UPSTREAM_ERR_TLS: return "tls";
+    case PRISM_UPSTREAM_ERR_TIMEOUT: return "timeout";
+    case PRISM_UPSTREAM_ERR_RESET: return "reset";
+    case PRISM_UPSTREAM_OK: return NULL;
+    default: return "other";
+    }
+}
+
+typedef struct line {
+    char buf[4096];
+    size_t len;
+} line;
+
+static void put(line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(line *l, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(l->buf + l->len, sizeof(l->buf) - l->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        l->len = l->len + (size_t)n < sizeof(l->buf) ? l->len + (size_t)n : sizeof(l->buf) - 1;
+}
+
+static void put_str(line *l, const char *key, const char *value)
+{
+    if (value == NULL)
+        return;
+    put(l, ",\"%s\":\"", key);
+    l->len = prism_json_escape(l->buf, l->len, sizeof(l->buf), value);
+    put(l, "\"");
+}
+
+static void put_ms(line *l, const char *key, uint64_t ns)
+{
+    put(l, ",\"%s\":%.3f", key, (double)ns / 1e6);
+}
+
+static void put_chain(line *l, const prism_ctx *ctx)
+{
+    put(l, ",\"chain\":[");
+    for (size_t i = 0; i < ctx->trace_count; i++) {
+        put(l, "%s\"", i ? "," : "");
+        l->len = prism_json_escape(l->buf, l->len, sizeof(l->buf), ctx->trace[i].name);
+        put(l, "\"");
+    }
+    put(l, "]");
+}
+
+static void access_json(const prism_ctx *ctx, uint64_t total_ns)
+{
+    line l = {.len = 0};
+    char ts[40];
+    prism_log_timestamp(ts, sizeof(ts));
+    put(&l, "{\"ts\":\"%s\",\"level\":\"info\",\"source\":\"access\"", ts);
+    put_str(&l, "request_id", ctx->request_id);
+    put_str(&l, "method", prism_ctx_method(ctx));
+    put_str(&l, "path", prism_ctx_path(ctx));
+    put(&l, ",\"status\":%d", ctx->status);
+    put_str(&l, "route", ctx->route ? ctx->route->path : NULL);
+    if (ctx->route)
+        put_chain(&l, ctx);
+    put_str(&l, "model", prism_ctx_get(ctx, "model"));
+    put_str(&l, "provider", prism_ctx_get(ctx, "provider"));
+    put_str(&l, "fallback_from", prism_ctx_get(ctx, "fallback_from"));
+    put(&l, ",\"stream\":%s,\"retries\":%u", ctx->streamed ? "true" : "false", ctx->retries);
+    put_ms(&l, "duration_ms", total_ns);
+    if (ctx->upstream_ns > 0) {
+        put_ms(&l, "upstream_ms", ctx->upstream_ns);
+        put_ms(&l, "overhead_ms", total_ns > ctx->upstream_ns ? total_ns - ctx->upstream_ns : 0);
+    }
+    if (ctx->first_byte_ns > 0)
+        put_ms(&l, "first_byte_ms", ctx->first_byte_ns);
+    if (ctx->prompt_tokens >= 0)
+        put(&l, ",\"prompt_tokens\":%ld,\"completion_tokens\":%ld", ctx->prompt_tokens, ctx->completion_tokens);
+    put_str(&l, "upstream_error", error_kind(ctx->upstream_err));
+    put_str(&l, "client", ctx->gone ? "gone" : NULL);
+    put(&l, "}");
+    prism_log_line(l.buf, l.len);
+}
+
+static void access_text(const prism_ctx *ctx, uint64_t total_ns)
+{
+    const char *model = prism_ctx_get(ctx, "model"), *provider = prism_ctx_get(ctx, "provider");
+    prism_logf(PRISM_LOG_INFO, "access", "%s %s %s %d %.3fms model=%s provider=%s retries=%u", ctx->request_id,
+               prism_ctx_method(ctx), prism_ctx_path(ctx), ctx->status, (double)total_ns / 1e6, model ? model : "-",
+               provider ? provider : "-", ctx->retries);
+}
+
+static void record_metrics(prism_ctx *ctx, uint64_t total_ns)
+{
+    const char *names[PRISM_TRACE_MAX];
+    double secs[PRISM_TRACE_MAX];
+    uint64_t now = ctx->started_ns + total_ns;
+    for (size_t i = 0; i < ctx->trace_count; i++) {
+        names[i] = ctx->trace[i].name;
+        uint64_t d = ctx->trace[i].dur_ns ? ctx->trace[i].dur_ns : now - ctx->trace[i].start_ns;
+        secs[i] = (double)d / 1e9;
+    }
+    double upstream = ctx->upstream_ns ? (double)ctx->upstream_ns / 1e9 : -1;
+    prism_request_record r = {
+        .route = ctx->route ? ctx->route->path : "",
+        .model = prism_ctx_get(ctx, "model"),
+        .provider = prism_ctx_get(ctx, "provider"),
+        .status = ctx->status,
+        .duration_s = (double)total_ns / 1e9,
+        .upstream_s = upstream,
+        .ttft_s = ctx->streamed && ctx->first_byte_ns ? (double)ctx->first_byte_ns / 1e9 : -1,
+        .overhead_s = (double)(total_ns > ctx->upstream_ns ? total_ns - ctx->upstream_ns : 0) / 1e9,
+        .prompt_tokens = ctx->prompt_tokens,
+        .completion_tokens = ctx->completion_tokens,
+        .upstream_error = error_kind(ctx->upstream_err),
+        .retries = ctx->retries,
+        .fallback = prism_ctx_get(ctx, "fallback_from") != NULL,
+        .step_count = ctx->trace_count,
+        .step_names = names,
+        .step_s = secs,
+    };
+    prism_metrics_record(ctx->env->metrics, &r);
+}
+
+void prism_ctx_report(prism_ctx *ctx)
+{
+    uint64_t total_ns = prism_now_ns() - ctx->started_ns;
+    if (ctx->env->metrics != NULL)
+        record_metrics(ctx, total_ns);
+    if (!ctx->gen->cfg->log_access || prism_log_threshold() > PRISM_LOG_INFO)
+        return;
+    if (prism_log_is_json())
+        access_json(ctx, total_ns);
+    else
+        access_text(ctx, total_ns);
+}
