@@ -10,7 +10,9 @@
  * Threading: one plugin instance serves every worker. `handle` may run on
  * several worker threads at once, so an instance must be read-only after
  * `create` (per-request state belongs in the context). Everything a plugin
- * does with a context happens on that context's worker thread.
+ * does with a context happens on that context's worker thread. After a
+ * reload, `destroy` runs on whichever thread ends the last request that
+ * used the old instance.
  */
 #ifndef PRISM_PLUGIN_H
 #define PRISM_PLUGIN_H
@@ -49,7 +51,8 @@ typedef struct prism_plugin_t {
     void *(*create)(const cJSON *config, prism_host *host, char *err, size_t errlen);
     prism_status (*handle)(void *instance, prism_ctx *ctx);
     void (*destroy)(void *instance);
-    /* Optional: runs once the response is complete (usage, logs, metrics). */
+    /* Optional: runs once the request is over, for every plugin that ran
+     * (dispatched sub-plugins included): usage, logs, metrics. */
     void (*on_finish)(void *instance, prism_ctx *ctx);
     /* Optional: appends OpenAI model objects it knows to `data` (GET /v1/models). */
     void (*list_models)(void *instance, cJSON *data);
@@ -198,7 +201,9 @@ typedef struct prism_http_callbacks_t {
 } prism_http_callbacks_t;
 
 /* Starts a transfer tied to the request: if the client goes away it is
- * cancelled and no callback runs after that. NULL if it could not start.
+ * cancelled and no callback runs after that. NULL if it could not start;
+ * when the plugin may not call that host (permissions.network) the core has
+ * already answered the client (prism_ctx_responded() says so).
  * `req->retry` (optional, must outlive the request) enables retries. */
 prism_upstream *prism_http_request(prism_ctx *ctx, const prism_http_request_t *req, const prism_http_callbacks_t *cb);
 /* A response header by name (case-insensitive), valid until completion. */

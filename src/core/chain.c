@@ -207,21 +207,6 @@ void prism_routes_free(prism_route_table *t)
 
 static void run_from(prism_ctx *ctx);
 
-static prism_status run_step(prism_ctx *ctx, const prism_loaded *p)
-{
-    size_t slot = ctx->trace_count;
-    if (slot < PRISM_TRACE_MAX) {
-        ctx->trace[slot].name = p->name;
-        ctx->trace[slot].start_ns = prism_now_ns();
-        ctx->trace_count++;
-    }
-    ctx->current = p;
-    prism_status st = p->desc->handle(p->instance, ctx);
-    if (slot < PRISM_TRACE_MAX && st != PRISM_PENDING)
-        ctx->trace[slot].dur_ns = prism_now_ns() - ctx->trace[slot].start_ns;
-    return st;
-}
-
 /* A chain that ends without a response is a configuration mistake: say so
  * rather than leaving the client waiting. */
 static void no_response(prism_ctx *ctx)
@@ -235,7 +220,11 @@ static void run_from(prism_ctx *ctx)
     const prism_chain *c = &ctx->route->chain;
     ctx->in_chain = 1;
     while (ctx->step < c->step_count && !ctx->gone) {
-        prism_status st = run_step(ctx, c->steps[ctx->step]);
+        prism_status st = prism_ctx_run_plugin(ctx, c->steps[ctx->step]);
+        if (st == PRISM_PENDING && ctx->early_resume) {
+            st = (prism_status)(ctx->early_resume - 1);
+            ctx->early_resume = 0;
+        }
         if (st == PRISM_PENDING) {
             ctx->in_chain = 0;
             if (!prism_ctx_responded(ctx))
@@ -271,11 +260,15 @@ void prism_ctx_resume(prism_ctx *ctx, prism_status status)
             break;
         }
     }
+    if (ctx->in_chain) {
+        /* The step has not returned PENDING yet: the runner picks this up. */
+        ctx->early_resume = (int)status + 1;
+        return;
+    }
     if (status == PRISM_DONE) {
         ctx->step = ctx->route->chain.step_count + 1;
         return;
     }
     ctx->step++;
-    if (!ctx->in_chain)
-        run_from(ctx);
+    run_from(ctx);
 }

@@ -121,14 +121,18 @@ void prism_ctx_abandon(prism_ctx *ctx)
     ctx->aborts = NULL;
 }
 
+/* Every plugin that ran, the dispatched ones included, once each. */
 void prism_ctx_finish(prism_ctx *ctx)
 {
-    if (ctx->finished || ctx->route == NULL)
+    if (ctx->finished)
         return;
     ctx->finished = 1;
-    for (size_t i = 0; i < ctx->route->chain.step_count; i++) {
-        const prism_loaded *p = ctx->route->chain.steps[i];
-        if (p->desc->on_finish != NULL)
+    for (size_t i = 0; i < ctx->trace_count; i++) {
+        const prism_loaded *p = ctx->trace[i].plugin;
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = ctx->trace[j].plugin == p;
+        if (!seen && p->desc->on_finish != NULL)
             p->desc->on_finish(p->instance, ctx);
     }
 }
@@ -246,26 +250,32 @@ void prism_relay_headers(prism_ctx *ctx, const prism_upstream *up, const char *c
 
 /* ---- dispatch ---- */
 
+prism_status prism_ctx_run_plugin(prism_ctx *ctx, const prism_loaded *p)
+{
+    size_t slot = ctx->trace_count;
+    if (slot < PRISM_TRACE_MAX) {
+        ctx->trace[slot] = (prism_trace_step){p->name, p, prism_now_ns(), 0};
+        ctx->trace_count++;
+    }
+    ctx->current = p;
+    prism_status st = p->desc->handle(p->instance, ctx);
+    if (slot < PRISM_TRACE_MAX && st != PRISM_PENDING)
+        ctx->trace[slot].dur_ns = prism_now_ns() - ctx->trace[slot].start_ns;
+    return st;
+}
+
 prism_status prism_ctx_dispatch(prism_ctx *ctx, const char *plugin_name)
 {
-    const prism_loaded *self = ctx->current;
-    const prism_loaded *target = prism_registry_sibling(ctx->gen->reg, self, plugin_name);
+    const prism_loaded *target = prism_registry_sibling(ctx->gen->reg, ctx->current, plugin_name);
     if (target == NULL) {
         prism_respond_error(ctx, 501, "invalid_request_error", "provider_not_installed", NULL,
                             "The plugin '%s' that serves this request is not installed or not enabled.", plugin_name);
         return PRISM_DONE;
     }
-    size_t slot = ctx->trace_count;
-    if (slot < PRISM_TRACE_MAX) {
-        ctx->trace[slot].name = target->name;
-        ctx->trace[slot].start_ns = prism_now_ns();
-        ctx->trace_count++;
-    }
-    ctx->current = target;
-    prism_status st = target->desc->handle(target->instance, ctx);
-    if (slot < PRISM_TRACE_MAX && st != PRISM_PENDING)
-        ctx->trace[slot].dur_ns = prism_now_ns() - ctx->trace[slot].start_ns;
-    return st;
+    /* What earlier steps put on the response survives a fallback that
+     * replaces what this one adds. */
+    ctx->dispatch_headers = ctx->req->res.headers.size;
+    return prism_ctx_run_plugin(ctx, target);
 }
 
 /* ---- noticing a client that hangs up (HTTP/1) ---- */

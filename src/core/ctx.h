@@ -38,6 +38,7 @@ typedef struct prism_worker_env {
 
 typedef struct prism_trace_step {
     const char *name;
+    const prism_loaded *plugin;
     uint64_t start_ns;
     uint64_t dur_ns;
 } prism_trace_step;
@@ -91,9 +92,11 @@ struct prism_ctx {
     uint64_t started_ns;
 
     enum prism_resp_state resp;
-    int gone;     /* the client went away */
-    int in_chain; /* inside the runner: resume must not recurse */
-    int finished; /* on_finish hooks have run */
+    int gone;                /* the client went away */
+    int in_chain;            /* inside the runner: resume must not recurse */
+    int early_resume;        /* status + 1 of a resume made before the step returned */
+    size_t dispatch_headers; /* response headers set before the provider ran */
+    int finished;            /* on_finish hooks have run */
     h2o_generator_t generator;
     prism_bytes pending; /* queued, not yet handed to h2o */
     prism_bytes sending; /* handed to h2o, valid until proceed */
@@ -110,6 +113,8 @@ uint64_t prism_now_ns(void);
 prism_worker_env *prism_worker_env_of(h2o_context_t *h2o);
 /* Creates the context for an h2o request (in its pool). */
 prism_ctx *prism_ctx_new(h2o_req_t *req, prism_worker_env *env);
+/* Runs one plugin's handle, timing it in the trace. */
+prism_status prism_ctx_run_plugin(prism_ctx *ctx, const prism_loaded *p);
 /* Runs the route's chain from its first step. */
 void prism_chain_start(prism_ctx *ctx, const prism_route *route);
 /* Runs the on_finish hooks once the response is complete. */

@@ -104,15 +104,17 @@ static int intercepted(prism_ctx *ctx, int status)
 {
     if (status < 400 || ctx->on_error_fn == NULL || ctx->intercepting)
         return 0;
-    /* The failed attempt's headers must not leak into the answer that
-     * replaces it; they come back if the hook declines. */
-    h2o_headers_t failed = ctx->req->res.headers;
-    ctx->req->res.headers = (h2o_headers_t){NULL, 0, 0};
+    /* The failed provider's headers must not leak into the answer that
+     * replaces it (earlier steps' stay); they come back if the hook
+     * declines. */
+    size_t had = ctx->req->res.headers.size;
+    if (ctx->dispatch_headers < had)
+        ctx->req->res.headers.size = ctx->dispatch_headers;
     ctx->intercepting = 1;
     int took = ctx->on_error_fn(ctx->on_error_data, ctx, status);
     ctx->intercepting = 0;
-    if (!took)
-        ctx->req->res.headers = failed;
+    if (!took && ctx->resp == PRISM_RESP_NONE)
+        ctx->req->res.headers.size = had;
     return took;
 }
 
