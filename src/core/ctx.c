@@ -250,6 +250,18 @@ void prism_relay_headers(prism_ctx *ctx, const prism_upstream *up, const char *c
 
 /* ---- dispatch ---- */
 
+/* Ends the open trace slot of plugin p: its own time stops when it hands
+ * the request on, so step times do not count the provider twice. */
+static void close_step_of(prism_ctx *ctx, const prism_loaded *p)
+{
+    for (size_t i = ctx->trace_count; i-- > 0;) {
+        if (ctx->trace[i].plugin == p && ctx->trace[i].dur_ns == 0) {
+            ctx->trace[i].dur_ns = prism_now_ns() - ctx->trace[i].start_ns;
+            return;
+        }
+    }
+}
+
 prism_status prism_ctx_run_plugin(prism_ctx *ctx, const prism_loaded *p)
 {
     size_t slot = ctx->trace_count;
@@ -259,7 +271,8 @@ prism_status prism_ctx_run_plugin(prism_ctx *ctx, const prism_loaded *p)
     }
     ctx->current = p;
     prism_status st = p->desc->handle(p->instance, ctx);
-    if (slot < PRISM_TRACE_MAX && st != PRISM_PENDING)
+    /* A step that dispatched had its own time closed at the dispatch. */
+    if (slot < PRISM_TRACE_MAX && st != PRISM_PENDING && ctx->trace[slot].dur_ns == 0)
         ctx->trace[slot].dur_ns = prism_now_ns() - ctx->trace[slot].start_ns;
     return st;
 }
@@ -275,6 +288,7 @@ prism_status prism_ctx_dispatch(prism_ctx *ctx, const char *plugin_name)
     /* What earlier steps put on the response survives a fallback that
      * replaces what this one adds. */
     ctx->dispatch_headers = ctx->req->res.headers.size;
+    close_step_of(ctx, ctx->current);
     return prism_ctx_run_plugin(ctx, target);
 }
 

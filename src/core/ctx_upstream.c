@@ -8,6 +8,7 @@
  * plugin's: a response that will be retried is swallowed here (status,
  * headers and body), and the plugin only ever sees the attempt that counts.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -264,7 +265,9 @@ static int permitted(prism_ctx *ctx, const prism_loaded *owner, const char *url)
         return 1;
     char host[256] = "?";
     prism_url_host(url, host, sizeof(host));
-    prism_logf(PRISM_LOG_ERROR, owner->name,
+    char source[256];
+    snprintf(source, sizeof(source), "%s%s%s", owner->group ? owner->group : "", owner->group ? "." : "", owner->name);
+    prism_logf(PRISM_LOG_ERROR, source,
                "request %s: refused an upstream call to %s: not in the plugin's permissions.network", ctx->request_id,
                host);
     prism_respond_error(ctx, 502, "api_error", "upstream_not_permitted", NULL,

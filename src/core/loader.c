@@ -149,6 +149,16 @@ static prism_loaded *registry_slot(prism_registry *reg)
     return slot;
 }
 
+/* The server config's plugins.config entry for a plugin ("group.sub" or
+ * its plain name), or NULL. */
+static const cJSON *plugin_overrides(const prism_config *cfg, const prism_manifest *m, const char *full)
+{
+    if (cfg->plugin_overrides == NULL)
+        return NULL;
+    const cJSON *ov = cJSON_GetObjectItemCaseSensitive(cfg->plugin_overrides, full);
+    return ov != NULL ? ov : cJSON_GetObjectItemCaseSensitive(cfg->plugin_overrides, m->name);
+}
+
 /* The plugin's config.yml (interpolated), with plugins.config overrides
  * from the server config laid over it key by key. */
 static cJSON *plugin_config(const prism_config *cfg, const prism_manifest *m, const char *full, char *err,
@@ -171,12 +181,7 @@ static cJSON *plugin_config(const prism_config *cfg, const prism_manifest *m, co
     } else {
         conf = cJSON_CreateObject();
     }
-    const cJSON *ov = NULL;
-    if (cfg->plugin_overrides != NULL) {
-        ov = cJSON_GetObjectItemCaseSensitive(cfg->plugin_overrides, full);
-        if (ov == NULL)
-            ov = cJSON_GetObjectItemCaseSensitive(cfg->plugin_overrides, m->name);
-    }
+    const cJSON *ov = plugin_overrides(cfg, m, full);
     for (const cJSON *it = ov != NULL ? ov->child : NULL; it != NULL; it = it->next) {
         cJSON_DeleteItemFromObjectCaseSensitive(conf, it->string);
         cJSON_AddItemToObject(conf, it->string, cJSON_Duplicate(it, 1));
@@ -253,7 +258,7 @@ static int load_one(prism_registry *reg, const prism_config *cfg, const prism_ma
     if (conf == NULL)
         return -1;
     cJSON *author = author_config(m);
-    slot->perms = prism_permissions_new(m, conf, author);
+    slot->perms = prism_permissions_new(m, conf, author, plugin_overrides(cfg, m, full));
     cJSON_Delete(author);
     if (slot->perms == NULL) {
         cJSON_Delete(conf);

@@ -84,7 +84,8 @@ static int listed(const char *const *urls, size_t n, const char *url)
     return 0;
 }
 
-prism_permissions *prism_permissions_new(const prism_manifest *m, const cJSON *effective, const cJSON *author)
+prism_permissions *prism_permissions_new(const prism_manifest *m, const cJSON *effective, const cJSON *author,
+                                         const cJSON *operator_conf)
 {
     prism_permissions *p = calloc(1, sizeof(*p));
     if (p == NULL)
@@ -96,7 +97,12 @@ prism_permissions *prism_permissions_new(const prism_manifest *m, const cJSON *e
     char host[256];
     for (size_t i = 0; i < nm; i++)
         if (!listed(theirs, nt, mine[i]) && prism_url_host(mine[i], host, sizeof(host)) == 0)
-            add_host(p, host); /* the operator's choice */
+            add_host(p, host); /* the operator's choice, through the environment */
+    const char *set[64];
+    size_t ns = operator_conf ? base_urls(operator_conf, set, 64) : 0;
+    for (size_t i = 0; i < ns; i++)
+        if (prism_url_host(set[i], host, sizeof(host)) == 0)
+            add_host(p, host); /* the operator's choice, in the server's config */
     return p;
 }
 

@@ -21,8 +21,10 @@
 typedef struct prism_permissions prism_permissions;
 
 /* `effective`: the config the plugin runs with; `author`: what its
- * config.yml says alone (may be NULL). */
-prism_permissions *prism_permissions_new(const prism_manifest *m, const cJSON *effective, const cJSON *author);
+ * config.yml says alone (may be NULL); `operator`: the server config's
+ * plugins.config entry for it (may be NULL), approved as a whole. */
+prism_permissions *prism_permissions_new(const prism_manifest *m, const cJSON *effective, const cJSON *author,
+                                         const cJSON *operator_conf);
 /* 1 when the URL's host is allowed. */
 int prism_permissions_allow(const prism_permissions *p, const char *url);
 /* The lower-cased host of an http(s) URL (no port, no brackets); -1 when

@@ -42,10 +42,21 @@ static void put(line *l, const char *fmt, ...)
         l->len = l->len + (size_t)n < sizeof(l->buf) ? l->len + (size_t)n : sizeof(l->buf) - 1;
 }
 
+/* Client-supplied strings (a model name, a path) are cut to a sane length
+ * so every field fits and the line stays one valid JSON object. */
+#define MAX_FIELD 256
+
 static void put_str(line *l, const char *key, const char *value)
 {
     if (value == NULL)
         return;
+    char cut[MAX_FIELD + 4];
+    size_t n = strlen(value);
+    if (n > MAX_FIELD) {
+        memcpy(cut, value, MAX_FIELD);
+        memcpy(cut + MAX_FIELD, "...", 4);
+        value = cut;
+    }
     put(l, ",\"%s\":\"", key);
     l->len = prism_json_escape(l->buf, l->len, sizeof(l->buf), value);
     put(l, "\"");
@@ -61,7 +72,7 @@ static void put_chain(line *l, const prism_ctx *ctx)
     put(l, ",\"chain\":[");
     for (size_t i = 0; i < ctx->trace_count; i++) {
         put(l, "%s\"", i ? "," : "");
-        l->len = prism_json_escape(l->buf, l->len, sizeof(l->buf), ctx->trace[i].name);
+        l->len = prism_json_escape(l->buf, l->len, sizeof(l->buf) - 64, ctx->trace[i].name);
         put(l, "\"");
     }
     put(l, "]");

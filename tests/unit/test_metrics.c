@@ -296,8 +296,14 @@ static void record_mix(two *t)
     r = chat("gpt-4o", 3.0);
     prism_metrics_record(t->m[1], &r);
 
-    r = (prism_request_record){.route = "", .status = 404, .duration_s = 0.0001, .upstream_s = -1, .ttft_s = -1,
-                               .overhead_s = 0.0001, .prompt_tokens = -1, .completion_tokens = -1};
+    r = (prism_request_record){.route = "",
+                               .status = 404,
+                               .duration_s = 0.0001,
+                               .upstream_s = -1,
+                               .ttft_s = -1,
+                               .overhead_s = 0.0001,
+                               .prompt_tokens = -1,
+                               .completion_tokens = -1};
     prism_metrics_record(t->m[1], &r);
 
     r = chat("claude", 1.5);
