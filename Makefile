@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc)
 CONFIG     ?= config.yml
 LISTEN     ?= 127.0.0.1:8080
 
-.PHONY: all build deps run test unit e2e asan test-asan npm fuzz bench format format-check clean
+.PHONY: all build deps run test unit e2e asan test-asan test-valgrind npm fuzz bench soak format format-check clean
 
 all: build
 
@@ -29,8 +29,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 unit: build
 	cd $(BUILD) && ctest --output-on-failure
 
+E2E_SUITES = tests/e2e/ tests/faults/
+
 e2e: build npm
-	PRISM_BIN=$(abspath $(BUILD)/prism) node --test --test-concurrency=1 tests/e2e/
+	PRISM_BIN=$(abspath $(BUILD)/prism) node --test --test-concurrency=1 $(E2E_SUITES)
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
 SAN_ENV = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
@@ -42,7 +44,14 @@ asan:
 
 test-asan: asan npm
 	cd $(ASAN_BUILD) && $(SAN_ENV) ctest --output-on-failure
-	$(SAN_ENV) PRISM_SANITIZED=1 PRISM_BIN=$(abspath $(ASAN_BUILD)/prism) node --test --test-concurrency=1 tests/e2e/
+	$(SAN_ENV) PRISM_SANITIZED=1 PRISM_BIN=$(abspath $(ASAN_BUILD)/prism) node --test --test-concurrency=1 $(E2E_SUITES)
+
+# The end-to-end suites with the server under valgrind (memcheck): no invalid
+# access, no definite leak. Slow: run on demand or with VALGRIND_SUITES narrowed.
+VALGRIND_SUITES ?= $(E2E_SUITES)
+test-valgrind: build npm
+	PRISM_WRAPPER="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$(abspath tests/faults/valgrind.supp)" \
+	PRISM_BIN=$(abspath $(BUILD)/prism) node --test --test-concurrency=1 $(VALGRIND_SUITES)
 
 # Every libFuzzer target for FUZZ_SECONDS each (clang); `make test` runs a short pass.
 FUZZ_SECONDS ?= 30

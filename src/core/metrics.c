@@ -114,6 +114,7 @@ typedef struct label {
     uint64_t h;
 } label;
 
+/* Spreads every input bit over the low bits, which pick the table slot. */
 static uint64_t mix(uint64_t h)
 {
     h ^= h >> 31;
@@ -122,21 +123,37 @@ static uint64_t mix(uint64_t h)
     return h;
 }
 
-/* Eight bytes per step: label values are short, but they are hashed on
- * every request. */
+/* The last 0-7 bytes as one word, read in at most two overlapping loads:
+ * a byte-by-byte copy would stall the load that follows it. The length is
+ * hashed separately, so the overlap is no ambiguity. */
+static uint64_t tail_word(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (len >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + len - 4, 4);
+        return lo | (uint64_t)hi << 32;
+    }
+    if (len > 0)
+        return p[0] | (uint64_t)p[len / 2] << 8 | (uint64_t)p[len - 1] << 16;
+    return 0;
+}
+
+/* Eight bytes and one multiply per step, one full mix at the end: label
+ * values are short, but several are hashed on every request. */
 static uint64_t hash_bytes(const char *s, size_t len)
 {
     uint64_t h = 0x243f6a8885a308d3ULL ^ len;
     while (len >= 8) {
         uint64_t w;
         memcpy(&w, s, 8);
-        h = mix(h ^ w) * 0x9e3779b97f4a7c15ULL;
+        h = (h ^ w) * 0x9e3779b97f4a7c15ULL;
+        h ^= h >> 32;
         s += 8;
         len -= 8;
     }
-    uint64_t w = 0;
-    memcpy(&w, s, len);
-    return mix(h ^ w);
+    return mix(h ^ tail_word(s, len));
 }
 
 static label label_of(const char *s, size_t len)
@@ -192,8 +209,6 @@ static size_t sanitize(const char *in, char *buf)
  * which must hold PRISM_METRICS_LABEL_MAX bytes. */
 static label normalize(const char *in, char *buf)
 {
-    if (in == NULL)
-        return label_of("none", 4);
     size_t i = 0;
     while (i < PRISM_METRICS_LABEL_MAX && in[i] != '\0' && (unsigned char)in[i] < 0x80)
         i++;
@@ -210,6 +225,20 @@ static label error_kind(const char *kind)
         if (strcmp(kind, kinds[i]) == 0)
             return label_of(kinds[i], strlen(kinds[i]));
     return label_of("other", 5);
+}
+
+/* snprintf("%d") costs more than the rest of a lookup. */
+static label status_label(int status, char buf[12])
+{
+    char *p = buf + 12;
+    unsigned u = status < 0 ? 0u - (unsigned)status : (unsigned)status;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (status < 0)
+        *--p = '-';
+    return label_of(p, (size_t)(buf + 12 - p));
 }
 
 static uint64_t combine(const label *v, unsigned n)
@@ -241,6 +270,7 @@ typedef struct family {
 struct prism_metrics {
     pthread_mutex_t lock;
     atomic_llong inflight, streams;
+    label none, prompt, completion; /* hashed once, not per request */
     family fam[F_COUNT];
 };
 
@@ -415,13 +445,19 @@ static double clamp(double x)
     return x >= 0 ? x : 0;
 }
 
+/* NULL becomes "none". */
+static label label_for(const prism_metrics *m, const char *in, char *buf)
+{
+    return in != NULL ? normalize(in, buf) : m->none;
+}
+
 static void record_steps(prism_metrics *m, const prism_request_record *r)
 {
     if (r->step_names == NULL || r->step_s == NULL)
         return;
     char buf[PRISM_METRICS_LABEL_MAX];
     for (size_t i = 0; i < r->step_count; i++) {
-        label plugin = normalize(r->step_names[i], buf);
+        label plugin = label_for(m, r->step_names[i], buf);
         observe(&m->fam[F_STEPS], &plugin, clamp(r->step_s[i]));
     }
 }
@@ -441,9 +477,9 @@ static void record_upstream(prism_metrics *m, const prism_request_record *r, con
 static void record_model(prism_metrics *m, const prism_request_record *r, const label *model)
 {
     if (r->prompt_tokens >= 0)
-        count(&m->fam[F_TOKENS], (label[]){*model, label_of("prompt", 6)}, (uint64_t)r->prompt_tokens);
+        count(&m->fam[F_TOKENS], (label[]){*model, m->prompt}, (uint64_t)r->prompt_tokens);
     if (r->completion_tokens >= 0)
-        count(&m->fam[F_TOKENS], (label[]){*model, label_of("completion", 10)}, (uint64_t)r->completion_tokens);
+        count(&m->fam[F_TOKENS], (label[]){*model, m->completion}, (uint64_t)r->completion_tokens);
     if (r->fallback)
         count(&m->fam[F_FALLBACKS], model, 1);
 }
@@ -452,11 +488,11 @@ void prism_metrics_record(prism_metrics *m, const prism_request_record *r)
 {
     if (m == NULL || r == NULL)
         return;
-    char rbuf[PRISM_METRICS_LABEL_MAX], mbuf[PRISM_METRICS_LABEL_MAX], pbuf[PRISM_METRICS_LABEL_MAX], sbuf[16];
+    char rbuf[PRISM_METRICS_LABEL_MAX], mbuf[PRISM_METRICS_LABEL_MAX], pbuf[PRISM_METRICS_LABEL_MAX], sbuf[12];
     label route = normalize(r->route != NULL ? r->route : "", rbuf);
-    label model = normalize(r->model, mbuf);
-    label provider = normalize(r->provider, pbuf);
-    label status = label_of(sbuf, (size_t)snprintf(sbuf, sizeof sbuf, "%d", r->status));
+    label model = label_for(m, r->model, mbuf);
+    label provider = label_for(m, r->provider, pbuf);
+    label status = status_label(r->status, sbuf);
 
     pthread_mutex_lock(&m->lock);
     count(&m->fam[F_REQUESTS], (label[]){route, model, provider, status}, 1);
@@ -493,6 +529,9 @@ prism_metrics *prism_metrics_new(void)
     }
     atomic_init(&m->inflight, 0);
     atomic_init(&m->streams, 0);
+    m->none = label_of("none", 4);
+    m->prompt = label_of("prompt", 6);
+    m->completion = label_of("completion", 10);
     for (int i = 0; i < F_COUNT; i++) {
         if (!family_init(&m->fam[i], &families[i])) {
             prism_metrics_free(m);

@@ -75,6 +75,8 @@ struct prism_upstream {
     bool paused;
     bool header_overflow;
     bool first_byte_seen; /* the watchdog moved on to the idle deadline */
+    const char *body; /* the caller's, sent through read_body */
+    size_t body_len, body_off;
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -509,6 +511,7 @@ static prism_upstream_error map_error(CURLcode rc)
     case CURLE_SEND_ERROR:
     case CURLE_PARTIAL_FILE:
     case CURLE_GOT_NOTHING:
+    case CURLE_SEND_FAIL_REWIND:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM: return PRISM_UPSTREAM_ERR_RESET;
     default: return PRISM_UPSTREAM_ERR_OTHER;
@@ -824,14 +827,45 @@ static int build_headers(prism_upstream *up, const prism_http_request_t *req, bo
     return 0;
 }
 
-static void set_method(CURL *easy, const char *method, const prism_http_request_t *req)
+static size_t read_body(char *buf, size_t size, size_t nitems, void *data)
+{
+    prism_upstream *up = data;
+    size_t n = size * nitems, left = up->body_len - up->body_off;
+    if (n > left)
+        n = left;
+    memcpy(buf, up->body + up->body_off, n);
+    up->body_off += n;
+    return n;
+}
+
+/* The body cannot be rewound, on purpose: curl would otherwise re-send a
+ * POST on its own when a reused connection dies before any response, and a
+ * provider may already have run (and billed) it. Such a failure surfaces
+ * as a reset instead, and only the plugin's retry policy, which counts and
+ * logs its retries, sends a request again. */
+static int seek_body(void *data, curl_off_t offset, int origin)
+{
+    (void)data;
+    (void)offset;
+    (void)origin;
+    return CURL_SEEKFUNC_CANTSEEK;
+}
+
+static void set_method(prism_upstream *up, CURL *easy, const char *method, const prism_http_request_t *req)
 {
     bool is_post = strcmp(method, "POST") == 0;
     if (is_post || req->body_len > 0) {
         /* Always give POST a body (maybe empty): without one curl would read
          * the request body from stdin. */
+        up->body = req->body ? req->body : "";
+        up->body_len = req->body_len;
+        up->body_off = 0;
+        curl_easy_setopt(easy, CURLOPT_POST, 1L);
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        curl_easy_setopt(easy, CURLOPT_READFUNCTION, read_body);
+        curl_easy_setopt(easy, CURLOPT_READDATA, up);
+        curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, seek_body);
+        curl_easy_setopt(easy, CURLOPT_SEEKDATA, up);
         if (!is_post) {
             curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
         }
@@ -897,7 +931,7 @@ static int configure(prism_upstream *up, const prism_http_request_t *req)
     if (req->timeout_ms > 0) {
         curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, req->timeout_ms);
     }
-    set_method(easy, method, req);
+    set_method(up, easy, method, req);
     return 0;
 }
 

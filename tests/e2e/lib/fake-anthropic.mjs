@@ -41,6 +41,14 @@
 //       events: [{event, data}]       send exactly these events (data: object, or a raw string)
 //       intervalMs: ms                wait between events
 //     { hold: true }                  never answer (until the client hangs up or the fake is closed)
+//     misbehaviour (for the fault-injection suite):
+//     { reset: true }                 the connection is reset (RST) before any response byte
+//     { destroy: true }               the socket is destroyed (a plain close, FIN) before any response byte
+//     resetAfterEvents: n             (streamed) reset the connection (RST) after n events of any type
+//     { raw: [string|Buffer, ...], status: 200, contentType, intervalMs, end }
+//                                     a response whose body is exactly these pieces, then end: 'end'
+//                                     (clean close, default), 'reset' or 'stall'
+//   fake.always(behaviour)            the behaviour used when nothing is queued (null: the default)
 //     (req, res, record) => {...}     full control
 //   await fake.waitForRequests(n, ms), await fake.waitClosed(record, ms)
 //   fake.reset(), await fake.close()
@@ -50,6 +58,7 @@ import http from 'node:http';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { gatewayEnv } from './gateway.mjs';
+import { resetConnection, sendRaw } from './fake-openai.mjs';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
 export const DEFAULT_TEXT = 'Hello from fake Claude.';
@@ -428,6 +437,7 @@ export async function startFakeAnthropic({ host = '127.0.0.1', port: wantedPort 
   const requests = [];
   const responses = [];
   const queue = [];
+  let always = null;
   let closed = false;
   let closeSignal;
   const closedPromise = new Promise((r) => (closeSignal = r));
@@ -467,6 +477,12 @@ export async function startFakeAnthropic({ host = '127.0.0.1', port: wantedPort 
       }
       res.write(sseFrame(events[i]));
       record.events.push(events[i]);
+      if (behaviour.resetAfterEvents !== undefined && record.events.length === behaviour.resetAfterEvents) {
+        await pause(20); // let the frames leave first
+        record.dropped = true;
+        resetConnection(res);
+        return;
+      }
       if (events[i].event === 'content_block_delta') {
         deltas++;
         if (behaviour.gate && deltas === (behaviour.gateAfter ?? 1)) {
@@ -552,8 +568,21 @@ export async function startFakeAnthropic({ host = '127.0.0.1', port: wantedPort 
         return sendJson(res, st, b);
       }
 
-      const behaviour = queue.shift() ?? {};
+      const behaviour = (queue.length ? queue.shift() : always) ?? {};
       if (typeof behaviour === 'function') return await behaviour(req, res, record);
+      if (behaviour.reset) {
+        responses.push({ status: null, reset: true });
+        return resetConnection(res);
+      }
+      if (behaviour.destroy) {
+        responses.push({ status: null, destroyed: true });
+        res.socket?.destroy();
+        return res.destroy();
+      }
+      if (behaviour.raw) {
+        responses.push({ status: behaviour.status ?? 200, raw: true });
+        return await sendRaw(res, behaviour, closedPromise);
+      }
       if (behaviour.hold) {
         responses.push({ status: null, held: true });
         await Promise.race([new Promise((r) => res.on('close', r)), closedPromise]);
@@ -607,10 +636,14 @@ export async function startFakeAnthropic({ host = '127.0.0.1', port: wantedPort 
     pending() {
       return queue.length;
     },
+    always(behaviour) {
+      always = behaviour ?? null;
+    },
     reset() {
       requests.length = 0;
       responses.length = 0;
       queue.length = 0;
+      always = null;
     },
     last() {
       return requests[requests.length - 1];

@@ -19,6 +19,19 @@
 //        { hold: true }                                never answers (until the client hangs up
 //                                                      or the fake is closed)
 //        (req, res, record) => {...}                   full control
+//      misbehaviour (for the fault-injection suite):
+//        { reset: true }                               the connection is reset (RST) before any
+//                                                      response byte
+//        { destroy: true }                             the socket is destroyed (a plain close, FIN)
+//                                                      before any response byte
+//        { streamChunks, resetAfterEvents: n }         a stream reset (RST) after n SSE events
+//        { status, rawBody, contentType, headers }     any status with a raw (non-JSON) body
+//        { raw: [string|Buffer, ...], status: 200,      a response whose body is exactly these
+//          contentType, intervalMs, end }              pieces; then end: 'end' (clean close,
+//                                                      default), 'reset' or 'stall' (silence
+//                                                      until the client hangs up)
+//   fake.always(behaviour)           -> the behaviour used when nothing is queued (null: the default)
+//   startFakeOpenAI({ tls: {key, cert} }) serves HTTPS (fake.baseURL is then https://...)
 //   Every request record also gets closedAt (ms, when the connection/response closed) and
 //   clientAborted (true when it closed before the response was complete).
 //   await fake.waitForRequests(n, ms)  -> resolves once n requests have arrived (rejects after ms)
@@ -28,6 +41,7 @@
 // Behaviour without a queued one: a normal completion, streamed when the request says stream: true.
 
 import http from 'node:http';
+import https from 'node:https';
 import { randomBytes } from 'node:crypto';
 
 export const DEFAULT_CONTENT = 'Hello from the fake upstream.';
@@ -150,10 +164,51 @@ function waitUntil(cond, ms, what) {
   });
 }
 
-export async function startFakeOpenAI({ host = '127.0.0.1', port: wantedPort = 0 } = {}) {
+/** Resets the connection under `res` (TCP RST where Node can, else a plain destroy). */
+export function resetConnection(res) {
+  const sock = res.socket;
+  if (sock && typeof sock.resetAndDestroy === 'function' && !sock.destroyed) {
+    try {
+      sock.resetAndDestroy();
+      return;
+    } catch {
+      /* fall through */
+    }
+  }
+  sock?.destroy();
+  res.destroy();
+}
+
+/** Sends `pieces` as the body of a 200 (or `status`) response, then ends, resets or stalls. */
+export async function sendRaw(res, { raw, status = 200, contentType = 'text/event-stream', headers = {}, intervalMs = 0, end = 'end' }, closedPromise) {
+  res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-cache', ...headers });
+  res.flushHeaders();
+  let gone = false;
+  const gonePromise = new Promise((r) => res.on('close', () => r((gone = true))));
+  for (const piece of raw) {
+    if (gone) return;
+    res.write(piece);
+    let timer;
+    await Promise.race([new Promise((r) => (timer = setTimeout(r, intervalMs || 5))), gonePromise, closedPromise ?? new Promise(() => {})]);
+    clearTimeout(timer);
+  }
+  if (gone) return;
+  if (end === 'reset') {
+    await new Promise((r) => setTimeout(r, 20)); // let the bytes leave first
+    resetConnection(res);
+  } else if (end === 'stall') {
+    await Promise.race([gonePromise, closedPromise ?? new Promise(() => {})]);
+    res.destroy();
+  } else {
+    res.end();
+  }
+}
+
+export async function startFakeOpenAI({ host = '127.0.0.1', port: wantedPort = 0, tls = null } = {}) {
   const requests = [];
   const responses = [];
   const queue = [];
+  let always = null;
   let closed = false;
   let closeSignal;
   const closedPromise = new Promise((r) => (closeSignal = r));
@@ -180,6 +235,12 @@ export async function startFakeOpenAI({ host = '127.0.0.1', port: wantedPort = 0
     // With a gate: the role chunk and the first `gateAfter` content chunks go out, then we wait.
     const gateAt = behaviour.gate ? 1 + (behaviour.gateAfter ?? 1) : Infinity;
     for (let i = 0; i < chunks.length; i++) {
+      if (behaviour.resetAfterEvents !== undefined && i === behaviour.resetAfterEvents) {
+        await new Promise((r) => setTimeout(r, 20)); // let the events leave first
+        record.reset = true;
+        resetConnection(res);
+        return;
+      }
       if (i === gateAt) {
         record.gatedAt = Date.now();
         await Promise.race([behaviour.gate, gone, closedPromise]);
@@ -214,7 +275,7 @@ export async function startFakeOpenAI({ host = '127.0.0.1', port: wantedPort = 0
     record.done = true;
   }
 
-  const server = http.createServer(async (req, res) => {
+  const handler = async (req, res) => {
     try {
       const raw = await readBody(req);
       let body = null;
@@ -264,9 +325,31 @@ export async function startFakeOpenAI({ host = '127.0.0.1', port: wantedPort = 0
         return sendJson(res, 400, b);
       }
 
-      const behaviour = queue.shift();
+      const behaviour = queue.length ? queue.shift() : always;
       if (typeof behaviour === 'function') {
         return await behaviour(req, res, record);
+      }
+      if (behaviour && behaviour.reset) {
+        responses.push({ status: null, reset: true });
+        return resetConnection(res);
+      }
+      if (behaviour && behaviour.destroy) {
+        responses.push({ status: null, destroyed: true });
+        res.socket?.destroy();
+        return res.destroy();
+      }
+      if (behaviour && behaviour.raw) {
+        responses.push({ status: behaviour.status ?? 200, raw: true });
+        return await sendRaw(res, behaviour, closedPromise);
+      }
+      if (behaviour && behaviour.status !== undefined && behaviour.rawBody !== undefined) {
+        responses.push({ status: behaviour.status, headers: behaviour.headers ?? {}, rawBody: behaviour.rawBody });
+        res.writeHead(behaviour.status, {
+          'content-type': behaviour.contentType ?? 'text/html',
+          'content-length': Buffer.byteLength(behaviour.rawBody),
+          ...(behaviour.headers ?? {}),
+        });
+        return res.end(behaviour.rawBody);
       }
       if (behaviour && behaviour.hold) {
         responses.push({ status: null, held: true });
@@ -303,19 +386,21 @@ export async function startFakeOpenAI({ host = '127.0.0.1', port: wantedPort = 0
         /* ignore */
       }
     }
-  });
+  };
+  const server = tls ? https.createServer({ key: tls.key, cert: tls.cert }, handler) : http.createServer(handler);
 
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(wantedPort, host, resolve);
   });
   const { port } = server.address();
+  const scheme = tls ? 'https' : 'http';
 
   return {
     port,
     host,
-    origin: `http://${host}:${port}`,
-    baseURL: `http://${host}:${port}/v1`,
+    origin: `${scheme}://${host}:${port}`,
+    baseURL: `${scheme}://${host}:${port}/v1`,
     requests,
     responses,
     next(behaviour) {
@@ -324,10 +409,14 @@ export async function startFakeOpenAI({ host = '127.0.0.1', port: wantedPort = 0
     pending() {
       return queue.length;
     },
+    always(behaviour) {
+      always = behaviour ?? null;
+    },
     reset() {
       requests.length = 0;
       responses.length = 0;
       queue.length = 0;
+      always = null;
     },
     last() {
       return requests[requests.length - 1];

@@ -2,6 +2,9 @@
 //
 //   PRISM_BIN        absolute path of the binary (default: <repo>/build/prism)
 //   PRISM_SANITIZED  "1" under AddressSanitizer: every time bound is multiplied by 3
+//   PRISM_WRAPPER    a command that prefixes `prism serve` (split on spaces), e.g.
+//                    "valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite";
+//                    when it runs valgrind every time bound is multiplied by 10
 
 import { spawn } from 'node:child_process';
 import net from 'node:net';
@@ -17,12 +20,17 @@ export const PRISM_BIN = process.env.PRISM_BIN
   : path.join(REPO_ROOT, 'build', 'prism');
 export const REPO_CONFIG = path.join(REPO_ROOT, 'config.yml');
 export const SANITIZED = process.env.PRISM_SANITIZED === '1';
+/** The words of PRISM_WRAPPER (empty: prism runs directly). */
+export const WRAPPER = (process.env.PRISM_WRAPPER ?? '').trim().split(/\s+/).filter(Boolean);
+export const UNDER_VALGRIND = WRAPPER.some((w) => /valgrind/.test(path.basename(w)));
+/** How much slower than a plain build the gateway runs: every time bound is multiplied by it. */
+export const TIME_FACTOR = UNDER_VALGRIND ? 10 : SANITIZED ? 3 : 1;
 
 export const UPSTREAM_KEY = 'sk-upstream-secret-123';
 
 /** A time bound, stretched under sanitizers. */
 export function T(ms) {
-  return SANITIZED ? ms * 3 : ms;
+  return ms * TIME_FACTOR;
 }
 
 export function sleep(ms) {
@@ -122,7 +130,10 @@ export async function startGateway({
   }
   const port = await freePort();
   const args = ['serve', '--config', config, '--listen', `${listenHost}:${port}`, ...extraArgs];
-  const child = spawn(PRISM_BIN, args, { cwd, env: prismEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  // Under PRISM_WRAPPER (valgrind, ...) the wrapper execs prism in the same process, so child.pid is
+  // still the gateway's pid (what signals and /proc/<pid> refer to).
+  const [command, ...commandArgs] = [...WRAPPER, PRISM_BIN, ...args];
+  const child = spawn(command, commandArgs, { cwd, env: prismEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
@@ -157,6 +168,7 @@ export async function startGateway({
   const origin = `http://127.0.0.1:${port}`;
   const gw = {
     port,
+    pid: child.pid,
     origin,
     baseURL: `${origin}/v1`,
     child,
@@ -215,7 +227,7 @@ export async function startGateway({
   );
 }
 
-/** Stops the gateway and asserts a graceful shutdown: exit code 0 within 10 s (x3 sanitized). */
+/** Stops the gateway and asserts a graceful shutdown: exit code 0 within 10 s (x TIME_FACTOR). */
 export async function stopAndAssertClean(gw) {
   const r = await gw.stop(T(10000));
   assert.ok(
