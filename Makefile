@@ -50,7 +50,8 @@ test-asan: asan npm
 # access, no definite leak. Slow: run on demand or with VALGRIND_SUITES narrowed.
 VALGRIND_SUITES ?= $(E2E_SUITES)
 test-valgrind: build npm
-	PRISM_WRAPPER="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$(abspath tests/faults/valgrind.supp)" \
+	@mkdir -p $(BUILD)/valgrind && rm -f $(BUILD)/valgrind/*.log
+	PRISM_WRAPPER="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$(abspath tests/faults/valgrind.supp) --log-file=$(abspath $(BUILD))/valgrind/%p.log" \
 	PRISM_BIN=$(abspath $(BUILD)/prism) node --test --test-concurrency=1 $(VALGRIND_SUITES)
 
 # Every libFuzzer target for FUZZ_SECONDS each (clang); `make test` runs a short pass.
@@ -62,6 +63,7 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-valgrind
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
 format:
