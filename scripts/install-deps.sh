@@ -7,7 +7,7 @@ PKGS=(
   build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   libh2o-dev libuv1-dev libcurl4-openssl-dev libssl-dev
   libcjson-dev libyaml-dev libcmocka-dev
-  nodejs npm ca-certificates curl
+  nodejs npm ca-certificates curl openssl valgrind
 )
 
 missing=()
