@@ -75,7 +75,7 @@ struct prism_upstream {
     bool paused;
     bool header_overflow;
     bool first_byte_seen; /* the watchdog moved on to the idle deadline */
-    const char *body; /* the caller's, sent through read_body */
+    const char *body;     /* the caller's, sent through read_body */
     size_t body_len, body_off;
     char errbuf[CURL_ERROR_SIZE];
 };
