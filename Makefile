@@ -66,6 +66,16 @@ test: deps
 	@$(MAKE) --no-print-directory test-valgrind
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=10
 
+# Benchmarks against a fake provider and an nginx hop (docs/BENCHMARKS.md); BENCH_* knobs.
+bench: deps build
+	@bash scripts/install-bench-deps.sh
+	@PRISM_BIN=$(abspath $(BUILD)/prism) bash bench/run.sh
+
+# 1,000,000 requests through one Prism; VmRSS after 100k vs after 1M (SOAK_* knobs).
+soak: deps build
+	@bash scripts/install-bench-deps.sh
+	@PRISM_BIN=$(abspath $(BUILD)/prism) bash bench/soak.sh
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
