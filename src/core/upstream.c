@@ -929,9 +929,9 @@ static int configure(prism_upstream *up, const prism_http_request_t *req)
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
     /* Bytes go through as the upstream sent them: no surprise inflation. */
     curl_easy_setopt(easy, CURLOPT_HTTP_CONTENT_DECODING, 0L);
-    /* LLM answers arrive in small pieces: an 8 KiB receive buffer instead of
-     * curl's 16 KiB halves what each open stream holds. */
-    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 8192L);
+    /* CURLOPT_BUFFERSIZE is left at curl's default on purpose: with libcurl
+     * 7.88 and easy handles reused after curl_easy_reset, a smaller buffer
+     * led to a receive past its end (seen under valgrind). */
     if (connect_ms > 0) {
         curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     }
