@@ -32,6 +32,7 @@ typedef struct prism_worker_env {
     uint64_t inflight;          /* requests not yet disposed */
     struct prism_ctx *watching; /* HTTP/1 requests watched for a client hang-up */
     uint64_t rng[2];            /* xorshift state for request ids */
+    struct prism_log_batch *log; /* access lines (NULL: written at once) */
 } prism_worker_env;
 
 #define PRISM_TRACE_MAX 16

@@ -5,7 +5,6 @@
  *
  * The line names no key and no body: only ids, names, numbers.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,20 +25,53 @@ static const char *error_kind(int err)
     }
 }
 
+/* The line is built by appending pieces; printf is kept out of it because
+ * formatting each field with it cost more than the rest of a proxied
+ * request's own work (see docs/BENCHMARKS.md, "profile"). */
 typedef struct line {
     char buf[4096];
     size_t len;
 } line;
 
-static void put(line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(line *l, const char *fmt, ...)
+static void put_n(line *l, const char *s, size_t n)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(l->buf + l->len, sizeof(l->buf) - l->len, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        l->len = l->len + (size_t)n < sizeof(l->buf) ? l->len + (size_t)n : sizeof(l->buf) - 1;
+    if (n > sizeof(l->buf) - 1 - l->len)
+        n = sizeof(l->buf) - 1 - l->len;
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+}
+
+static void put(line *l, const char *s)
+{
+    put_n(l, s, strlen(s));
+}
+
+static void put_u64(line *l, uint64_t v)
+{
+    char digits[24];
+    size_t i = sizeof(digits);
+    do {
+        digits[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    put_n(l, digits + i, sizeof(digits) - i);
+}
+
+static void put_i64(line *l, int64_t v)
+{
+    if (v < 0) {
+        put_n(l, "-", 1);
+        put_u64(l, (uint64_t)0 - (uint64_t)v);
+    } else {
+        put_u64(l, (uint64_t)v);
+    }
+}
+
+static void put_key(line *l, const char *key)
+{
+    put_n(l, ",\"", 2);
+    put(l, key);
+    put_n(l, "\":", 2);
 }
 
 /* Client-supplied strings (a model name, a path) are cut to a sane length
@@ -57,21 +89,28 @@ static void put_str(line *l, const char *key, const char *value)
         memcpy(cut + MAX_FIELD, "...", 4);
         value = cut;
     }
-    put(l, ",\"%s\":\"", key);
-    l->len = prism_json_escape(l->buf, l->len, sizeof(l->buf), value);
-    put(l, "\"");
+    put_key(l, key);
+    put_n(l, "\"", 1);
+    l->len = prism_json_escape(l->buf, l->len, sizeof(l->buf) - 1, value);
+    put_n(l, "\"", 1);
 }
 
+/* Milliseconds with three decimals, rounded to the microsecond. */
 static void put_ms(line *l, const char *key, uint64_t ns)
 {
-    put(l, ",\"%s\":%.3f", key, (double)ns / 1e6);
+    uint64_t us = (ns + 500) / 1000;
+    char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10), 0};
+    put_key(l, key);
+    put_u64(l, us / 1000);
+    put_n(l, ".", 1);
+    put_n(l, frac, 3);
 }
 
 static void put_chain(line *l, const prism_ctx *ctx)
 {
     put(l, ",\"chain\":[");
     for (size_t i = 0; i < ctx->trace_count; i++) {
-        put(l, "%s\"", i ? "," : "");
+        put(l, i ? ",\"" : "\"");
         l->len = prism_json_escape(l->buf, l->len, sizeof(l->buf) - 64, ctx->trace[i].name);
         put(l, "\"");
     }
@@ -83,18 +122,23 @@ static void access_json(const prism_ctx *ctx, uint64_t total_ns)
     line l = {.len = 0};
     char ts[40];
     prism_log_timestamp(ts, sizeof(ts));
-    put(&l, "{\"ts\":\"%s\",\"level\":\"info\",\"source\":\"access\"", ts);
+    put(&l, "{\"ts\":\"");
+    put(&l, ts);
+    put(&l, "\",\"level\":\"info\",\"source\":\"access\"");
     put_str(&l, "request_id", ctx->request_id);
     put_str(&l, "method", prism_ctx_method(ctx));
     put_str(&l, "path", prism_ctx_path(ctx));
-    put(&l, ",\"status\":%d", ctx->status);
+    put_key(&l, "status");
+    put_i64(&l, ctx->status);
     put_str(&l, "route", ctx->route ? ctx->route->path : NULL);
     if (ctx->route)
         put_chain(&l, ctx);
     put_str(&l, "model", prism_ctx_get(ctx, "model"));
     put_str(&l, "provider", prism_ctx_get(ctx, "provider"));
     put_str(&l, "fallback_from", prism_ctx_get(ctx, "fallback_from"));
-    put(&l, ",\"stream\":%s,\"retries\":%u", ctx->streamed ? "true" : "false", ctx->retries);
+    put(&l, ctx->streamed ? ",\"stream\":true" : ",\"stream\":false");
+    put_key(&l, "retries");
+    put_u64(&l, ctx->retries);
     put_ms(&l, "duration_ms", total_ns);
     if (ctx->upstream_ns > 0) {
         put_ms(&l, "upstream_ms", ctx->upstream_ns);
@@ -102,12 +146,16 @@ static void access_json(const prism_ctx *ctx, uint64_t total_ns)
     }
     if (ctx->first_byte_ns > 0)
         put_ms(&l, "first_byte_ms", ctx->first_byte_ns);
-    if (ctx->prompt_tokens >= 0)
-        put(&l, ",\"prompt_tokens\":%ld,\"completion_tokens\":%ld", ctx->prompt_tokens, ctx->completion_tokens);
+    if (ctx->prompt_tokens >= 0) {
+        put_key(&l, "prompt_tokens");
+        put_i64(&l, ctx->prompt_tokens);
+        put_key(&l, "completion_tokens");
+        put_i64(&l, ctx->completion_tokens);
+    }
     put_str(&l, "upstream_error", error_kind(ctx->upstream_err));
     put_str(&l, "client", ctx->gone ? "gone" : NULL);
     put(&l, "}");
-    prism_log_line(l.buf, l.len);
+    prism_log_batch_add(ctx->env->log, l.buf, l.len);
 }
 
 static void access_text(const prism_ctx *ctx, uint64_t total_ns)

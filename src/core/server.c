@@ -49,6 +49,8 @@ struct prism_worker {
     uv_tcp_t listener;
     uv_async_t wake;
     uv_timer_t drain;
+    uv_check_t log_flush;
+    prism_log_batch log;
     h2o_accept_ctx_t accept;
     prism_worker_env env;
     uv_thread_t thread;
@@ -119,8 +121,18 @@ static void shutdown_tcp(uv_handle_t *h, void *arg)
         shutdown(fd, SHUT_RDWR);
 }
 
+/* After each turn's I/O callbacks: the access lines of the requests that
+ * turn finished go out in one write. */
+static void on_log_flush(uv_check_t *c)
+{
+    prism_worker *w = c->data;
+    prism_log_batch_flush(&w->log);
+}
+
 static void worker_finish(prism_worker *w)
 {
+    prism_log_batch_flush(&w->log);
+    close_quietly((uv_handle_t *)&w->log_flush);
     close_quietly((uv_handle_t *)&w->drain);
     close_quietly((uv_handle_t *)&w->wake);
     prism_upstream_pool_free(w->env.upstreams);
@@ -214,6 +226,11 @@ static int worker_init(prism_server *srv, prism_worker *w, char *err, size_t err
     w->wake.data = w;
     uv_timer_init(&w->loop, &w->drain);
     w->drain.data = w;
+    uv_check_init(&w->loop, &w->log_flush);
+    w->log_flush.data = w;
+    uv_check_start(&w->log_flush, on_log_flush);
+    uv_unref((uv_handle_t *)&w->log_flush); /* never what keeps the loop running */
+    w->env.log = &w->log;
     return 0;
 }
 
@@ -237,7 +254,9 @@ static void worker_dispose(prism_worker *w)
     close_quietly((uv_handle_t *)&w->listener);
     close_quietly((uv_handle_t *)&w->drain);
     close_quietly((uv_handle_t *)&w->wake);
+    close_quietly((uv_handle_t *)&w->log_flush);
     uv_run(&w->loop, UV_RUN_NOWAIT);
+    prism_log_batch_flush(&w->log);
     size_t open = 0;
     uv_walk(&w->loop, shutdown_tcp, &open);
     /* h2o asserts that no connection is left when its context goes away; a

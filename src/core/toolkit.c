@@ -3,6 +3,7 @@
  * values, URLs, header lines, model lists, bounded bodies), so plugins stay
  * about their provider and not about string handling.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,16 +247,75 @@ static const char *last_usage(const char *text, size_t len)
     return found;
 }
 
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* `p` at an opening quote: just past the closing one, or NULL. */
+static const char *skip_string(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
+    }
+    return NULL;
+}
+
+static int read_count(const char *p, const char *end, long *out)
+{
+    const char *start = p;
+    long v = 0;
+    while (p < end && *p >= '0' && *p <= '9' && v < LONG_MAX / 10 - 10)
+        v = v * 10 + (*p++ - '0');
+    if (p == start)
+        return 0;
+    *out = v;
+    return 1;
+}
+
+/* The two counts of the usage object at `p` ('{'), read in place: building
+ * a cJSON tree of it (numbers go through strtod) cost more than the rest of
+ * a pass-through request. Only members of the object itself count. */
+static int usage_counts(const char *p, const char *end, long *prompt, long *completion)
+{
+    int depth = 0, found = 0;
+    while (p < end) {
+        if (*p == '"') {
+            const char *key = p + 1;
+            if ((p = skip_string(p, end)) == NULL)
+                return 0;
+            size_t n = (size_t)(p - 1 - key);
+            p = skip_ws(p, end);
+            if (depth != 1 || p >= end || *p != ':')
+                continue;
+            p = skip_ws(p + 1, end);
+            if (n == 13 && memcmp(key, "prompt_tokens", 13) == 0)
+                found |= read_count(p, end, prompt);
+            else if (n == 17 && memcmp(key, "completion_tokens", 17) == 0)
+                found |= read_count(p, end, completion) << 1;
+            continue;
+        }
+        if (*p == '{' || *p == '[')
+            depth++;
+        else if ((*p == '}' || *p == ']') && --depth == 0)
+            break;
+        p++;
+    }
+    return found == 3;
+}
+
 void prism_ctx_note_openai_usage(prism_ctx *ctx, const char *text, size_t len)
 {
     const char *u = len ? last_usage(text, len) : NULL;
     const char *brace = u ? memchr(u, '{', len - (size_t)(u - text)) : NULL;
+    long prompt = 0, completion = 0;
     if (brace == NULL || brace - u > 16)
         return;
-    cJSON *usage = cJSON_ParseWithLengthOpts(brace, len - (size_t)(brace - text), NULL, 0);
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
-    if (cJSON_IsNumber(p) && cJSON_IsNumber(c))
-        prism_ctx_set_usage(ctx, (long)p->valuedouble, (long)c->valuedouble);
-    cJSON_Delete(usage);
+    if (usage_counts(brace, text + len, &prompt, &completion))
+        prism_ctx_set_usage(ctx, prompt, completion);
 }

@@ -44,6 +44,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -75,8 +77,8 @@ struct prism_upstream {
     bool paused;
     bool header_overflow;
     bool first_byte_seen; /* the watchdog moved on to the idle deadline */
-    const char *body;     /* the caller's, sent through read_body */
-    size_t body_len, body_off;
+    bool sent;            /* curl asked to send the request once */
+    bool resend_refused;  /* ... and then again; see on_curl_prereq */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -84,6 +86,9 @@ struct sock_watch {
     uv_poll_t poll;
     prism_upstream_pool *pool;
     curl_socket_t fd;
+    int events;  /* what `poll` is started with (0: stopped) */
+    bool owned;  /* a connection's socket, opened by on_open_socket */
+    bool wanted; /* curl watches it now (between its IN/OUT and REMOVE) */
     sock_watch *prev, *next; /* pool->watches */
 };
 
@@ -98,6 +103,8 @@ struct prism_upstream_pool {
     prism_upstream *to_add;
     prism_upstream *reap;
     sock_watch *watches;
+    sock_watch **by_fd; /* owned watches, indexed by descriptor */
+    size_t by_fd_cap;
     size_t active;
     size_t open_handles; /* uv handles whose close callback has not run */
     int depth;           /* frames of this module on the stack */
@@ -130,6 +137,7 @@ static bool is_space(char c)
 static void handle_released(prism_upstream_pool *pool)
 {
     if (--pool->open_handles == 0 && pool->closing) {
+        free(pool->by_fd);
         free(pool->ca_file);
         free(pool);
     }
@@ -543,7 +551,9 @@ static const char *error_message(prism_upstream *up, CURLcode rc)
  * Always called with depth > 0, so whatever the callbacks do is deferred. */
 static void complete(prism_upstream *up, CURLcode rc)
 {
-    prism_upstream_error err = up->header_overflow ? PRISM_UPSTREAM_ERR_OTHER : map_error(rc);
+    prism_upstream_error err = up->header_overflow    ? PRISM_UPSTREAM_ERR_OTHER
+                               : up->resend_refused ? PRISM_UPSTREAM_ERR_RESET
+                                                    : map_error(rc);
     if (!up->responded && up->headers_done) {
         deliver_response(up); /* empty body, or a failure after the headers */
         if (silenced(up)) {
@@ -609,6 +619,14 @@ static void socket_action(prism_upstream_pool *pool, curl_socket_t fd, int flags
 static void on_poll(uv_poll_t *handle, int status, int events)
 {
     sock_watch *w = (sock_watch *)handle;
+    if (!w->wanted) {
+        /* An idle kept-alive connection spoke (the provider closed it, or
+         * an HTTP/2 ping): stop watching; curl checks a cached connection
+         * itself before it reuses it. */
+        uv_poll_stop(&w->poll);
+        w->events = 0;
+        return;
+    }
     int flags = 0;
     if (status < 0) {
         flags = CURL_CSELECT_ERR;
@@ -624,9 +642,38 @@ static void on_timer(uv_timer_t *timer)
     socket_action(timer->data, CURL_SOCKET_TIMEOUT, 0);
 }
 
+static sock_watch **by_fd_slot(prism_upstream_pool *pool, curl_socket_t fd, bool grow)
+{
+    if (fd < 0) {
+        return NULL;
+    }
+    size_t i = (size_t)fd;
+    if (i >= pool->by_fd_cap) {
+        if (!grow) {
+            return NULL;
+        }
+        size_t cap = pool->by_fd_cap ? pool->by_fd_cap : 64;
+        while (cap <= i) {
+            cap *= 2;
+        }
+        sock_watch **t = realloc(pool->by_fd, cap * sizeof *t);
+        if (!t) {
+            return NULL;
+        }
+        memset(t + pool->by_fd_cap, 0, (cap - pool->by_fd_cap) * sizeof *t);
+        pool->by_fd = t;
+        pool->by_fd_cap = cap;
+    }
+    return &pool->by_fd[i];
+}
+
 static void watch_close(sock_watch *w)
 {
     prism_upstream_pool *pool = w->pool;
+    sock_watch **slot = w->owned ? by_fd_slot(pool, w->fd, false) : NULL;
+    if (slot && *slot == w) {
+        *slot = NULL;
+    }
     if (w->prev) {
         w->prev->next = w->next;
     } else {
@@ -635,10 +682,11 @@ static void watch_close(sock_watch *w)
     if (w->next) {
         w->next->prev = w->prev;
     }
+    /* Removes the descriptor from epoll at once, before it is closed. */
     uv_close((uv_handle_t *)&w->poll, on_handle_closed);
 }
 
-static sock_watch *watch_open(prism_upstream_pool *pool, curl_socket_t fd)
+static sock_watch *watch_open(prism_upstream_pool *pool, curl_socket_t fd, bool owned)
 {
     sock_watch *w = calloc(1, sizeof *w);
     if (!w) {
@@ -651,14 +699,53 @@ static sock_watch *watch_open(prism_upstream_pool *pool, curl_socket_t fd)
     w->poll.data = pool;
     w->pool = pool;
     w->fd = fd;
+    w->owned = owned;
     w->next = pool->watches;
     if (w->next) {
         w->next->prev = w;
     }
     pool->watches = w;
     pool->open_handles++;
-    curl_multi_assign(pool->multi, fd, w);
     return w;
+}
+
+/*
+ * A connection's socket keeps one watch from open to close. curl says
+ * CURL_POLL_REMOVE whenever a connection goes back to its cache and IN again
+ * when the next request reuses it; re-creating the uv_poll_t each time cost
+ * 2-4 epoll_ctl calls per request. Now the watch stays started while the
+ * connection idles (see on_poll) and is closed with the socket itself.
+ * Sockets curl opens some other way (a resolver's socketpair) get a watch
+ * from IN/OUT to REMOVE, as before.
+ */
+static curl_socket_t on_open_socket(void *clientp, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+    prism_upstream_pool *pool = clientp;
+    (void)purpose;
+    curl_socket_t fd = socket(addr->family, addr->socktype | SOCK_CLOEXEC, addr->protocol);
+    if (fd == CURL_SOCKET_BAD) {
+        return fd;
+    }
+    sock_watch **slot = by_fd_slot(pool, fd, true);
+    if (slot && *slot) {
+        watch_close(*slot); /* its descriptor was closed behind our back */
+    }
+    sock_watch *w = slot ? watch_open(pool, fd, true) : NULL;
+    if (!w) {
+        close(fd);
+        return CURL_SOCKET_BAD;
+    }
+    *slot = w;
+    return fd;
+}
+
+static int on_close_socket(void *clientp, curl_socket_t fd)
+{
+    sock_watch **slot = by_fd_slot(clientp, fd, false);
+    if (slot && *slot) {
+        watch_close(*slot);
+    }
+    return close(fd);
 }
 
 static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
@@ -667,23 +754,33 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     prism_upstream_pool *pool = userp;
     sock_watch *w = socketp;
     if (what == CURL_POLL_REMOVE) {
-        /* curl forgets the socket's pointer itself; the fd may be reused by
-         * the next connection, which then gets a fresh watch. */
-        if (w) {
+        if (w && w->owned) {
+            w->wanted = false; /* still started: see on_open_socket */
+        } else if (w) {
             watch_close(w);
         }
         return 0;
     }
     if (!w) {
-        w = watch_open(pool, fd);
+        sock_watch **slot = by_fd_slot(pool, fd, false);
+        w = slot && *slot ? *slot : watch_open(pool, fd, false);
         if (!w) {
             return -1;
         }
+        curl_multi_assign(pool->multi, fd, w);
     }
+    w->wanted = true;
     int events = 0;
     events |= (what & CURL_POLL_IN) ? UV_READABLE : 0;
     events |= (what & CURL_POLL_OUT) ? UV_WRITABLE : 0;
-    return uv_poll_start(&w->poll, events, on_poll) == 0 ? 0 : -1;
+    if (events == w->events) {
+        return 0; /* libuv would re-register the descriptor for nothing */
+    }
+    if (uv_poll_start(&w->poll, events, on_poll) != 0) {
+        return -1;
+    }
+    w->events = events;
+    return 0;
 }
 
 /* curl asks to be called back after timeout_ms; 0 means as soon as possible,
@@ -831,45 +928,40 @@ static int build_headers(prism_upstream *up, const prism_http_request_t *req, bo
     return 0;
 }
 
-static size_t read_body(char *buf, size_t size, size_t nitems, void *data)
+/* Called by curl before every attempt to send the request. The first call is
+ * ours; a second one means curl is about to re-send the request on its own
+ * (a reused connection died before any response), and a provider may already
+ * have run, and billed, the first one. Refusing it surfaces the failure as a
+ * reset: only a retry policy, which counts and logs its retries, sends a
+ * request again. */
+static int on_curl_prereq(void *data, char *conn_primary_ip, char *conn_local_ip, int conn_primary_port,
+                          int conn_local_port)
 {
+    (void)conn_primary_ip;
+    (void)conn_local_ip;
+    (void)conn_primary_port;
+    (void)conn_local_port;
     prism_upstream *up = data;
-    size_t n = size * nitems, left = up->body_len - up->body_off;
-    if (n > left)
-        n = left;
-    memcpy(buf, up->body + up->body_off, n);
-    up->body_off += n;
-    return n;
+    if (up->sent) {
+        up->resend_refused = true;
+        snprintf(up->errbuf, sizeof up->errbuf, "%s", "the upstream connection closed before a response");
+        return CURL_PREREQFUNC_ABORT;
+    }
+    up->sent = true;
+    return CURL_PREREQFUNC_OK;
 }
 
-/* The body cannot be rewound, on purpose: curl would otherwise re-send a
- * POST on its own when a reused connection dies before any response, and a
- * provider may already have run (and billed) it. Such a failure surfaces
- * as a reset instead, and only the plugin's retry policy, which counts and
- * logs its retries, sends a request again. */
-static int seek_body(void *data, curl_off_t offset, int origin)
-{
-    (void)data;
-    (void)offset;
-    (void)origin;
-    return CURL_SEEKFUNC_CANTSEEK;
-}
-
-static void set_method(prism_upstream *up, CURL *easy, const char *method, const prism_http_request_t *req)
+static void set_method(CURL *easy, const char *method, const prism_http_request_t *req)
 {
     bool is_post = strcmp(method, "POST") == 0;
     if (is_post || req->body_len > 0) {
         /* Always give POST a body (maybe empty): without one curl would read
          * the request body from stdin. */
-        up->body = req->body ? req->body : "";
-        up->body_len = req->body_len;
-        up->body_off = 0;
-        curl_easy_setopt(easy, CURLOPT_POST, 1L);
+        /* Not copied: the caller keeps the body alive until on_complete.
+         * Given whole, curl sends a body under 64 KiB in the same write as
+         * the request head: one segment, one wake-up of the provider. */
         curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        curl_easy_setopt(easy, CURLOPT_READFUNCTION, read_body);
-        curl_easy_setopt(easy, CURLOPT_READDATA, up);
-        curl_easy_setopt(easy, CURLOPT_SEEKFUNCTION, seek_body);
-        curl_easy_setopt(easy, CURLOPT_SEEKDATA, up);
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body ? req->body : "");
         if (!is_post) {
             curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
         }
@@ -905,6 +997,12 @@ static int configure(prism_upstream *up, const prism_http_request_t *req)
         return -1;
     }
     curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)up);
+    curl_easy_setopt(easy, CURLOPT_PREREQFUNCTION, on_curl_prereq);
+    curl_easy_setopt(easy, CURLOPT_PREREQDATA, up);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, up->pool);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, up->pool);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, up->errbuf);
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, up->req_headers);
@@ -938,7 +1036,7 @@ static int configure(prism_upstream *up, const prism_http_request_t *req)
     if (req->timeout_ms > 0) {
         curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, req->timeout_ms);
     }
-    set_method(up, easy, method, req);
+    set_method(easy, method, req);
     return 0;
 }
 
