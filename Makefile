@@ -51,7 +51,7 @@ test-asan: asan npm
 VALGRIND_SUITES ?= $(E2E_SUITES)
 test-valgrind: build npm
 	@mkdir -p $(BUILD)/valgrind && rm -f $(BUILD)/valgrind/*.log
-	PRISM_WRAPPER="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$(abspath tests/faults/valgrind.supp) --log-file=$(abspath $(BUILD))/valgrind/%p.log" \
+	PRISM_WRAPPER="valgrind --soname-synonyms=somalloc=libmimalloc.so.2 --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --suppressions=$(abspath tests/faults/valgrind.supp) --log-file=$(abspath $(BUILD))/valgrind/%p.log" \
 	PRISM_BIN=$(abspath $(BUILD)/prism) node --test --test-concurrency=1 $(VALGRIND_SUITES)
 
 # Every libFuzzer target for FUZZ_SECONDS each (clang); `make test` runs a short pass.

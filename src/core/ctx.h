@@ -29,9 +29,9 @@ typedef struct prism_worker_env {
     struct prism_metrics *const *all_metrics; /* every worker's, for GET /metrics */
     size_t worker_count;
     uv_loop_t *loop;
-    uint64_t inflight;          /* requests not yet disposed */
-    struct prism_ctx *watching; /* HTTP/1 requests watched for a client hang-up */
-    uint64_t rng[2];            /* xorshift state for request ids */
+    uint64_t inflight;           /* requests not yet disposed */
+    struct prism_ctx *watching;  /* HTTP/1 requests watched for a client hang-up */
+    uint64_t rng[2];             /* xorshift state for request ids */
     struct prism_log_batch *log; /* access lines (NULL: written at once) */
 } prism_worker_env;
 

@@ -188,7 +188,9 @@ void prism_respond_error(prism_ctx *ctx, int status, const char *type, const cha
 static int bytes_append(prism_bytes *b, const char *data, size_t len)
 {
     if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
+        /* Model events are a few hundred bytes; an open stream holds two
+         * of these queues, so they start small and grow when needed. */
+        size_t cap = b->cap ? b->cap : 256;
         while (cap < b->len + len)
             cap *= 2;
         char *p = realloc(b->data, cap);

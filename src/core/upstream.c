@@ -86,9 +86,9 @@ struct sock_watch {
     uv_poll_t poll;
     prism_upstream_pool *pool;
     curl_socket_t fd;
-    int events;  /* what `poll` is started with (0: stopped) */
-    bool owned;  /* a connection's socket, opened by on_open_socket */
-    bool wanted; /* curl watches it now (between its IN/OUT and REMOVE) */
+    int events;              /* what `poll` is started with (0: stopped) */
+    bool owned;              /* a connection's socket, opened by on_open_socket */
+    bool wanted;             /* curl watches it now (between its IN/OUT and REMOVE) */
     sock_watch *prev, *next; /* pool->watches */
 };
 
@@ -551,7 +551,7 @@ static const char *error_message(prism_upstream *up, CURLcode rc)
  * Always called with depth > 0, so whatever the callbacks do is deferred. */
 static void complete(prism_upstream *up, CURLcode rc)
 {
-    prism_upstream_error err = up->header_overflow    ? PRISM_UPSTREAM_ERR_OTHER
+    prism_upstream_error err = up->header_overflow  ? PRISM_UPSTREAM_ERR_OTHER
                                : up->resend_refused ? PRISM_UPSTREAM_ERR_RESET
                                                     : map_error(rc);
     if (!up->responded && up->headers_done) {

@@ -75,6 +75,9 @@ function parseJsonLines(text, what = 'stderr') {
 }
 
 const accessLines = (entries) => entries.filter((e) => e.source === 'access');
+// Other lines may name the request id before its access line is written (the gateway writes access
+// lines once per event-loop turn), so wait for the access line itself.
+const hasAccessLine = (gw, id) => gw.stderr().split('\n').some((l) => l.includes('"source":"access"') && l.includes(`"request_id":"${id}"`));
 
 /** The gateway's models list (ids). */
 async function modelIds(gw, headers = {}) {
@@ -480,7 +483,7 @@ describe('GET /metrics and the access log', { timeout: T(90000) }, () => {
       const { error } = await expectErrorResponse(r, 502, {}, 'closed upstream port');
       assert.equal(error.code, 'upstream_unreachable', JSON.stringify(error));
       const id = r.headers.get('x-request-id');
-      await waitFor(() => gw2.stderr().includes(id), T(3000), 'the access line of the 502');
+      await waitFor(() => hasAccessLine(gw2, id), T(3000), 'the access line of the 502');
       const m = await scrape(gw2);
       assertWellFormed(m);
       assert.equal(sampleValue(m, 'prism_requests_total', { route: CHAT, model: 'gpt-4o-mini', provider: 'openai_provider', status: '502' }), 1, m.text);
@@ -595,7 +598,7 @@ describe('access log and metrics with client-controlled values (long, quoted, no
       const r = await postChat(gw, chatBody(model), { 'x-request-id': id });
       const text = await r.text();
       assert.equal(r.status, 200, text.slice(0, 300));
-      await waitFor(() => gw.stderr().includes(id), T(3000), 'the access line');
+      await waitFor(() => hasAccessLine(gw, id), T(3000), 'the access line');
       const raw = gw.stderr().split('\n').find((l) => l.includes(`"request_id":"${id}"`));
       assert.ok(raw, `an access line for ${id}`);
       let e;
@@ -1076,7 +1079,7 @@ describe('plugin permissions: a base_url the plugin hard-codes to an undeclared 
     const { error } = await expectErrorResponse(r, 502, { code: 'upstream_not_permitted' }, 'hard-coded base_url');
     assert.match(error.message, /openai_provider/, error.message);
     assert.match(error.message, /127\.0\.0\.1/, error.message);
-    await waitFor(() => gw.stderr().includes(id), T(3000), 'the log lines of the refused request');
+    await waitFor(() => hasAccessLine(gw, id), T(3000), 'the log lines of the refused request');
     assert.equal(fake.requests.length, 0, 'the undeclared host got no request');
     const entries = parseJsonLines(gw.stderr());
     const refusal = entries.find((e) => e.level === 'error' && e.source !== 'access' && /127\.0\.0\.1/.test(e.msg ?? ''));

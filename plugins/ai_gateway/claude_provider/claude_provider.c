@@ -245,8 +245,14 @@ static void respond_translated(call *c)
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
     if (cJSON_IsNumber(p) && cJSON_IsNumber(k))
         prism_ctx_set_usage(c->ctx, (long)p->valuedouble, (long)k->valuedouble);
-    prism_respond_json(c->ctx, 200, out);
+    char *json = claude_json_print(out);
     cJSON_Delete(out);
+    if (json == NULL) {
+        prism_respond_error(c->ctx, 500, "server_error", "internal_error", NULL, "Could not encode the response.");
+        return;
+    }
+    prism_respond(c->ctx, 200, "application/json", json, strlen(json));
+    cJSON_free(json);
 }
 
 static void finish_buffered(call *c)
@@ -317,7 +323,7 @@ static const char *translate(prism_ctx *ctx, const provider *p, claude_request_i
         respond_translation_error(ctx, &err);
         return NULL;
     }
-    char *json = cJSON_PrintUnformatted(req);
+    char *json = claude_json_print(req);
     cJSON_Delete(req);
     if (json == NULL) {
         prism_respond_error(ctx, 500, "server_error", "internal_error", NULL, "Could not encode the request.");

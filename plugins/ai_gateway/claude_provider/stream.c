@@ -422,7 +422,7 @@ static int emit_frame(claude_buf *out, const char *payload, size_t n)
 /* Takes ownership of j. */
 static int emit_json(claude_buf *out, cJSON *j)
 {
-    char *text = j ? cJSON_PrintUnformatted(j) : NULL;
+    char *text = j ? claude_json_print(j) : NULL;
     int rc = text ? emit_frame(out, text, strlen(text)) : -1;
     cJSON_free(text);
     cJSON_Delete(j);

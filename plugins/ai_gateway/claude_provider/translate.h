@@ -62,4 +62,9 @@ void claude_error_names(const char *anthropic_type, const char **type, const cha
 /* Anthropic usage object -> OpenAI usage object (new cJSON object). */
 cJSON *claude_usage_to_openai(const cJSON *usage);
 
+/* cJSON_PrintUnformatted, with integral numbers written without printf
+ * (translate_print.c). The tree must belong to the caller alone. Free the
+ * text with cJSON_free. */
+char *claude_json_print(const cJSON *item);
+
 #endif

@@ -152,7 +152,7 @@ static int collect_tool_use(collected *c, const cJSON *block, const claude_reque
         return -1;
     }
     cJSON *empty = input ? NULL : cJSON_CreateObject(); /* a call without input took no arguments */
-    char *args = cJSON_PrintUnformatted(input ? input : empty);
+    char *args = claude_json_print(input ? input : empty);
     cJSON_Delete(empty);
     if (args == NULL) {
         c->oom = 1;
