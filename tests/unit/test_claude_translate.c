@@ -1018,9 +1018,47 @@ static void odd_error_bodies(void **state)
     cJSON_free(json);
 }
 
+/* claude_json_print writes integers itself: the text must equal cJSON's, and
+ * the tree must be left exactly as it was. */
+static void json_print_matches_cjson(void **state)
+{
+    (void)state;
+    const char *src = "{\"created\":1732600000,\"neg\":-42,\"zero\":0,\"negzero\":-0.0,\"t\":0.7,"
+                      "\"big\":9007199254740992,\"huge\":1e300,\"small\":-9007199254740993,"
+                      "\"nested\":[{\"index\":3,\"s\":\"x\\\"y\"},[1,2,[3]],true,null],\"raw\":7}";
+    cJSON *tree = cJSON_Parse(src);
+    assert_non_null(tree);
+    char *before = cJSON_PrintUnformatted(tree);
+    char *fast = claude_json_print(tree);
+    char *after = cJSON_PrintUnformatted(tree);
+    assert_non_null(before);
+    assert_non_null(fast);
+    assert_string_equal(fast, before);
+    assert_string_equal(after, before);
+    const cJSON *created = cJSON_GetObjectItemCaseSensitive(tree, "created");
+    assert_true(cJSON_IsNumber(created));
+    assert_null(created->valuestring);
+    assert_true(created->valuedouble == 1732600000.0);
+    /* More integers than the stack buffer holds. */
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = -50; i < 50; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateNumber(i * 1000003.0));
+    char *a1 = cJSON_PrintUnformatted(arr), *a2 = claude_json_print(arr);
+    assert_string_equal(a2, a1);
+    assert_true(cJSON_IsNumber(cJSON_GetArrayItem(arr, 99)));
+    cJSON_free(a1);
+    cJSON_free(a2);
+    cJSON_Delete(arr);
+    cJSON_free(before);
+    cJSON_free(fast);
+    cJSON_free(after);
+    cJSON_Delete(tree);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(json_print_matches_cjson),
         cmocka_unit_test(conversation_fixture),
         cmocka_unit_test(system_and_developer_become_system_blocks),
         cmocka_unit_test(consecutive_roles_merge),

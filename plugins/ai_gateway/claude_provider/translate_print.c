@@ -16,14 +16,16 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#define MAX_EXACT 9007199254740992.0 /* 2^53: every integer below is a double */
-#define INT_CHARS 24                 /* "-9007199254740992" and its NUL */
+/* Up to 15 digits cJSON's "%1.15g" prints an integer as plain digits, so the
+ * text is byte for byte what cJSON would write; longer ones are left to it. */
+#define MAX_PLAIN 999999999999999.0
+#define INT_CHARS 24
 #define STACK_INTS 32
 
 static int is_integral(const cJSON *n)
 {
     double d = n->valuedouble;
-    return cJSON_IsNumber(n) && d >= -MAX_EXACT && d <= MAX_EXACT && d == (double)(long long)d &&
+    return cJSON_IsNumber(n) && d >= -MAX_PLAIN && d <= MAX_PLAIN && d == (double)(long long)d &&
            !(d == 0 && signbit(d));
 }
 
