@@ -18,8 +18,8 @@
 
 /* Up to 15 digits cJSON's "%1.15g" prints an integer as plain digits, so the
  * text is byte for byte what cJSON would write; longer ones are left to it. */
-#define MAX_PLAIN 999999999999999.0
-#define INT_CHARS 24
+#define MAX_PLAIN  999999999999999.0
+#define INT_CHARS  24
 #define STACK_INTS 32
 
 static int is_integral(const cJSON *n)

@@ -1,0 +1,49 @@
+/* The plugin toolkit's pure helpers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "prism/plugin.h"
+
+/* Every placement of a multi-byte sequence (and of a broken one) relative to
+ * the 8-byte ASCII stride: before, inside, across and after a word. */
+static void utf8_valid_at_every_offset(void **state)
+{
+    (void)state;
+    static const char *const good[] = {"\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80"};
+    static const char *const bad[] = {"\xc3", "\xe2\x82", "\xff", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80"};
+    char buf[64];
+    for (size_t at = 0; at < 24; at++) {
+        for (size_t g = 0; g < sizeof(good) / sizeof(good[0]); g++) {
+            memset(buf, 'a', sizeof(buf));
+            size_t n = strlen(good[g]);
+            memcpy(buf + at, good[g], n);
+            assert_int_equal(prism_utf8_valid(buf, 40), 1);
+            /* Cut in the middle of the sequence: invalid. */
+            if (n > 1)
+                assert_int_equal(prism_utf8_valid(buf, at + 1), 0);
+        }
+        for (size_t b = 0; b < sizeof(bad) / sizeof(bad[0]); b++) {
+            memset(buf, 'a', sizeof(buf));
+            memcpy(buf + at, bad[b], strlen(bad[b]));
+            assert_int_equal(prism_utf8_valid(buf, 40), 0);
+        }
+    }
+    assert_int_equal(prism_utf8_valid("", 0), 1);
+    assert_int_equal(prism_utf8_valid("plain ascii, longer than eight bytes", 36), 1);
+    /* A NUL is ASCII: lengths, not terminators, bound the check. */
+    assert_int_equal(prism_utf8_valid("ab\0cdefghijk\x80", 12), 1);
+    assert_int_equal(prism_utf8_valid("ab\0cdefghijk\x80", 13), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(utf8_valid_at_every_offset),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
