@@ -30,10 +30,14 @@ void prism_log_line(const char *line, size_t len);
  * new length, never past cap - 1. */
 /* A worker's access lines, written together: one write(2) per loop turn
  * instead of one per request (the worker flushes it from a uv_check_t, and
- * whenever the next line would not fit). Touched by its worker only. */
+ * whenever the next line would not fit). Touched by its worker only.
+ * `on_first` runs when a line lands in an empty buffer: a line added after
+ * this turn's check (from a close callback) must not wait for the next event. */
 #define PRISM_LOG_BATCH_BYTES (64 * 1024)
 typedef struct prism_log_batch {
     size_t len;
+    void (*on_first)(void *data);
+    void *data;
     char buf[PRISM_LOG_BATCH_BYTES];
 } prism_log_batch;
 /* Appends the line and a newline; NULL writes it at once. */
