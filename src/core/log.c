@@ -119,13 +119,16 @@ size_t prism_json_escape(char *buf, size_t len, size_t cap, const char *s)
     static const char hex[] = "0123456789abcdef";
     for (; *s && len + 7 < cap; s++) {
         unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
+        if (ch >= 0x20 && ch != '"' && ch != '\\') {
+            buf[len++] = (char)ch; /* the common case first: ids, names, paths */
+        } else if (ch == '"' || ch == '\\') {
             buf[len++] = '\\';
             buf[len++] = (char)ch;
-        } else if (ch < 0x20) {
-            len += (size_t)snprintf(buf + len, cap - len, "\\u00%c%c", hex[ch >> 4], hex[ch & 15]);
         } else {
-            buf[len++] = (char)ch;
+            memcpy(buf + len, "\\u00", 4);
+            buf[len + 4] = hex[ch >> 4];
+            buf[len + 5] = hex[ch & 15];
+            len += 6;
         }
     }
     buf[len < cap ? len : cap - 1] = '\0';

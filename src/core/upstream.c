@@ -434,11 +434,15 @@ const char *prism_upstream_header(const prism_upstream *up, const char *name)
     if (!up || !name || !up->hdr) {
         return NULL;
     }
+    /* Relaying looks up a handful of names per response: lengths first, so
+     * most lines cost no case-insensitive compare at all. */
+    size_t n = strlen(name);
     const char *p = up->hdr;
     const char *end = up->hdr + up->hdr_len;
     while (p < end) {
-        const char *val = p + strlen(p) + 1;
-        if (strcasecmp(p, name) == 0) {
+        size_t len = strlen(p);
+        const char *val = p + len + 1;
+        if (len == n && strncasecmp(p, name, n) == 0) {
             return val;
         }
         p = val + strlen(val) + 1;

@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include "log.h"
 #include "prism/plugin.h"
 
 /* Every placement of a multi-byte sequence (and of a broken one) relative to
@@ -40,10 +41,34 @@ static void utf8_valid_at_every_offset(void **state)
     assert_int_equal(prism_utf8_valid("ab\0cdefghijk\x80", 13), 0);
 }
 
+/* Access lines are JSON: quotes, backslashes and control bytes escaped, and
+ * the output never runs past its buffer, whatever the input. */
+static void json_escape_escapes_and_stops_at_cap(void **state)
+{
+    (void)state;
+    char buf[64];
+    size_t n = prism_json_escape(buf, 0, sizeof(buf), "a\"b\\c\n\x01\x1f/\xc3\xa9");
+    assert_string_equal(buf, "a\\\"b\\\\c\\u000a\\u0001\\u001f/\xc3\xa9");
+    assert_int_equal(n, strlen(buf));
+    /* Appends after what is there. */
+    memcpy(buf, "x=", 2);
+    n = prism_json_escape(buf, 2, sizeof(buf), "y");
+    assert_string_equal(buf, "x=y");
+    assert_int_equal(n, 3);
+    /* A small buffer: stops early, always terminated, never past cap. */
+    char small[12];
+    memset(small, '#', sizeof(small));
+    n = prism_json_escape(small, 0, 10, "\n\n\n\n");
+    assert_true(n < 10);
+    assert_string_equal(small, "\\u000a");
+    assert_int_equal(small[10], '#');
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(utf8_valid_at_every_offset),
+        cmocka_unit_test(json_escape_escapes_and_stops_at_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
