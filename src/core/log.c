@@ -107,8 +107,6 @@ void prism_log_batch_add(prism_log_batch *b, const char *line, size_t len)
     }
     if (b->len + len + 1 > sizeof(b->buf))
         prism_log_batch_flush(b);
-    if (b->len == 0 && b->on_first != NULL)
-        b->on_first(b->data);
     memcpy(b->buf + b->len, line, len);
     b->buf[b->len + len] = '\n';
     b->len += len + 1;

@@ -26,23 +26,19 @@ void prism_logf(prism_log_level level, const char *source, const char *fmt, ...)
 size_t prism_log_timestamp(char *buf, size_t cap);
 /* Writes one already-built line (a newline is added). */
 void prism_log_line(const char *line, size_t len);
-/* Appends `s` to buf as the inside of a JSON string (escaped); returns the
- * new length, never past cap - 1. */
 /* A worker's access lines, written together: one write(2) per loop turn
- * instead of one per request (the worker flushes it from a uv_check_t, and
- * whenever the next line would not fit). Touched by its worker only.
- * `on_first` runs when a line lands in an empty buffer: a line added after
- * this turn's check (from a close callback) must not wait for the next event. */
+ * instead of one per request (the worker flushes it from a uv_prepare_t, and
+ * whenever the next line would not fit). Touched by its worker only. */
 #define PRISM_LOG_BATCH_BYTES (64 * 1024)
 typedef struct prism_log_batch {
     size_t len;
-    void (*on_first)(void *data);
-    void *data;
     char buf[PRISM_LOG_BATCH_BYTES];
 } prism_log_batch;
 /* Appends the line and a newline; NULL writes it at once. */
 void prism_log_batch_add(prism_log_batch *b, const char *line, size_t len);
 void prism_log_batch_flush(prism_log_batch *b);
+/* Appends `s` to buf as the inside of a JSON string (escaped); returns the
+ * new length, never past cap - 1. */
 size_t prism_json_escape(char *buf, size_t len, size_t cap, const char *s);
 
 #endif

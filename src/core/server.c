@@ -49,8 +49,7 @@ struct prism_worker {
     uv_tcp_t listener;
     uv_async_t wake;
     uv_timer_t drain;
-    uv_check_t log_flush;
-    uv_timer_t log_timer;
+    uv_prepare_t log_flush;
     prism_log_batch log;
     h2o_accept_ctx_t accept;
     prism_worker_env env;
@@ -122,34 +121,19 @@ static void shutdown_tcp(uv_handle_t *h, void *arg)
         shutdown(fd, SHUT_RDWR);
 }
 
-/* After each turn's I/O callbacks: the access lines of the requests that
- * turn finished go out in one write. */
-static void on_log_flush(uv_check_t *c)
+/* Just before the loop waits for I/O: the access lines of every request
+ * the previous turn finished, in its I/O and its close callbacks alike, go
+ * out in one write, and never wait for the next event. */
+static void on_log_flush(uv_prepare_t *p)
 {
-    prism_worker *w = c->data;
+    prism_worker *w = p->data;
     prism_log_batch_flush(&w->log);
-}
-
-static void on_log_timer(uv_timer_t *t)
-{
-    prism_worker *w = t->data;
-    prism_log_batch_flush(&w->log);
-}
-
-/* Lines added late in a turn (close callbacks run after the check) go out
- * at the start of the next one, which this due timer keeps from blocking. */
-static void on_log_first(void *data)
-{
-    prism_worker *w = data;
-    if (!uv_is_closing((uv_handle_t *)&w->log_timer))
-        uv_timer_start(&w->log_timer, on_log_timer, 0, 0);
 }
 
 static void worker_finish(prism_worker *w)
 {
     prism_log_batch_flush(&w->log);
     close_quietly((uv_handle_t *)&w->log_flush);
-    close_quietly((uv_handle_t *)&w->log_timer);
     close_quietly((uv_handle_t *)&w->drain);
     close_quietly((uv_handle_t *)&w->wake);
     prism_upstream_pool_free(w->env.upstreams);
@@ -243,14 +227,10 @@ static int worker_init(prism_server *srv, prism_worker *w, char *err, size_t err
     w->wake.data = w;
     uv_timer_init(&w->loop, &w->drain);
     w->drain.data = w;
-    uv_check_init(&w->loop, &w->log_flush);
+    uv_prepare_init(&w->loop, &w->log_flush);
     w->log_flush.data = w;
-    uv_check_start(&w->log_flush, on_log_flush);
+    uv_prepare_start(&w->log_flush, on_log_flush);
     uv_unref((uv_handle_t *)&w->log_flush); /* never what keeps the loop running */
-    uv_timer_init(&w->loop, &w->log_timer);
-    w->log_timer.data = w;
-    w->log.on_first = on_log_first;
-    w->log.data = w;
     w->env.log = &w->log;
     return 0;
 }
@@ -276,7 +256,6 @@ static void worker_dispose(prism_worker *w)
     close_quietly((uv_handle_t *)&w->drain);
     close_quietly((uv_handle_t *)&w->wake);
     close_quietly((uv_handle_t *)&w->log_flush);
-    close_quietly((uv_handle_t *)&w->log_timer);
     uv_run(&w->loop, UV_RUN_NOWAIT);
     prism_log_batch_flush(&w->log);
     size_t open = 0;
