@@ -240,7 +240,7 @@ static bool serve_one(int fd)
         send_str(fd, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
         return true;
     }
-    if (strncmp(path, "/echo ", 6) == 0) {
+    if (strncmp(path, "/echo ", 6) == 0 || strncmp(path, "/echo?", 6) == 0) {
         reply_echo(fd, req, len);
         return true;
     }
@@ -623,6 +623,34 @@ static void test_post_body_and_request_headers(void **state)
     assert_null(strcasestr(r.body, "Expect:"));
     assert_null(strcasestr(r.body, "Accept-Encoding"));
     assert_null(strcasestr(r.body, "urlencoded"));
+    client_done(&r);
+}
+
+/* One pool, one kept connection, many URLs: every request goes to its own
+ * target, whether the pool's parsed-URL cache holds it, holds another one
+ * or is full (more distinct URLs than it keeps). */
+static void test_each_request_its_own_url(void **state)
+{
+    test_server *srv = *state;
+    uv_loop_t loop;
+    result r;
+    client_init(&r, &loop, NULL);
+    for (int i = 0; i < 72; i++) {
+        char want[64];
+        int n = i < 36 ? i : i - 36; /* the second half asks for the same URLs again */
+        snprintf(want, sizeof want, "/echo?n=%d&x=a%%20b", n);
+        url_for(srv, want, r.url, sizeof r.url);
+        r.body_len = 0;
+        r.up = start_get(&r, r.url);
+        assert_non_null(r.up);
+        assert_true(run_until(&loop, &r.completes, i + 1, 3000));
+        assert_int_equal(r.err, PRISM_UPSTREAM_OK);
+        r.body[r.body_len] = '\0';
+        char line[96];
+        snprintf(line, sizeof line, "GET %s HTTP/1.1\r\n", want);
+        assert_non_null(strstr(r.body, line));
+        assert_int_equal(strncmp(r.body, line, strlen(line)), 0);
+    }
     client_done(&r);
 }
 
@@ -1021,6 +1049,7 @@ int main(void)
         cmocka_unit_test(test_empty_body),
         cmocka_unit_test(test_interim_headers_dropped),
         cmocka_unit_test(test_post_body_and_request_headers),
+        cmocka_unit_test(test_each_request_its_own_url),
         cmocka_unit_test(test_bad_requests_refused),
         cmocka_unit_test(test_stream_chunks),
         cmocka_unit_test(test_pause_resume),
