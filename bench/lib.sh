@@ -120,15 +120,18 @@ start_nginx() {
 }
 
 # start_prism NAME PORT WORKERS OPENAI_BASE ANTHROPIC_BASE: sets BG_PID (Prism's own pid).
+# PRISM_WRAPPER, when set, is a command (words split on spaces) that runs Prism, a profiler.
 start_prism() {
   local name=$1 port=$2 workers=$3 openai=$4 anthropic=$5
+  local wrapper=()
+  [ -n "${PRISM_WRAPPER:-}" ] && read -r -a wrapper <<<"$PRISM_WRAPPER"
   start_bg "$name" env -i PATH="$PATH" HOME="${HOME:-/tmp}" LANG=C.UTF-8 \
     NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost \
     OPENAI_BASE_URL="$openai" OPENAI_API_KEY=sk-bench-upstream \
     ANTHROPIC_BASE_URL="$anthropic" ANTHROPIC_API_KEY=sk-ant-bench-upstream \
     PRISM_API_KEYS="$GATEWAY_KEY" \
-    "$PRISM_BIN" serve --config "$ROOT/config.yml" --listen "127.0.0.1:$port" --workers "$workers"
-  wait_port "$port" 15 "$BG_PID" || die "$name did not start: $(tail -5 "$WORK/$name.log")"
+    "${wrapper[@]}" "$PRISM_BIN" serve --config "$ROOT/config.yml" --listen "127.0.0.1:$port" --workers "$workers"
+  wait_port "$port" 60 "$BG_PID" || die "$name did not start: $(tail -5 "$WORK/$name.log")"
 }
 
 # check_chat NAME URL MODEL [CURL ARGS...]: one request must answer 200 with a chat completion.

@@ -1,39 +1,88 @@
 #!/usr/bin/env bash
-# Where Prism spends its CPU under load: perf record on a one-worker Prism while wrk drives
-# it against the nginx fake, then the top functions (self time).
+# Where Prism spends its time under load: a one-worker Prism driven by wrk against the nginx
+# fake, profiled with perf (CPU time, default) or callgrind (instructions per request).
 #
 #   bash bench/profile.sh [MODEL] [small|large]     (default: gpt-4o-mini small)
-#   BENCH_SECONDS=10 (length of the recording), BENCH_CONNECTIONS=64, BENCH_TOP=30,
-#   BENCH_CALLGRAPH=1 (also record call graphs, --call-graph dwarf; slower),
-#   BENCH_KEEP=1 keeps perf.data in the work directory.
+#   BENCH_PROFILER=perf|callgrind, BENCH_TOP=30, BENCH_KEEP=1 keeps perf.data / the callgrind
+#   files in the work directory.
+#   perf: BENCH_SECONDS=10, BENCH_CONNECTIONS=64, BENCH_CALLGRAPH=1 (also record call graphs,
+#   --call-graph dwarf; slower).
+#   callgrind: BENCH_SECONDS=8, BENCH_CONNECTIONS=4. Instruction counts hardly move with the
+#   machine's load, so they are the number to compare two builds by on a noisy machine. They
+#   are the worker thread's, in user space (Prism, its plugins and its libraries, not the
+#   kernel), divided by every request it answered.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 MODEL=${1:-gpt-4o-mini}
 SIZE=${2:-small}
-SECS=${BENCH_SECONDS:-10}
-CONNS=${BENCH_CONNECTIONS:-64}
+PROFILER=${BENCH_PROFILER:-perf}
 TOP=${BENCH_TOP:-30}
+case "$PROFILER" in
+  perf) SECS=${BENCH_SECONDS:-10} CONNS=${BENCH_CONNECTIONS:-64} ;;
+  callgrind) SECS=${BENCH_SECONDS:-8} CONNS=${BENCH_CONNECTIONS:-4} ;;
+  *) die "BENCH_PROFILER is perf or callgrind, not $PROFILER" ;;
+esac
 
-check_tools nginx wrk node curl perf
+if [ "$PROFILER" = perf ]; then check_tools nginx wrk curl perf; else check_tools nginx wrk curl valgrind callgrind_annotate; fi
 setup_work
 read -r P_FAKE P_PRISM <<<"$(free_ports 2)"
 start_nginx fake "$BENCH_DIR/nginx-fake.conf" "$P_FAKE"
+[ "$PROFILER" = callgrind ] &&
+  PRISM_WRAPPER="valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file=$WORK/cg.out"
 start_prism prism "$P_PRISM" 1 "http://127.0.0.1:$P_FAKE/v1" "http://127.0.0.1:$P_FAKE"
 PRISM_PID=$BG_PID
 check_chat prism "http://127.0.0.1:$P_PRISM/v1/chat/completions" "$MODEL"
 
-BENCH_MODEL=$MODEL BENCH_KEY=$GATEWAY_KEY wrk -t1 -c"$CONNS" -d2s -s "$BENCH_DIR/post-$SIZE.lua" "http://127.0.0.1:$P_PRISM" >/dev/null
-graph=()
-[ "${BENCH_CALLGRAPH:-0}" = 1 ] && graph=(--call-graph dwarf)
-start_bg perf perf record -q -F 999 "${graph[@]}" -o "$WORK/perf.data" -p "$PRISM_PID"
-PERF_PID=$BG_PID
-sleep 0.5
-BENCH_MODEL=$MODEL BENCH_KEY=$GATEWAY_KEY wrk -t1 -c"$CONNS" -d"${SECS}s" -s "$BENCH_DIR/post-$SIZE.lua" "http://127.0.0.1:$P_PRISM" | grep WRK_RESULT
-kill -INT "$PERF_PID"
-wait "$PERF_PID" 2>/dev/null || true
-echo "== top $TOP by self time ($MODEL, $SIZE body, ${SECS}s, $CONNS connections, one worker)"
-perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
-  grep -v '^#' | grep -v '^$' | head -"$TOP" || true
-echo "== by shared object"
-perf report -i "$WORK/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -15 || true
+load() {
+  BENCH_MODEL=$MODEL BENCH_KEY=$GATEWAY_KEY wrk -t1 -c"$CONNS" -d"$1" -s "$BENCH_DIR/post-$SIZE.lua" \
+    "http://127.0.0.1:$P_PRISM" | grep WRK_RESULT
+}
+# Per request, from callgrind_annotate's listing on stdin: self instructions by shared object.
+by_object() {
+  grep -E '^ *[0-9,]+ \([ 0-9.]+%\)  .*\[/.*\]$' |
+    awk -v n="$1" '{v=$1; gsub(",","",v); o=$NF; gsub(/[\[\]]/,"",o); sub(/.*\//,"",o); s[o]+=v}
+      END {for (k in s) if (s[k] / n >= 50) printf "%10.0f  %s\n", s[k] / n, k}' | sort -rn
+}
+
+warmup=$(load 2s)
+if [ "$PROFILER" = perf ]; then
+  graph=()
+  [ "${BENCH_CALLGRAPH:-0}" = 1 ] && graph=(--call-graph dwarf)
+  start_bg perf perf record -q -F 999 "${graph[@]}" -o "$WORK/perf.data" -p "$PRISM_PID"
+  PERF_PID=$BG_PID
+  sleep 0.5
+  load "${SECS}s"
+  kill -INT "$PERF_PID"
+  wait "$PERF_PID" 2>/dev/null || true
+  echo "== top $TOP by self time ($MODEL, $SIZE body, ${SECS}s, $CONNS connections, one worker)"
+  perf report -i "$WORK/perf.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
+    grep -v '^#' | grep -v '^$' | head -"$TOP" || true
+  echo "== by shared object"
+  perf report -i "$WORK/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -15 || true
+  exit 0
+fi
+
+# Counted from start to exit: the warm-up and the check request count as requests too, and
+# the worker's start and stop add well under 1% (callgrind's dumps taken mid-run put every
+# cost on the frames on the stack at that moment, so they are not used).
+warm=$(echo "$warmup" | sed 's/.*requests=\([0-9]*\).*/\1/')
+result=$(load "${SECS}s")
+measured=$(echo "$result" | sed 's/.*requests=\([0-9]*\).*/\1/')
+[ "${measured:-0}" -gt 0 ] || die "no requests were answered: $result"
+requests=$((warm + measured + 1))
+stop_pid "$PRISM_PID"
+# One file per thread; the worker's is the busiest.
+worker="" best=0
+for f in "$WORK"/cg.out-*; do
+  n=$(awk '/^(summary|totals):/ {print $2; exit}' "$f")
+  if [ "${n:-0}" -gt "$best" ]; then worker=$f best=$n; fi
+done
+[ -n "$worker" ] || die "callgrind wrote nothing"
+echo "$MODEL, $SIZE body, $CONNS connections, ${SECS}s: $requests requests, $best instructions in the worker"
+echo "instructions per request: $((best / requests))"
+echo "== by shared object (self instructions per request)"
+callgrind_annotate "$worker" --inclusive=no --threshold=100 --auto=no 2>/dev/null | by_object "$requests"
+echo "== top $TOP functions (self instructions per request)"
+callgrind_annotate "$worker" --inclusive=no --auto=no 2>/dev/null | grep -E '^ *[0-9,]+ \([ 0-9.]+%\)  ' | grep -v "PROGRAM TOTALS" |
+  head -"$TOP" | awk -v n="$requests" '{v=$1; gsub(",","",v); $1=""; $2=""; printf "%10.0f %s\n", v / n, $0}'
