@@ -85,4 +85,4 @@ echo "== by shared object (self instructions per request)"
 callgrind_annotate "$worker" --inclusive=no --threshold=100 --auto=no 2>/dev/null | by_object "$requests"
 echo "== top $TOP functions (self instructions per request)"
 callgrind_annotate "$worker" --inclusive=no --auto=no 2>/dev/null | grep -E '^ *[0-9,]+ \([ 0-9.]+%\)  ' | grep -v "PROGRAM TOTALS" |
-  head -"$TOP" | awk -v n="$requests" '{v=$1; gsub(",","",v); $1=""; $2=""; printf "%10.0f %s\n", v / n, $0}'
+  head -"$TOP" | awk -v n="$requests" '{v=$1; gsub(",","",v); sub(/^ *[0-9,]+ \([^)]*\) +/, ""); printf "%10.0f  %s\n", v / n, $0}'
