@@ -383,12 +383,16 @@ static void on_reload_signal(uv_signal_t *sig, int signum)
 
 /* ---- assembly ---- */
 
+#define MAX_AUTO_WORKERS 64 /* past this, more loops add contention, not throughput */
+
+/* 0 workers: one per CPU this process may run on (its affinity mask, as
+ * taskset or a container's cpuset leave it), not every CPU of the machine. */
 static int effective_workers(const prism_config *cfg)
 {
     if (cfg->workers > 0)
         return cfg->workers;
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
+    unsigned n = uv_available_parallelism(); /* at least 1 */
+    return n < MAX_AUTO_WORKERS ? (int)n : MAX_AUTO_WORKERS;
 }
 
 static void setup_h2o(prism_server *srv)

@@ -1,15 +1,19 @@
 // Process lifecycle: SIGTERM lets requests in flight finish (plain and streamed) while the listener
-// closes at once; server.timeouts.shutdown_ms bounds that wait; and a non-loopback listen address
-// without gateway keys is refused at start-up.
+// closes at once; server.timeouts.shutdown_ms bounds that wait; a non-loopback listen address
+// without gateway keys is refused at start-up; and the default worker count follows the CPUs.
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import fs from 'node:fs';
 import path from 'node:path';
+import os from 'node:os';
+import { spawn } from 'node:child_process';
 import { startFakeOpenAI } from './lib/fake-openai.mjs';
 import {
   T,
   REPO_CONFIG,
+  PRISM_BIN,
+  prismEnv,
   UPSTREAM_KEY,
   sleep,
   freePort,
@@ -260,5 +264,45 @@ describe('listening beyond loopback requires gateway keys', { timeout: T(60000) 
     const r = await (await sdkClient(gw, 'k1')).chat.completions.create(chatBody('gpt-4o-mini'));
     assert.deepEqual(r, fake.responses[0].body);
     await stopAndAssertClean(gw);
+  });
+});
+
+describe('server.workers: 0, the default, runs one worker per CPU Prism may use', { timeout: T(60000) }, () => {
+  const workersIn = (log) => {
+    const m = /listening on \S+ \((\d+) workers?,/.exec(log);
+    return m ? Number(m[1]) : null;
+  };
+
+  it('the repository config starts os.availableParallelism() workers', { timeout: T(20000) }, async () => {
+    const gw = await startGateway({ env: gatewayEnv(null, { PRISM_WORKERS: undefined }) });
+    try {
+      assert.equal(workersIn(gw.stderr()), Math.min(os.availableParallelism(), 64), gw.stderr());
+    } finally {
+      await stopAndAssertClean(gw);
+    }
+  });
+
+  it('under `taskset -c 0` (an affinity of one CPU) it starts one worker', { timeout: T(20000) }, async (t) => {
+    if (os.availableParallelism() < 2 || !fs.existsSync('/usr/bin/taskset')) {
+      t.skip('needs two CPUs and taskset');
+      return;
+    }
+    const port = await freePort();
+    const child = spawn('/usr/bin/taskset', ['-c', '0', PRISM_BIN, 'serve', '--config', REPO_CONFIG, '--listen', `127.0.0.1:${port}`], {
+      env: prismEnv(gatewayEnv(null)),
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let log = '';
+    child.stderr.setEncoding('utf8').on('data', (d) => (log += d));
+    const closed = new Promise((r) => child.on('close', r));
+    try {
+      await withDeadline(T(10000), 'the listening line', async (signal) => {
+        while (workersIn(log) === null && child.exitCode === null && !signal.aborted) await sleep(20);
+      });
+      assert.equal(workersIn(log), 1, log);
+    } finally {
+      child.kill('SIGTERM');
+      await closed;
+    }
   });
 });
