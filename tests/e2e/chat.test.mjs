@@ -188,6 +188,25 @@ describe('chat completions via the OpenAI SDK', { timeout: T(120000) }, () => {
     await assertStillServes('upstream 429');
   });
 
+  it('x-should-retry, retry-after-ms and the upstream x-request-id reach the client; the SDK obeys x-should-retry: false', { timeout: T(20000) }, async () => {
+    fake.reset();
+    const retrying = await sdkClient(gw, CLIENT_KEY, { maxRetries: 2 });
+    const body = openaiError('The server had an error while processing your request.', 'server_error', null, null);
+    fake.next({ status: 500, body, headers: { 'x-should-retry': 'false', 'retry-after-ms': '1500', 'x-request-id': 'req_upstream123' } });
+    let caught;
+    await assert.rejects(retrying.chat.completions.create(chatBody('gpt-4o-mini')), (err) => {
+      caught = err;
+      return true;
+    });
+    assert.equal(caught.status, 500, caught.message);
+    assert.equal(fake.requests.length, 1, 'x-should-retry: false: the SDK does not retry');
+    assert.equal(caught.headers.get('x-should-retry'), 'false');
+    assert.equal(caught.headers.get('retry-after-ms'), '1500');
+    assert.equal(caught.headers.get('x-prism-upstream-request-id'), 'req_upstream123');
+    assert.notEqual(caught.headers.get('x-request-id'), 'req_upstream123', "x-request-id stays Prism's own");
+    await assertStillServes('x-should-retry');
+  });
+
   it('upstream 400 invalid_request_error comes back with the same status and error body', { timeout: T(15000) }, async () => {
     fake.reset();
     const body = openaiError(

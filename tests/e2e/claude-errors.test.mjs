@@ -54,9 +54,9 @@ describe('Claude via the OpenAI SDK: errors', { timeout: T(120000) }, () => {
   const TABLE = [
     // [anthropic type, upstream status, client status, OpenAI type, code]
     ['invalid_request_error', 400, 400, 'invalid_request_error', 'invalid_request_error'],
-    ['authentication_error', 401, 401, 'authentication_error', 'authentication_error'],
+    ['authentication_error', 401, 401, 'invalid_request_error', 'invalid_api_key'],
     ['permission_error', 403, 403, 'permission_error', 'permission_error'],
-    ['not_found_error', 404, 404, 'not_found_error', 'not_found_error'],
+    ['not_found_error', 404, 404, 'invalid_request_error', 'not_found'],
     ['request_too_large', 413, 413, 'request_too_large', 'request_too_large'],
     ['rate_limit_error', 429, 429, 'rate_limit_error', 'rate_limit_exceeded'],
     ['api_error', 500, 500, 'api_error', 'api_error'],
@@ -86,6 +86,15 @@ describe('Claude via the OpenAI SDK: errors', { timeout: T(120000) }, () => {
     });
   }
 
+  it('an unknown Claude model (Anthropic 404 "model: ...") -> 404 model_not_found, as OpenAI names it', { timeout: T(15000) }, async () => {
+    fake.reset();
+    fake.next({ status: 404, body: anthropicError('not_found_error', 'model: claude-nonexistent-9') });
+    const err = await rejection(client.chat.completions.create(params({ model: 'claude-nonexistent-9' })));
+    assert.equal(err.constructor.name, 'NotFoundError');
+    assert.deepEqual(err.error, { message: 'model: claude-nonexistent-9', type: 'invalid_request_error', param: null, code: 'model_not_found' });
+    await assertStillServes('404 model');
+  });
+
   it('429 keeps retry-after and the anthropic-ratelimit-* headers', { timeout: T(15000) }, async () => {
     fake.reset();
     fake.next({
@@ -107,6 +116,28 @@ describe('Claude via the OpenAI SDK: errors', { timeout: T(120000) }, () => {
     assert.equal(err.headers.get('anthropic-ratelimit-requests-remaining'), '0');
     assert.equal(err.headers.get('anthropic-ratelimit-requests-reset'), '2030-01-01T00:00:17Z');
     await assertStillServes('429');
+  });
+
+  it('x-should-retry, retry-after-ms and the upstream request-id reach the client; the SDK obeys x-should-retry: false', { timeout: T(20000) }, async () => {
+    fake.reset();
+    const retrying = await sdkClient(gw, CLIENT_KEY, { maxRetries: 2 });
+    fake.next({
+      status: 500,
+      body: anthropicError('api_error', 'Internal server error'),
+      headers: { 'x-should-retry': 'false', 'retry-after-ms': '1500', 'request-id': 'req_011CUpstreamId' },
+    });
+    const err = await rejection(retrying.chat.completions.create(params()));
+    assert.equal(err.status, 500, err.message);
+    assert.equal(fake.requests.length, 1, 'x-should-retry: false: the SDK does not retry');
+    assert.equal(err.headers.get('x-should-retry'), 'false');
+    assert.equal(err.headers.get('retry-after-ms'), '1500');
+    assert.equal(err.headers.get('x-prism-upstream-request-id'), 'req_011CUpstreamId');
+    assert.notEqual(err.headers.get('x-request-id'), 'req_011CUpstreamId', "x-request-id stays Prism's own");
+
+    fake.next({ headers: { 'request-id': 'req_011COkId' } });
+    const { response } = await client.chat.completions.create(params()).withResponse();
+    assert.equal(response.headers.get('x-prism-upstream-request-id'), 'req_011COkId');
+    await assertStillServes('x-should-retry');
   });
 
   it('HTTP 529 with an odd error type still -> 503', { timeout: T(15000) }, async () => {

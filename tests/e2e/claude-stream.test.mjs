@@ -1,5 +1,5 @@
 // Claude through the gateway with the official OpenAI SDK, streamed: Anthropic's SSE events become
-// chat.completion.chunk frames, as they arrive. Rules: plugins/ai_gateway/claude_provider/SPEC.tmp.md.
+// chat.completion.chunk frames, as they arrive. Rules: docs/translation.md.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
@@ -233,6 +233,29 @@ describe('Claude via the OpenAI SDK: streaming', { timeout: T(180000) }, () => {
     assert.equal(m.tool_calls[0].function.name, 'get_weather');
     assert.deepEqual(JSON.parse(m.tool_calls[0].function.arguments), { city: 'Rome' });
     assert.equal(final.choices[0].finish_reason, 'tool_calls');
+  });
+
+  it('a tool without parameters (Anthropic streams no input): arguments "{}", the role chunk says content null', { timeout: T(15000) }, async () => {
+    fake.reset();
+    const id = toolUseId();
+    fake.next({ content: [{ type: 'tool_use', id, name: 'get_time', input: {} }], stopReason: 'tool_use' });
+    const chunks = await withDeadline(T(8000), 'stream', async (signal) => {
+      const out = [];
+      const stream = await client.chat.completions.create({ model: MODEL, messages: [user('time?')], tools: TOOLS, stream: true }, { signal });
+      for await (const c of stream) out.push(c);
+      return out;
+    });
+    const first = chunks[0].choices[0].delta;
+    assert.equal(first.role, 'assistant');
+    assert.equal(first.content, null, `no empty text before a tool call: ${JSON.stringify(first)}`);
+    const args = chunks
+      .flatMap((c) => c.choices[0]?.delta?.tool_calls ?? [])
+      .map((t) => t.function?.arguments ?? '')
+      .join('');
+    assert.equal(args, '{}');
+    assert.deepEqual(JSON.parse(args), {});
+    assert.ok(!chunks.some((c) => typeof c.choices[0]?.delta?.content === 'string' && c.choices[0].delta.content !== ''), 'no text content');
+    assert.equal(chunks.at(-1).choices[0].finish_reason, 'tool_calls');
   });
 
   it('thinking: reasoning_content deltas, signature and redacted blocks as thinking_blocks, then the text', { timeout: T(15000) }, async () => {

@@ -115,7 +115,8 @@ describe('stalled upstreams (server.timeouts.upstream_ms: 1000)', { timeout: T(1
   it('Claude: a stream that stalls after the first event ends with an error frame upstream_timeout', { timeout: T(20000) }, async () => {
     reset();
     const { events } = makeEvents(chat(CLAUDE_MODEL));
-    stack.anthropic.next({ raw: [sseFrame(events[0])], end: 'stall' });
+    // message_start and the first content_block_start: the role chunk goes out with the first block.
+    stack.anthropic.next({ raw: [sseFrame(events[0]), sseFrame(events[1])], end: 'stall' });
     const s = await postStream(stack.gw, chat(CLAUDE_MODEL), { ms: T(8000) });
     assertErrorFrame(s, { code: 'upstream_timeout' });
     assert.equal(JSON.parse(s.data[0]).choices[0].delta.role, 'assistant');

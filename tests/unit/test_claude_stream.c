@@ -200,6 +200,7 @@ static const cJSON *delta_of(const cJSON *chunk, const char *id, const char *mod
     return get(choice, "delta");
 }
 
+/* The first chunk: the role, with content "" before text. */
 static void assert_role(const cJSON *chunk, const char *id, const char *model)
 {
     static const char *const keys[] = {"role", "content", NULL};
@@ -207,6 +208,16 @@ static void assert_role(const cJSON *chunk, const char *id, const char *model)
     assert_keys(d, keys);
     assert_string_equal(get_str(d, "role"), "assistant");
     assert_string_equal(get_str(d, "content"), "");
+}
+
+/* The first chunk before a tool call or reasoning: content null. */
+static void assert_role_null(const cJSON *chunk, const char *id, const char *model)
+{
+    static const char *const keys[] = {"role", "content", NULL};
+    const cJSON *d = delta_of(chunk, id, model, NULL);
+    assert_keys(d, keys);
+    assert_string_equal(get_str(d, "role"), "assistant");
+    assert_true(cJSON_IsNull(get(d, "content")));
 }
 
 /* delta == {key: value} */
@@ -609,7 +620,7 @@ static void thinking_reply(void **state)
     frames_parse(&f, out);
     assert_int_equal(st, CLAUDE_STREAM_DONE);
     assert_int_equal(f.n, 7);
-    assert_role(f.json[0], id, model);
+    assert_role_null(f.json[0], id, model);
     assert_delta_str(f.json[1], id, model, "reasoning_content",
                      "I need to find the GCD of 1071 and 462 using the Euclidean algorithm.\n\n"
                      "1071 = 2 \xC3\x97 462 + 147");
@@ -647,13 +658,14 @@ static void redacted_thinking_and_prefilled_blocks(void **state)
     assert_int_equal(claude_stream_state_of(s), CLAUDE_STREAM_OPEN);
     frames f;
     frames_parse(&f, out.data);
-    assert_int_equal(f.n, 3);
-    const cJSON *b = cJSON_GetArrayItem(get(delta_of(f.json[0], "msg_1", "claude-x", NULL), "thinking_blocks"), 0);
+    assert_int_equal(f.n, 4);
+    assert_role_null(f.json[0], "msg_1", "claude-x");
+    const cJSON *b = cJSON_GetArrayItem(get(delta_of(f.json[1], "msg_1", "claude-x", NULL), "thinking_blocks"), 0);
     assert_keys(b, block_keys);
     assert_string_equal(get_str(b, "type"), "redacted_thinking");
     assert_string_equal(get_str(b, "data"), "EmwKAhgBEgy3va3pzix/LafPsn4a");
-    assert_delta_str(f.json[1], "msg_1", "claude-x", "reasoning_content", "pre");
-    assert_delta_str(f.json[2], "msg_1", "claude-x", "content", "Hi");
+    assert_delta_str(f.json[2], "msg_1", "claude-x", "reasoning_content", "pre");
+    assert_delta_str(f.json[3], "msg_1", "claude-x", "content", "Hi");
     frames_free(&f);
     claude_stream_free(s);
     claude_buf_free(&out);
@@ -773,8 +785,57 @@ static void finish_reasons(void **state)
         assert_int_equal(send(s, ev, &out), CLAUDE_STREAM_OPEN);
         frames f;
         frames_parse(&f, out.data);
-        assert_int_equal(f.n, 1);
-        assert_finish(f.json[0], "msg_1", "claude-x", cases[i].finish);
+        /* no content block came: the role chunk goes out with the finish */
+        assert_int_equal(f.n, 2);
+        assert_role(f.json[0], "msg_1", "claude-x");
+        assert_finish(f.json[1], "msg_1", "claude-x", cases[i].finish);
+        frames_free(&f);
+        claude_stream_free(s);
+        claude_buf_free(&out);
+    }
+}
+
+/* A tool without parameters: Anthropic streams no input, or only "". */
+static void tool_without_input_gets_empty_object(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *start_input, *delta, *args;
+    } cases[] = {
+        {"{}", "''", "{}"},
+        {"{}", NULL, "{}"},
+        {"{}", "'{}'", "{}"},
+        {"{'q':'x'}", NULL, "{\"q\":\"x\"}"},
+        {"{}", "'{\\\"q\\\": 1}'", "{\"q\": 1}"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        claude_buf out = {0};
+        claude_stream *s = started(NULL, &out);
+        claude_buf_reset(&out);
+        char ev[256];
+        snprintf(ev, sizeof(ev),
+                 "{'type':'content_block_start','index':0,'content_block':{'type':'tool_use','id':'toolu_1',"
+                 "'name':'now','input':%s}}",
+                 cases[i].start_input);
+        send(s, ev, &out);
+        if (cases[i].delta) {
+            snprintf(ev, sizeof(ev),
+                     "{'type':'content_block_delta','index':0,'delta':{'type':'input_json_delta','partial_json':%s}}",
+                     cases[i].delta);
+            send(s, ev, &out);
+        }
+        send(s, "{'type':'content_block_stop','index':0}", &out);
+        assert_int_equal(send(s, "{'type':'message_delta','delta':{'stop_reason':'tool_use'},'usage':{}}", &out),
+                         CLAUDE_STREAM_OPEN);
+        frames f;
+        frames_parse(&f, out.data);
+        assert_int_equal(f.n, 4);
+        assert_role_null(f.json[0], "msg_1", "claude-x");
+        assert_tool_start(f.json[1], "msg_1", "claude-x", 0, "toolu_1", "now");
+        char args[128] = "";
+        take_args(f.json[2], "msg_1", "claude-x", 0, args, sizeof(args));
+        assert_string_equal(args, cases[i].args);
+        assert_finish(f.json[3], "msg_1", "claude-x", "tool_calls");
         frames_free(&f);
         claude_stream_free(s);
         claude_buf_free(&out);
@@ -1085,6 +1146,7 @@ int main(void)
         cmocka_unit_test(error_event_mapping),
         cmocka_unit_test(json_tool_content),
         cmocka_unit_test(finish_reasons),
+        cmocka_unit_test(tool_without_input_gets_empty_object),
         cmocka_unit_test(fail_writes_an_error_frame),
         cmocka_unit_test(nothing_after_done),
         cmocka_unit_test(events_before_message_start),

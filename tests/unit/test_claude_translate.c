@@ -680,6 +680,33 @@ static void reasoning_effort_becomes_thinking(void **state)
     assert_refused(REQ(",'reasoning_effort':3"), "reasoning_effort", "invalid_value");
 }
 
+/* A tool loop sent back without the signed thinking block: thinking stays off. */
+static void reasoning_effort_off_for_tool_turn_without_thinking(void **state)
+{
+    (void)state;
+#define LOOP(ASSISTANT_EXTRA, TAIL)                                                                                    \
+    "{'model':'claude-sonnet-4-5','reasoning_effort':'high','messages':[{'role':'user','content':'Time?'},"            \
+    "{'role':'assistant','content':null" ASSISTANT_EXTRA ",'tool_calls':[{'id':'toolu_1','type':'function',"           \
+    "'function':{'name':'now','arguments':'{}'}}]},{'role':'tool','tool_call_id':'toolu_1','content':'12:00'}" TAIL    \
+    "]}"
+    cJSON *out = translate(LOOP("", ""), NULL);
+    assert_null(at(out, "thinking"));
+    assert_num_at(out, "max_tokens", 4096);
+    cJSON_Delete(out);
+
+    /* with the turn's thinking block sent back, thinking is on */
+    out = translate(LOOP(",'thinking_blocks':[{'type':'thinking','thinking':'t','signature':'sig'}]", ""), NULL);
+    assert_num_at(out, "thinking/budget_tokens", 16384);
+    assert_str_at(out, "messages/1/content/0/type", "thinking");
+    cJSON_Delete(out);
+
+    /* a later assistant turn without tool calls ends the loop: thinking is on */
+    out = translate(LOOP("", ",{'role':'assistant','content':'It is noon.'},{'role':'user','content':'Thanks'}"), NULL);
+    assert_num_at(out, "thinking/budget_tokens", 16384);
+    cJSON_Delete(out);
+#undef LOOP
+}
+
 static void thinking_budgets_come_from_options(void **state)
 {
     (void)state;
@@ -953,9 +980,9 @@ static void every_error_type(void **state)
         const char *type, *code;
     } cases[] = {
         {400, "invalid_request_error", 400, "invalid_request_error", "invalid_request_error"},
-        {401, "authentication_error", 401, "authentication_error", "authentication_error"},
+        {401, "authentication_error", 401, "invalid_request_error", "invalid_api_key"},
         {403, "permission_error", 403, "permission_error", "permission_error"},
-        {404, "not_found_error", 404, "not_found_error", "not_found_error"},
+        {404, "not_found_error", 404, "invalid_request_error", "not_found"},
         {413, "request_too_large", 413, "request_too_large", "request_too_large"},
         {429, "rate_limit_error", 429, "rate_limit_error", "rate_limit_exceeded"},
         {500, "api_error", 500, "api_error", "api_error"},
@@ -1087,6 +1114,7 @@ int main(void)
         cmocka_unit_test(response_format_json_schema_forces_a_tool),
         cmocka_unit_test(response_format_json_object_and_text),
         cmocka_unit_test(reasoning_effort_becomes_thinking),
+        cmocka_unit_test(reasoning_effort_off_for_tool_turn_without_thinking),
         cmocka_unit_test(thinking_budgets_come_from_options),
         cmocka_unit_test(client_thinking_object_passes_through),
         cmocka_unit_test(hostile_values_everywhere),

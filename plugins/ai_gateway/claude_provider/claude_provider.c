@@ -55,8 +55,12 @@ typedef struct call {
     claude_buf out;
 } call;
 
+/* Kept for the client: its SDK's retry logic reads retry-after,
+ * retry-after-ms and x-should-retry. */
 static const char *const relayed_headers[] = {
     "retry-after",
+    "retry-after-ms",
+    "x-should-retry",
     "anthropic-ratelimit-requests-limit",
     "anthropic-ratelimit-requests-remaining",
     "anthropic-ratelimit-requests-reset",
@@ -142,6 +146,10 @@ static void relay_headers(call *c)
 {
     prism_relay_headers(c->ctx, c->up, relayed_headers, sizeof(relayed_headers) / sizeof(relayed_headers[0]));
     prism_response_header(c->ctx, "x-prism-provider", "claude_provider");
+    /* x-request-id is Prism's own; the provider's id is what its support asks for. */
+    const char *id = prism_upstream_header(c->up, "request-id");
+    if (id != NULL)
+        prism_response_header(c->ctx, "x-prism-upstream-request-id", id);
 }
 
 static void on_drain(void *data)

@@ -236,6 +236,7 @@ typedef struct open_block {
     unsigned index;
     unsigned tool;
     unsigned char kind;
+    unsigned char has_input; /* a tool block: some of its input was sent */
 } open_block;
 
 /* Anthropic streams blocks one after another (the table grows 4, 8, ...);
@@ -253,8 +254,9 @@ struct claude_stream {
     open_block *blocks;
     unsigned nblocks, cap;
     unsigned next_tool;
-    unsigned char started; /* message_start seen */
-    unsigned char state;   /* claude_stream_state */
+    unsigned char started;   /* message_start seen */
+    unsigned char role_sent; /* the first chunk, with the role, went out */
+    unsigned char state;     /* claude_stream_state */
 };
 
 /* Handlers return NULL on success, else why the stream broke the protocol;
@@ -589,8 +591,10 @@ static char *str_dup(const char *s)
     return d ? memcpy(d, s, n) : NULL;
 }
 
+/* The role chunk waits for the first block (send_role). */
 static const char *on_message_start(claude_stream *s, const cJSON *ev, claude_buf *out)
 {
+    (void)out;
     if (s->started)
         return "message_start came twice";
     const cJSON *msg = obj_get(ev, "message");
@@ -603,8 +607,19 @@ static const char *on_message_start(claude_stream *s, const cJSON *ev, claude_bu
         return NOMEM;
     usage_read(s, obj_get(msg, "usage"));
     s->started = 1;
+    return NULL;
+}
+
+/* The first chunk carries the role. It waits for the first content block so
+ * that, as OpenAI's do, it says content "" before text and null before a
+ * tool call or reasoning (a client then sees no empty text part). */
+static const char *send_role(claude_stream *s, int text, claude_buf *out)
+{
+    if (s->role_sent)
+        return NULL;
+    s->role_sent = 1;
     cJSON *d = delta_str("role", "assistant");
-    if (d && !cJSON_AddStringToObject(d, "content", "")) {
+    if (d && !(text ? cJSON_AddStringToObject(d, "content", "") : cJSON_AddNullToObject(d, "content"))) {
         cJSON_Delete(d);
         d = NULL;
     }
@@ -641,19 +656,45 @@ static int is_json_tool(const claude_stream *s, const char *name)
     return s->info.json_tool && (!s->info.json_tool_name[0] || strcmp(name, s->info.json_tool_name) == 0);
 }
 
+static const char *json_delta(claude_stream *s, open_block *b, const char *partial, claude_buf *out);
+
+/* Anthropic opens a streamed tool_use with input {} and sends the input as
+ * deltas; an input already in the start event is sent as the first delta. */
+static const char *start_input(claude_stream *s, unsigned index, const cJSON *cb, claude_buf *out)
+{
+    const cJSON *input = obj_get(cb, "input");
+    if (!cJSON_IsObject(input) || input->child == NULL)
+        return NULL;
+    char *text = claude_json_print(input);
+    const char *err = text ? json_delta(s, block_find(s, index), text, out) : NOMEM;
+    cJSON_free(text);
+    return err;
+}
+
 static const char *start_tool(claude_stream *s, unsigned index, const cJSON *cb, claude_buf *out)
 {
     const char *id = str_get(cb, "id"), *name = str_get(cb, "name");
     if (!id || !name)
         return "a tool_use block without id and name";
-    if (is_json_tool(s, name))
-        return block_add(s, index, BLOCK_JSON_TOOL, 0);
+    if (is_json_tool(s, name)) {
+        const char *err = block_add(s, index, BLOCK_JSON_TOOL, 0);
+        return err ? err : start_input(s, index, cb, out);
+    }
     unsigned k = s->next_tool;
     const char *err = block_add(s, index, BLOCK_TOOL, k);
     if (err)
         return err;
     s->next_tool++;
-    return emit_delta(s, tool_start_delta(k, id, name), NULL, out);
+    err = emit_delta(s, tool_start_delta(k, id, name), NULL, out);
+    return err ? err : start_input(s, index, cb, out);
+}
+
+/* Whether a block's first chunk reads as text: the role chunk before it
+ * then says content "", else null. */
+static int starts_text(const claude_stream *s, const char *type, const cJSON *cb)
+{
+    const char *name = str_get(cb, "name");
+    return strcmp(type, "text") == 0 || (strcmp(type, "tool_use") == 0 && name && is_json_tool(s, name));
 }
 
 static const char *on_block_start(claude_stream *s, const cJSON *ev, claude_buf *out)
@@ -667,6 +708,9 @@ static const char *on_block_start(claude_stream *s, const cJSON *ev, claude_buf 
     const char *type = str_get(cb, "type");
     if (!type)
         return "content_block_start without a block type";
+    const char *err = send_role(s, starts_text(s, type, cb), out);
+    if (err)
+        return err;
     if (strcmp(type, "text") == 0)
         return start_text(s, index, BLOCK_TEXT, cb, out);
     if (strcmp(type, "thinking") == 0)
@@ -678,10 +722,11 @@ static const char *on_block_start(claude_stream *s, const cJSON *ev, claude_buf 
     return block_add(s, index, BLOCK_OTHER, 0);
 }
 
-static const char *json_delta(claude_stream *s, const open_block *b, const char *partial, claude_buf *out)
+static const char *json_delta(claude_stream *s, open_block *b, const char *partial, claude_buf *out)
 {
     if (!*partial)
         return NULL;
+    b->has_input = 1;
     if (b->kind == BLOCK_JSON_TOOL)
         return emit_delta(s, delta_str("content", partial), NULL, out);
     return emit_delta(s, tool_args_delta(b->tool, partial), NULL, out);
@@ -694,8 +739,7 @@ static int is_tool(const open_block *b)
 
 /* A known delta type must fit its block and carry its string; other delta
  * types (e.g. citations_delta) carry nothing OpenAI has a field for. */
-static const char *translate_delta(claude_stream *s, const open_block *b, const char *type, const cJSON *d,
-                                   claude_buf *out)
+static const char *translate_delta(claude_stream *s, open_block *b, const char *type, const cJSON *d, claude_buf *out)
 {
     const char *v;
     if (strcmp(type, "text_delta") == 0 && b->kind == BLOCK_TEXT && (v = str_get(d, "text")))
@@ -717,7 +761,7 @@ static const char *on_block_delta(claude_stream *s, const cJSON *ev, claude_buf 
     unsigned index;
     if (index_get(ev, &index) != 0)
         return "content_block_delta without a valid index";
-    const open_block *b = block_find(s, index);
+    open_block *b = block_find(s, index);
     if (!b)
         return "a delta for a content block that is not open";
     const cJSON *d = obj_get(ev, "delta");
@@ -729,21 +773,28 @@ static const char *on_block_delta(claude_stream *s, const cJSON *ev, claude_buf 
     return translate_delta(s, b, type, d, out);
 }
 
-/* Nothing to say to the client; forgetting the block keeps the table small
- * and makes a late delta for it a protocol error. */
+/* Forgetting the block keeps the table small and makes a late delta for it
+ * a protocol error. A tool without parameters streams no input at all (or
+ * only ""): its arguments are then "{}", as OpenAI sends them and as the
+ * unstreamed answer has them, never "" (which no JSON parser accepts). */
 static const char *on_block_stop(claude_stream *s, const cJSON *ev, claude_buf *out)
 {
     unsigned index;
-    (void)out;
-    if (index_get(ev, &index) == 0)
-        block_remove(s, index);
-    return NULL;
+    if (index_get(ev, &index) != 0)
+        return NULL;
+    open_block *b = block_find(s, index);
+    const char *err = b && is_tool(b) && !b->has_input ? json_delta(s, b, "{}", out) : NULL;
+    block_remove(s, index);
+    return err;
 }
 
 static const char *on_message_delta(claude_stream *s, const cJSON *ev, claude_buf *out)
 {
     const char *stop = str_get(obj_get(ev, "delta"), "stop_reason");
     usage_read(s, obj_get(ev, "usage"));
+    const char *err = send_role(s, 1, out); /* an answer without content blocks */
+    if (err)
+        return err;
     return emit_delta(s, cJSON_CreateObject(), claude_finish_reason(stop, &s->info), out);
 }
 
@@ -762,7 +813,9 @@ static const char *emit_usage(claude_stream *s, claude_buf *out)
 static const char *on_message_stop(claude_stream *s, const cJSON *ev, claude_buf *out)
 {
     (void)ev;
-    const char *err = s->info.include_usage ? emit_usage(s, out) : NULL;
+    const char *err = send_role(s, 1, out);
+    if (!err && s->info.include_usage)
+        err = emit_usage(s, out);
     if (err)
         return err;
     if (emit_frame(out, "[DONE]", 6) != 0)

@@ -841,6 +841,39 @@ static int effort_budget(req *r, const cJSON *effort)
     return fail(r, "invalid_value", "expected none, minimal, low, medium or high.", "reasoning_effort");
 }
 
+static int block_is(const cJSON *block, const char *type)
+{
+    const char *t = str_of(field(block, "type"));
+    return t != NULL && strcmp(t, type) == 0;
+}
+
+/* With thinking on, Anthropic refuses a conversation whose last assistant
+ * turn calls tools without starting with that turn's signed thinking block.
+ * OpenAI clients running a tool loop send the turn back without it (they
+ * have nowhere to keep it), so reasoning_effort then leaves thinking off for
+ * this request instead of earning a 400. */
+static int tool_turn_without_thinking(const req *r)
+{
+    const cJSON *messages = field(r->out, "messages"), *last = NULL, *m, *block;
+    cJSON_ArrayForEach(m, as_array(messages))
+    {
+        const char *role = str_of(field(m, "role"));
+        if (role && strcmp(role, "assistant") == 0)
+            last = m;
+    }
+    const cJSON *content = as_array(field(last, "content"));
+    if (content == NULL || content->child == NULL)
+        return 0;
+    if (block_is(content->child, "thinking") || block_is(content->child, "redacted_thinking"))
+        return 0;
+    cJSON_ArrayForEach(block, content)
+    {
+        if (block_is(block, "tool_use"))
+            return 1;
+    }
+    return 0;
+}
+
 /* Adds `thinking`; returns the budget (0 when thinking is off) or -1. A
  * client's own Anthropic-style `thinking` object wins over reasoning_effort. */
 static long long translate_thinking(req *r)
@@ -862,8 +895,8 @@ static long long translate_thinking(req *r)
     if (effort == NULL)
         return 0;
     int budget = effort_budget(r, effort);
-    if (budget <= 0)
-        return budget;
+    if (budget <= 0 || tool_turn_without_thinking(r))
+        return budget < 0 ? -1 : 0;
     cJSON *thinking = put(r, r->out, "thinking", cJSON_CreateObject());
     put(r, thinking, "type", cJSON_CreateString("enabled"));
     put(r, thinking, "budget_tokens", cJSON_CreateNumber(budget));

@@ -349,11 +349,13 @@ typedef struct error_kind {
     const char *code;
 } error_kind;
 
+/* Where OpenAI has its own names for an error (a bad key, an unknown model),
+ * the client gets those, so its error handling works for either provider. */
 static const error_kind ERROR_KINDS[] = {
     {"invalid_request_error", 400, "invalid_request_error", "invalid_request_error"},
-    {"authentication_error", 401, "authentication_error", "authentication_error"},
+    {"authentication_error", 401, "invalid_request_error", "invalid_api_key"},
     {"permission_error", 403, "permission_error", "permission_error"},
-    {"not_found_error", 404, "not_found_error", "not_found_error"},
+    {"not_found_error", 404, "invalid_request_error", "not_found"}, /* "model: ..." -> model_not_found */
     {"request_too_large", 413, "request_too_large", "request_too_large"},
     {"rate_limit_error", 429, "rate_limit_error", "rate_limit_exceeded"},
     {"api_error", 500, "api_error", "api_error"},
@@ -436,7 +438,10 @@ int claude_error_to_openai(int upstream_status, const char *body, size_t len, ch
         char fallback[64];
         snprintf(fallback, sizeof(fallback), "Anthropic answered HTTP %d.", upstream_status);
         status = kind ? kind->status : fallback_status(upstream_status);
-        *out_json = error_body(message ? message : fallback, kind ? kind->openai_type : type, kind ? kind->code : type);
+        const char *code = kind ? kind->code : type;
+        if (kind && kind->status == 404 && message && strncmp(message, "model:", 6) == 0)
+            code = "model_not_found"; /* how Anthropic names an unknown model */
+        *out_json = error_body(message ? message : fallback, kind ? kind->openai_type : type, code);
     } else {
         char text[64 + ODD_BODY_CHARS + 2];
         odd_message(text, sizeof(text), upstream_status, body, len);

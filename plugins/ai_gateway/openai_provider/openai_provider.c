@@ -87,8 +87,12 @@ static void *provider_create(const cJSON *config, prism_host *host, char *err, s
 
 /* ---- relaying the response ---- */
 
+/* Kept for the client: its SDK's retry logic reads retry-after,
+ * retry-after-ms and x-should-retry. */
 static const char *const relayed_headers[] = {
     "retry-after",
+    "retry-after-ms",
+    "x-should-retry",
     "openai-processing-ms",
     "x-ratelimit-limit-requests",
     "x-ratelimit-limit-tokens",
@@ -102,6 +106,10 @@ static void relay_headers(call *c)
 {
     prism_relay_headers(c->ctx, c->up, relayed_headers, sizeof(relayed_headers) / sizeof(relayed_headers[0]));
     prism_response_header(c->ctx, "x-prism-provider", "openai_provider");
+    /* x-request-id is Prism's own; the provider's id is what its support asks for. */
+    const char *id = prism_upstream_header(c->up, "x-request-id");
+    if (id != NULL)
+        prism_response_header(c->ctx, "x-prism-upstream-request-id", id);
 }
 
 static void on_drain(void *data)

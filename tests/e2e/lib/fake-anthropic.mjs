@@ -164,8 +164,9 @@ export function makeEvents(reqBody, behaviour = {}) {
       case 'tool_use': {
         events.push(ev('content_block_start', { index, content_block: { type: 'tool_use', id: b.id, name: b.name, input: {} } }));
         if (index === 0) events.push(ev('ping', {}));
-        // The real API starts with an empty partial_json.
-        const partials = b.partials ?? ['', ...splitText(JSON.stringify(b.input ?? {}), 3)];
+        // The real API starts with an empty partial_json; a tool without parameters gets only that.
+        const json = JSON.stringify(b.input ?? {});
+        const partials = b.partials ?? (json === '{}' ? [''] : ['', ...splitText(json, 3)]);
         for (const p of partials) {
           events.push(ev('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: p } }));
         }
