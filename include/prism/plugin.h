@@ -271,6 +271,16 @@ size_t prism_keyring_pick(prism_keyring *k, prism_ctx *ctx);
 /* What key i got: 429/401/403/5xx (or 0: connection failure) start its
  * cooldown; anything else ends it. */
 void prism_keyring_report(prism_keyring *k, size_t i, int status);
+/* An upstream can send back the key it was given (an echoing proxy, an error
+ * quoting the request): providers pass what they relay through these so a
+ * key never reaches a client. find: where key i's secret first occurs in
+ * buf, or NULL; redact: overwrites every occurrence with '*' (same length,
+ * so JSON and SSE framing stay valid) and returns how many. Keys shorter
+ * than PRISM_KEY_MIN_REDACT bytes are not looked for: too short to tell
+ * from ordinary text. */
+#define PRISM_KEY_MIN_REDACT 8
+const char *prism_keyring_find(const prism_keyring *k, size_t i, const char *buf, size_t len);
+size_t prism_keyring_redact(const prism_keyring *k, size_t i, char *buf, size_t len);
 void prism_keyring_free(prism_keyring *k);
 
 /* A response body gathered in request memory, up to `max` bytes. */

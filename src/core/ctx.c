@@ -332,6 +332,63 @@ void prism_ctx_watch_client(prism_ctx *ctx)
     h2o_socket_read_start(sock, on_client_read);
 }
 
+/* ---- a client reset (HTTP/1) ----
+ * After a read fails with ECONNRESET (not after a clean EOF), libuv marks the
+ * stream unwritable and uv_write() fails at once; h2o 2.2 ignores that
+ * return value and waits for a write callback that never comes, so the
+ * connection, its request and its socket would stay forever. These find the
+ * libuv stream behind an h2o socket (h2o points the handle's data at it) and
+ * finish such a refused write the way libuv would have: with an error, which
+ * makes h2o close the connection through its own code. */
+
+typedef struct stream_search {
+    const h2o_socket_t *sock;
+    uv_handle_t *found;
+} stream_search;
+
+static void match_stream(uv_handle_t *h, void *arg)
+{
+    stream_search *s = arg;
+    if (h->type == UV_TCP && h->data == s->sock)
+        s->found = h;
+}
+
+/* Whether libuv will refuse every write on sock's stream. */
+static int writes_refused(h2o_conn_t *conn, h2o_socket_t *sock)
+{
+    stream_search s = {sock, NULL};
+    uv_walk(conn->ctx->loop, match_stream, &s);
+    return s.found != NULL && !uv_is_closing(s.found) && !uv_is_writable((uv_stream_t *)s.found);
+}
+
+static void fail_refused_write(h2o_socket_t *sock)
+{
+    h2o_socket_cb cb = sock->_cb.write;
+    if (cb == NULL)
+        return;
+    sock->_cb.write = NULL;
+    cb(sock, h2o_socket_error_io); /* h2o closes the connection: ctx is freed */
+}
+
+/* h2o frees the connection only after a response fails to write, so end the
+ * response: the write fails and h2o cleans up. */
+static void end_for_gone_client(prism_ctx *ctx)
+{
+    if (ctx->resp == PRISM_RESP_STREAMING) {
+        ctx->resp = PRISM_RESP_DONE;
+        if (!ctx->send_busy)
+            h2o_send(ctx->req, NULL, 0, H2O_SEND_STATE_ERROR);
+        else
+            ctx->end_wanted = 1; /* the write in flight was queued before the reset: it fails by itself */
+    } else if (ctx->resp == PRISM_RESP_NONE) {
+        ctx->req->http1_is_persistent = 0; /* after it, h2o closes instead of reading on */
+        ctx->gone = 0;                     /* let the closing response through */
+        prism_respond_error(ctx, 499, "invalid_request_error", "client_closed_request", NULL,
+                            "The client closed the connection.");
+        ctx->gone = 1;
+    }
+}
+
 /* The socket's `data` belongs to h2o, so the request is found by socket in
  * the worker's (short) list of watched requests. Bytes that arrive are a
  * pipelined request: they stay in the socket's buffer for h2o, and reading
@@ -347,21 +404,12 @@ static void on_client_read(h2o_socket_t *sock, const char *err)
     prism_ctx_unwatch_client(ctx);
     if (err == NULL)
         return;
+    int refused = writes_refused(conn, sock);
+    int write_pending = sock->_cb.write != NULL; /* a write queued before the reset completes by itself */
     prism_ctx_abandon(ctx);
-    /* h2o frees the connection only after a response fails to write, so
-     * end the response: the write fails and h2o cleans up. */
-    if (ctx->resp == PRISM_RESP_STREAMING) {
-        ctx->resp = PRISM_RESP_DONE;
-        if (!ctx->send_busy)
-            h2o_send(ctx->req, NULL, 0, H2O_SEND_STATE_ERROR);
-        else
-            ctx->end_wanted = 1;
-    } else if (ctx->resp == PRISM_RESP_NONE) {
-        ctx->gone = 0; /* let the closing response through */
-        prism_respond_error(ctx, 499, "invalid_request_error", "client_closed_request", NULL,
-                            "The client closed the connection.");
-        ctx->gone = 1;
-    }
+    end_for_gone_client(ctx);
+    if (refused && !write_pending)
+        fail_refused_write(sock);
 }
 
 void prism_ctx_set_usage(prism_ctx *ctx, long prompt_tokens, long completion_tokens)

@@ -15,7 +15,9 @@
 #include "prism/plugin.h"
 
 typedef struct key_entry {
-    char *header; /* "Authorization: Bearer K"; NULL: no key */
+    char *header;       /* "Authorization: Bearer K"; NULL: no key */
+    const char *secret; /* K, the tail of header; NULL when too short to look for */
+    size_t secret_len;
     char *url;
     unsigned weight;
     _Atomic uint64_t resting_until_ms;
@@ -56,6 +58,11 @@ static int add_key(prism_keyring *k, const char *key, const char *base_url, unsi
         free(value);
         if (e->header == NULL)
             return snprintf(err, errlen, "out of memory"), -1;
+        size_t klen = strlen(key), hlen = strlen(e->header);
+        if (klen >= PRISM_KEY_MIN_REDACT && klen <= hlen && memcmp(e->header + hlen - klen, key, klen) == 0) {
+            e->secret = e->header + hlen - klen;
+            e->secret_len = klen;
+        }
     }
     return 0;
 }
@@ -128,6 +135,26 @@ const char *prism_keyring_header(const prism_keyring *k, size_t i)
 const char *prism_keyring_url(const prism_keyring *k, size_t i)
 {
     return k->keys[i].url;
+}
+
+const char *prism_keyring_find(const prism_keyring *k, size_t i, const char *buf, size_t len)
+{
+    const key_entry *e = &k->keys[i];
+    if (e->secret == NULL || buf == NULL)
+        return NULL;
+    return memmem(buf, len, e->secret, e->secret_len);
+}
+
+size_t prism_keyring_redact(const prism_keyring *k, size_t i, char *buf, size_t len)
+{
+    size_t n = 0;
+    const size_t slen = k->keys[i].secret_len;
+    for (char *at = (char *)prism_keyring_find(k, i, buf, len); at != NULL; n++) {
+        memset(at, '*', slen);
+        size_t done = (size_t)(at - buf) + slen;
+        at = (char *)prism_keyring_find(k, i, at + slen, len - done);
+    }
+    return n;
 }
 
 /* Weighted choice among the keys not resting; their weights are summed on

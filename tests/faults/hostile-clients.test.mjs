@@ -1,9 +1,12 @@
 // Hostile clients against a gateway with server.timeouts.read_ms: 1500: absurd JSON (deep nesting,
 // invalid UTF-8, 200,000 messages), slow-loris headers and bodies, garbage bytes, and 50 pipelined
-// requests in one write. The gateway answers each with the right 4xx (or closes), never crashes, and
-// keeps serving everyone else meanwhile.
+// requests in one write; clients that reset (RST) their connection mid-request. The gateway answers
+// each with the right 4xx (or closes), never crashes, frees what each connection held, and keeps
+// serving everyone else meanwhile.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
 import { makeCompletion } from '../e2e/lib/fake-openai.mjs';
 import { T, sleep } from '../e2e/lib/gateway.mjs';
 import {
@@ -276,6 +279,75 @@ describe('hostile clients', { timeout: T(300000) }, () => {
       Array.from({ length: 17 }, (_, k) => `req-${k * 3}`),
       'the chat requests reached the upstream in order',
     );
+  });
+
+  // ---- connections reset by the client ----
+
+  /** Socket descriptors the gateway holds whose TCP connection is gone (closed sockets the kernel no
+   * longer lists in /proc/net/tcp*): a connection h2o never closed. */
+  function orphanSockets(pid) {
+    const listed = new Set();
+    for (const f of ['/proc/net/tcp', '/proc/net/tcp6', '/proc/net/unix']) {
+      for (const line of fs.readFileSync(f, 'utf8').split('\n').slice(1)) {
+        const cols = line.trim().split(/\s+/);
+        if (cols.length > 9) listed.add(f.endsWith('unix') ? cols[6] : cols[9]);
+      }
+    }
+    let n = 0;
+    for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+      let target;
+      try {
+        target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const m = /^socket:\[(\d+)\]$/.exec(target);
+      if (m && !listed.has(m[1])) n++;
+    }
+    return n;
+  }
+
+  async function inFlight() {
+    const text = await (await fetch(stack.gw.url('/metrics'), { headers: { authorization: `Bearer ${GATEWAY_KEY}` } })).text();
+    return Number(/^prism_requests_in_flight (\d+)/m.exec(text)[1]);
+  }
+
+  /** Sends `body` on a fresh connection, waits for `until` (first response byte, or a delay), then resets. */
+  async function resetAfter(body, until) {
+    const s = net.connect(stack.gw.port, '127.0.0.1');
+    s.on('error', () => {});
+    await new Promise((r) => s.on('connect', r));
+    const firstByte = new Promise((r) => s.once('data', r));
+    s.write(rawPost(JSON.stringify(body)));
+    await Promise.race([until === 'first-byte' ? firstByte : sleep(until), sleep(T(5000))]);
+    s.resetAndDestroy();
+  }
+
+  it('clients that reset (RST) mid-stream or while the upstream thinks: every request ends, no socket is left', { timeout: T(60000) }, async () => {
+    reset();
+    const orphansBefore = orphanSockets(stack.gw.pid);
+    const linesBefore = stack.gw.stderr().split('\n').filter((l) => l.includes('"source":"access"') && l.includes('/v1/chat/completions')).length;
+    stack.openai.always({ streamChunks: Array.from({ length: 200 }, (_, i) => `p${i} `), intervalMs: 10 });
+    const N = 20;
+    await Promise.all(Array.from({ length: N }, () => resetAfter(chat(OPENAI_MODEL, { stream: true }), 'first-byte')));
+    stack.openai.always({ content: 'late', delayMs: T(1500) });
+    await Promise.all(Array.from({ length: N }, () => resetAfter(chat(OPENAI_MODEL), T(200))));
+    stack.anthropic.always({ gate: new Promise(() => {}), gateAfter: 1 });
+    await Promise.all(Array.from({ length: N }, () => resetAfter(chat(CLAUDE_MODEL, { stream: true }), 'first-byte')));
+    stack.openai.always(null);
+    stack.anthropic.always(null);
+    let flight;
+    for (let i = 0; i < 50 && (flight = await inFlight()) > 1; i++) await sleep(100);
+    assert.equal(flight, 1, 'only the /metrics request itself is in flight');
+    let lines;
+    for (let i = 0; i < 50; i++) {
+      lines = stack.gw.stderr().split('\n').filter((l) => l.includes('"source":"access"') && l.includes('/v1/chat/completions')).length;
+      if (lines - linesBefore >= 3 * N) break;
+      await sleep(100);
+    }
+    assert.equal(lines - linesBefore, 3 * N, 'one access line per reset request');
+    assert.equal(orphanSockets(stack.gw.pid), orphansBefore, 'every reset connection was closed');
+    await assertStillServes(stack, 'resets');
   });
 
   it('exits 0 on SIGTERM and never logs a secret', { timeout: T(20000) }, async () => {

@@ -64,11 +64,41 @@ static void json_escape_escapes_and_stops_at_cap(void **state)
     assert_int_equal(small[10], '#');
 }
 
+/* The key a request was sent with never goes back out: every occurrence is
+ * masked in place, other text is left alone, short keys are not looked for. */
+static void keyring_masks_the_key_it_sent(void **state)
+{
+    (void)state;
+    cJSON *conf = cJSON_Parse("{\"keys\":[\"sk-test-secret-0001\",\"sk-test-secret-0002\",\"short\"]}");
+    char err[128];
+    prism_keyring *k =
+        prism_keyring_new(conf, "Authorization", "Bearer ", "http://127.0.0.1:9/v1", "/x", err, sizeof(err));
+    assert_non_null(k);
+    assert_int_equal(prism_keyring_count(k), 3);
+    char buf[] = "{\"m\":\"sk-test-secret-0001 sk-test-secret-0002 sk-test-secret-0001\"}";
+    size_t len = strlen(buf);
+    assert_null(prism_keyring_find(k, 0, buf, 5));
+    assert_ptr_equal(prism_keyring_find(k, 0, buf, len), buf + 6);
+    assert_int_equal(prism_keyring_redact(k, 0, buf, len), 2);
+    assert_string_equal(buf, "{\"m\":\"******************* sk-test-secret-0002 *******************\"}");
+    assert_int_equal(strlen(buf), len);
+    assert_null(prism_keyring_find(k, 0, buf, len));
+    assert_int_equal(prism_keyring_redact(k, 1, buf, len), 1); /* each key masks its own */
+    assert_null(strstr(buf, "sk-test"));
+    char shorty[] = "a short answer";
+    assert_int_equal(prism_keyring_redact(k, 2, shorty, strlen(shorty)), 0);
+    assert_string_equal(shorty, "a short answer");
+    assert_int_equal(prism_keyring_redact(k, 0, NULL, 0), 0);
+    prism_keyring_free(k);
+    cJSON_Delete(conf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(utf8_valid_at_every_offset),
         cmocka_unit_test(json_escape_escapes_and_stops_at_cap),
+        cmocka_unit_test(keyring_masks_the_key_it_sent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -192,10 +192,12 @@ static int on_event(void *data, const char *event, const char *json, size_t len)
     return st == CLAUDE_STREAM_OPEN ? 0 : 1;
 }
 
-/* Writes whatever frames the translator produced. */
+/* Writes whatever frames the translator produced, with the key this request
+ * was sent with masked should the upstream have echoed it into an event. */
 static void flush_out(call *c)
 {
     if (c->out.len > 0) {
+        prism_keyring_redact(c->p->keys, c->key, c->out.data, c->out.len);
         prism_stream_write(c->ctx, c->out.data, c->out.len);
         claude_buf_reset(&c->out);
     }
@@ -266,6 +268,7 @@ static void respond_translated(call *c)
 static void finish_buffered(call *c)
 {
     relay_headers(c);
+    prism_keyring_redact(c->p->keys, c->key, c->body.data, c->body.len);
     if (c->status >= 200 && c->status < 300) {
         respond_translated(c);
         return;

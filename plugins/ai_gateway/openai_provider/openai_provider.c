@@ -138,6 +138,23 @@ static void on_response(void *data, prism_upstream *up, int status)
     }
 }
 
+/* A chunk that carries the key this request was sent with goes out masked
+ * (a key split across two chunks is not seen: each chunk is sent at once). */
+static void stream_relay(call *c, const char *chunk, size_t len)
+{
+    if (prism_keyring_find(c->p->keys, c->key, chunk, len) == NULL) {
+        prism_stream_write(c->ctx, chunk, len);
+        return;
+    }
+    char *copy = malloc(len);
+    if (copy == NULL)
+        return; /* never the key unmasked: the chunk is lost instead */
+    memcpy(copy, chunk, len);
+    prism_keyring_redact(c->p->keys, c->key, copy, len);
+    prism_stream_write(c->ctx, copy, len);
+    free(copy);
+}
+
 static int on_body(void *data, prism_upstream *up, const char *chunk, size_t len)
 {
     call *c = data;
@@ -152,7 +169,7 @@ static int on_body(void *data, prism_upstream *up, const char *chunk, size_t len
         }
         return 0;
     }
-    prism_stream_write(c->ctx, chunk, len);
+    stream_relay(c, chunk, len);
     /* Only streams with stream_options.include_usage carry usage. */
     if (c->stream_usage)
         prism_ctx_note_openai_usage(c->ctx, chunk, len);
@@ -174,6 +191,7 @@ static int is_openai_error(const char *body, size_t len)
 static void finish_buffered(call *c)
 {
     relay_headers(c);
+    prism_keyring_redact(c->p->keys, c->key, c->body.data, c->body.len);
     if (c->status >= 400 && !is_openai_error(c->body.data ? c->body.data : "", c->body.len)) {
         prism_respond_error(c->ctx, c->status, c->status >= 500 ? "api_error" : "invalid_request_error",
                             "upstream_error", NULL, "The OpenAI upstream answered HTTP %d without an error body.",
