@@ -207,6 +207,32 @@ describe('chat completions via the OpenAI SDK', { timeout: T(120000) }, () => {
     await assertStillServes('x-should-retry');
   });
 
+  it('an upstream that echoes the provider key (error body, answer, stream): the client sees it masked', { timeout: T(20000) }, async () => {
+    fake.reset();
+    const masked = '*'.repeat(UPSTREAM_KEY.length);
+    fake.next({ status: 401, body: openaiError(`Incorrect API key provided: ${UPSTREAM_KEY}.`, 'invalid_request_error', null, 'invalid_api_key') });
+    const res = await fetch(gw.url('/v1/chat/completions'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${CLIENT_KEY}` },
+      body: JSON.stringify(chatBody('gpt-4o-mini')),
+      signal: AbortSignal.timeout(T(5000)),
+    });
+    const text = await res.text();
+    assert.equal(res.status, 401);
+    assert.ok(!text.includes(UPSTREAM_KEY), text);
+    assert.equal(JSON.parse(text).error.message, `Incorrect API key provided: ${masked}.`);
+
+    fake.next({ content: `your key is ${UPSTREAM_KEY}` });
+    const r = await client.chat.completions.create(chatBody('gpt-4o-mini'));
+    assert.equal(r.choices[0].message.content, `your key is ${masked}`);
+
+    fake.next({ streamChunks: ['key: ', UPSTREAM_KEY, ' end'] });
+    const stream = await client.chat.completions.create(chatBody('gpt-4o-mini', { stream: true }));
+    let streamed = '';
+    for await (const c of stream) streamed += c.choices[0]?.delta?.content ?? '';
+    assert.equal(streamed, `key: ${masked} end`);
+  });
+
   it('upstream 400 invalid_request_error comes back with the same status and error body', { timeout: T(15000) }, async () => {
     fake.reset();
     const body = openaiError(

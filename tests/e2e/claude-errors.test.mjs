@@ -95,6 +95,14 @@ describe('Claude via the OpenAI SDK: errors', { timeout: T(120000) }, () => {
     await assertStillServes('404 model');
   });
 
+  it('an upstream that echoes the provider key in an error: the client sees it masked', { timeout: T(15000) }, async () => {
+    fake.reset();
+    fake.next({ status: 400, body: anthropicError('invalid_request_error', `bad header x-api-key: ${ANTHROPIC_KEY}`) });
+    const err = await rejection(client.chat.completions.create(params()));
+    assert.equal(err.status, 400);
+    assert.equal(err.error.message, `bad header x-api-key: ${'*'.repeat(ANTHROPIC_KEY.length)}`);
+  });
+
   it('429 keeps retry-after and the anthropic-ratelimit-* headers', { timeout: T(15000) }, async () => {
     fake.reset();
     fake.next({
