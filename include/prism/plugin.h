@@ -228,6 +228,12 @@ int prism_conf_strings(const cJSON *config, const char *key, char ***out, size_t
 void prism_strings_free(char **list, size_t count);
 /* 1 when the bytes are well-formed UTF-8 (no overlongs, no surrogates). */
 int prism_utf8_valid(const char *s, size_t len);
+/* What a JSON text's bytes alone can show is wrong with it: broken UTF-8, or
+ * a control character other than the tab, CR and LF of whitespace (raw
+ * control characters are never valid JSON; a parser such as cJSON lets them
+ * through inside strings). */
+enum { PRISM_JSON_BYTES_OK = 0, PRISM_JSON_BAD_UTF8 = 1, PRISM_JSON_CONTROL = 2 };
+int prism_json_bytes_check(const char *s, size_t len);
 /* 1 when s holds a control character (never allowed in header values). */
 int prism_has_control_chars(const char *s);
 /* `base` (an http(s) URL; trailing slashes ignored) + `path`, malloc'd;

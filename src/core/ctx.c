@@ -176,13 +176,31 @@ void prism_ctx_on_error_response(prism_ctx *ctx, int (*fn)(void *data, prism_ctx
     ctx->on_error_data = data;
 }
 
+/* One JSON value and nothing after it but whitespace: cJSON alone stops at
+ * the end of the first value and ignores what follows. */
+static cJSON *parse_whole(const char *text, size_t len)
+{
+    const char *end = NULL;
+    cJSON *json = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (json == NULL || end == NULL)
+        return json;
+    for (size_t i = (size_t)(end - text); i < len; i++) {
+        char c = text[i];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            cJSON_Delete(json);
+            return NULL;
+        }
+    }
+    return json;
+}
+
 cJSON *prism_ctx_json(prism_ctx *ctx)
 {
     if (!ctx->json_parsed) {
         ctx->json_parsed = 1;
         h2o_iovec_t b = ctx->body;
         if (b.base != NULL && b.len > 0)
-            ctx->json = cJSON_ParseWithLength(b.base, b.len);
+            ctx->json = parse_whole(b.base, b.len);
     }
     return ctx->json;
 }

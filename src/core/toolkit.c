@@ -109,6 +109,36 @@ int prism_utf8_valid(const char *s, size_t len)
     return 1;
 }
 
+/* Bytes below 0x20 a JSON text may hold: the whitespace between tokens. */
+static int json_space(unsigned char c)
+{
+    return c == '\t' || c == '\n' || c == '\r';
+}
+
+int prism_json_bytes_check(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        if (p[i] >= 0x80) {
+            size_t n = utf8_seq(p + i, len - i);
+            if (n == 0)
+                return PRISM_JSON_BAD_UTF8;
+            i += n;
+            continue;
+        }
+        /* Eight ASCII bytes at a time while none is below 0x20 (the
+         * subtraction borrows into a high bit only for such a byte). */
+        uint64_t w;
+        while (i + 8 <= len && (memcpy(&w, p + i, 8), ((w | (w - 0x2020202020202020ull)) & 0x8080808080808080ull) == 0))
+            i += 8;
+        for (size_t end = i + 8 < len ? i + 8 : len; i < end && p[i] < 0x80; i++)
+            if (p[i] < 0x20 && !json_space(p[i]))
+                return PRISM_JSON_CONTROL;
+    }
+    return PRISM_JSON_BYTES_OK;
+}
+
 int prism_has_control_chars(const char *s)
 {
     for (; *s; s++)

@@ -58,6 +58,29 @@ describe('request errors', { timeout: T(120000) }, () => {
     assert.equal(fake.requests.length, 3, 'invalid JSON never reaches the upstream (only the 3 normal requests did)');
   });
 
+  it('not one clean JSON object: trailing data, a second object, raw control characters, a duplicated model -> 400 invalid_json', { timeout: T(20000) }, async () => {
+    fake.reset();
+    const ok = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}';
+    const cases = [
+      [`${ok} xyz`, null],
+      [`${ok}{"model":"gpt-4o"}`, null],
+      [ok.replace('"hi"', '"h\u0001i"'), null],
+      [ok.replace('"hi"', '"h\u0000i"'), null],
+      ['{"model":"gpt-4o-mini","model":"claude-sonnet-4-5","messages":[{"role":"user","content":"hi"}]}', 'model'],
+      ['{"model":"gpt-4o-mini","stream":false,"stream":true,"messages":[{"role":"user","content":"hi"}]}', 'stream'],
+    ];
+    for (const [body, param] of cases) {
+      const res = await raw('POST', '/v1/chat/completions', body);
+      const { error } = await expectErrorResponse(res, 400, { code: 'invalid_json', type: 'invalid_request_error' }, JSON.stringify(body));
+      if (param) assert.equal(error.param, param);
+    }
+    assert.equal(fake.requests.length, 0, 'none of them reaches the upstream');
+    // Whitespace after the object, and escaped control characters, are fine.
+    const res = await raw('POST', '/v1/chat/completions', `${ok.replace('"hi"', '"h\\u0001i"')} \r\n\t `);
+    assert.equal(res.status, 200, await res.text());
+    assert.equal(fake.requests.length, 1);
+  });
+
   it('missing model: 400 missing_required_parameter, param "model"', { timeout: T(15000) }, async () => {
     fake.reset();
     const res = await raw('POST', '/v1/chat/completions', JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }));

@@ -64,6 +64,30 @@ static void json_escape_escapes_and_stops_at_cap(void **state)
     assert_int_equal(small[10], '#');
 }
 
+/* Control bytes are refused wherever they sit relative to the 8-byte stride;
+ * tab, CR and LF (JSON whitespace) and bytes from 0x20 up are not. */
+static void json_bytes_check_finds_control_bytes(void **state)
+{
+    (void)state;
+    char buf[40];
+    for (size_t at = 0; at < 24; at++) {
+        for (int c = 0; c < 0x80; c++) {
+            memset(buf, 'a', sizeof(buf));
+            buf[at] = (char)c;
+            int want = c < 0x20 && c != '\t' && c != '\n' && c != '\r' ? PRISM_JSON_CONTROL : PRISM_JSON_BYTES_OK;
+            assert_int_equal(prism_json_bytes_check(buf, 32), want);
+        }
+        memset(buf, 'a', sizeof(buf));
+        memcpy(buf + at, "\xc3\xa9\x01", 3); /* a control byte right after a multi-byte sequence */
+        assert_int_equal(prism_json_bytes_check(buf, 32), PRISM_JSON_CONTROL);
+        buf[at + 2] = 'a';
+        assert_int_equal(prism_json_bytes_check(buf, 32), PRISM_JSON_BYTES_OK);
+        buf[at + 1] = 'a'; /* a lead byte without its continuation */
+        assert_int_equal(prism_json_bytes_check(buf, 32), PRISM_JSON_BAD_UTF8);
+    }
+    assert_int_equal(prism_json_bytes_check("", 0), PRISM_JSON_BYTES_OK);
+}
+
 /* The key a request was sent with never goes back out: every occurrence is
  * masked in place, other text is left alone, short keys are not looked for. */
 static void keyring_masks_the_key_it_sent(void **state)
@@ -99,6 +123,7 @@ int main(void)
         cmocka_unit_test(utf8_valid_at_every_offset),
         cmocka_unit_test(json_escape_escapes_and_stops_at_cap),
         cmocka_unit_test(keyring_masks_the_key_it_sent),
+        cmocka_unit_test(json_bytes_check_finds_control_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,25 +21,58 @@ static int validate_body(prism_ctx *ctx, const cJSON *body)
 {
     size_t len = 0;
     const char *raw = prism_ctx_body(ctx, &len);
-    /* JSON must be UTF-8 (RFC 8259); cJSON would pass broken bytes on. */
-    if (!prism_utf8_valid(raw, len)) {
+    /* JSON must be UTF-8 (RFC 8259) without raw control characters; cJSON
+     * would pass either on. */
+    int bytes = prism_json_bytes_check(raw, len);
+    if (bytes == PRISM_JSON_BAD_UTF8) {
         prism_respond_error(ctx, 400, "invalid_request_error", "invalid_utf8", NULL,
                             "The request body is not valid UTF-8.");
         return 0;
     }
+    if (bytes == PRISM_JSON_CONTROL) {
+        prism_respond_error(ctx, 400, "invalid_request_error", "invalid_json", NULL,
+                            "The request body holds a raw control character; JSON allows them only escaped "
+                            "(\\u0000 to \\u001f).");
+        return 0;
+    }
     if (body == NULL || !cJSON_IsObject(body)) {
         prism_respond_error(ctx, 400, "invalid_request_error", "invalid_json", NULL,
-                            "We could not parse the JSON body of your request. The body must be a JSON object "
+                            "We could not parse the JSON body of your request. The body must be one JSON object "
                             "(Content-Type: application/json), nested at most 1000 levels deep.");
         return 0;
     }
     return 1;
 }
 
+/* The fields Prism itself acts on. A body that names one twice would be
+ * routed by the first and answered, upstream, by the last (most JSON
+ * parsers keep the last): refused instead. One pass, whatever the size. */
+static const char *duplicated_field(const cJSON *body)
+{
+    static const char *const watched[] = {"model", "stream", "stream_options", "messages"};
+    enum { NWATCHED = sizeof(watched) / sizeof(watched[0]) };
+    unsigned char seen[NWATCHED] = {0};
+    const cJSON *item;
+    cJSON_ArrayForEach(item, body)
+    {
+        for (size_t i = 0; i < NWATCHED; i++) {
+            if (item->string != NULL && strcmp(item->string, watched[i]) == 0 && seen[i]++)
+                return watched[i];
+        }
+    }
+    return NULL;
+}
+
 static int validate(prism_ctx *ctx, const route_table *r, const cJSON *body, const char **model)
 {
     if (!validate_body(ctx, body))
         return 0;
+    const char *dup = duplicated_field(body);
+    if (dup != NULL) {
+        prism_respond_error(ctx, 400, "invalid_request_error", "invalid_json", dup,
+                            "The request body names '%s' more than once.", dup);
+        return 0;
+    }
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "model");
     if (!cJSON_IsString(m) || m->valuestring[0] == '\0') {
         prism_respond_error(ctx, 400, "invalid_request_error", "missing_required_parameter", "model",
