@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth.h"
 #include "metrics.h"
@@ -26,6 +27,61 @@ static size_t header_bytes(const h2o_req_t *req)
     for (size_t i = 0; i != req->headers.size; i++)
         n += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
     return n;
+}
+
+/* ---- HTTP/1 body framing ----
+ * With both Transfer-Encoding and Content-Length, h2o 2.2 reads the body as
+ * chunked; with several Content-Lengths it takes the first; either way it
+ * keeps the connection. A proxy in front that frames the body the other way
+ * would see a different next request on that connection (request
+ * smuggling), so such requests are refused and the connection closed (RFC
+ * 9112, 6.3). h2o keeps neither header in req->headers; the head is read from
+ * the socket's input buffer, where it stays, just before the body, until the
+ * response is sent. */
+
+/* The value of header `name` if `line` is that header (name case-insensitive), else NULL. */
+static const char *header_value(const char *line, const char *eol, const char *name, size_t nlen)
+{
+    if ((size_t)(eol - line) <= nlen || line[nlen] != ':' || strncasecmp(line, name, nlen) != 0)
+        return NULL;
+    const char *v = line + nlen + 1;
+    while (v < eol && (*v == ' ' || *v == '\t'))
+        v++;
+    return v;
+}
+
+static size_t trimmed_len(const char *v, const char *eol)
+{
+    while (eol > v && (eol[-1] == ' ' || eol[-1] == '\t' || eol[-1] == '\r'))
+        eol--;
+    return (size_t)(eol - v);
+}
+
+static int ambiguous_framing(h2o_req_t *req)
+{
+    if (req->version >= 0x200 || req->entity.base == NULL || req->conn->callbacks->get_socket == NULL)
+        return 0;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->input == NULL || req->entity.base < sock->input->bytes ||
+        req->entity.base > sock->input->bytes + sock->input->size)
+        return 0;
+    const char *p = sock->input->bytes, *head_end = req->entity.base, *first_cl = NULL;
+    size_t first_len = 0, te = 0, cl = 0;
+    for (const char *eol; p < head_end && (eol = memchr(p, '\n', (size_t)(head_end - p))) != NULL; p = eol + 1) {
+        const char *v;
+        if ((v = header_value(p, eol, "transfer-encoding", 17)) != NULL) {
+            te++;
+        } else if ((v = header_value(p, eol, "content-length", 14)) != NULL) {
+            size_t n = trimmed_len(v, eol);
+            if (cl++ == 0) {
+                first_cl = v;
+                first_len = n;
+            } else if (n != first_len || memcmp(v, first_cl, n) != 0) {
+                return 1;
+            }
+        }
+    }
+    return te > 0 && cl > 0;
 }
 
 static void method_not_allowed(prism_ctx *ctx, const char *allow)
@@ -136,6 +192,13 @@ void prism_http_handle(prism_worker_env *env, h2o_req_t *req)
     if (header_bytes(req) > cfg->max_header_bytes) {
         prism_respond_error(ctx, 431, "invalid_request_error", "request_header_fields_too_large", NULL,
                             "The request's headers exceed the %zu bytes this server accepts.", cfg->max_header_bytes);
+        return;
+    }
+    if (ambiguous_framing(req)) {
+        req->http1_is_persistent = 0;
+        prism_respond_error(ctx, 400, "invalid_request_error", "invalid_request", NULL,
+                            "The request sends both Transfer-Encoding and Content-Length, or two different "
+                            "Content-Lengths: its body cannot be framed unambiguously.");
         return;
     }
     if (path_is(path, "", "/health")) {

@@ -209,6 +209,29 @@ describe('HTTP/1.1 protocol details', { timeout: T(120000) }, () => {
     await assertStillServes('a huge header section');
   });
 
+  it('Content-Length with Transfer-Encoding, or two different Content-Lengths: 400, connection closed, nothing smuggled', { timeout: T(15000) }, async () => {
+    fake.reset();
+    const inner = get('/health', { 'x-request-id': 'smuggled' });
+    const chunked = `0\r\n\r\n${inner}`;
+    const cases = [
+      ['CL + TE', `POST /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: ${chunked.length}\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}`],
+      ['TE + CL', `POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n${chunked}`],
+      ['two Content-Lengths', `POST /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\nContent-Length: ${inner.length + 3}\r\n\r\nabc${inner}`],
+    ];
+    for (const [what, req] of cases) {
+      const r = await rawExchange(gw.port, req, { want: 2, ms: T(3000) });
+      assert.equal(r.responses.length, 1, `${what}: one answer only (got ${JSON.stringify(r.raw.slice(0, 600))})`);
+      assert.equal(r.responses[0].status, 400, `${what}: ${r.responses[0].body}`);
+      assert.equal(JSON.parse(r.responses[0].body).error.code, 'invalid_request');
+      assert.ok(r.closed, `${what}: the connection is closed`);
+    }
+    // The same length twice is not ambiguous.
+    const same = await rawExchange(gw.port, `POST /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}`);
+    assert.equal(same.responses[0]?.status, 405, same.raw);
+    assert.equal(fake.requests.length, 0);
+    await assertStillServes('smuggling attempts');
+  });
+
   it('two pipelined GET /health in one write: both answered, in order', { timeout: T(15000) }, async () => {
     const r = await rawExchange(gw.port, get('/health', { 'x-request-id': 'pipe-1' }) + get('/health', { 'x-request-id': 'pipe-2' }), {
       want: 2,
