@@ -150,7 +150,12 @@ describe('broken upstreams', { timeout: T(180000) }, () => {
     await assertStillServes(stack, 'random bytes on the Claude path');
   });
 
-  it('OpenAI: garbage SSE is relayed byte for byte (pass-through), the stream ends, no crash', { timeout: T(30000) }, async () => {
+  /** What Prism appends to an OpenAI stream that ends without data: [DONE]. */
+  function assertNoDoneFrame(rest, what) {
+    assert.match(rest, /^\n\ndata: \{"error":\{.*"code":"upstream_disconnected"\}\}\n\n$/, `${what}: ${JSON.stringify(rest)}`);
+  }
+
+  it('OpenAI: garbage SSE is relayed byte for byte (pass-through), then an error frame for the missing [DONE], no crash', { timeout: T(30000) }, async () => {
     reset();
     const rand = prng(0x0bad5eed);
     const pieces = [
@@ -164,7 +169,9 @@ describe('broken upstreams', { timeout: T(180000) }, () => {
     const s = await postStream(stack.gw, chat(OPENAI_MODEL));
     assert.equal(s.status, 200);
     assert.ok(!s.broken, `the response ended cleanly (${s.broken?.message})`);
-    assert.ok(s.bytes.equals(Buffer.concat(pieces)), `the bytes are relayed as is (${s.bytes.length} vs ${Buffer.concat(pieces).length})`);
+    const all = Buffer.concat(pieces);
+    assert.ok(s.bytes.subarray(0, all.length).equals(all), `the bytes are relayed as is (${s.bytes.length} vs ${all.length})`);
+    assertNoDoneFrame(s.bytes.subarray(all.length).toString('latin1'), 'garbage');
 
     // The SDK: whatever it makes of the garbage, the iteration ends.
     reset();
@@ -195,14 +202,22 @@ describe('broken upstreams', { timeout: T(180000) }, () => {
     await assertStillServes(stack, 'a truncated Claude stream');
   });
 
-  it('OpenAI: half an event then a clean close: relayed as is, the stream ends', { timeout: T(30000) }, async () => {
+  it('OpenAI: half an event then a clean close: relayed as is, then an error frame upstream_disconnected', { timeout: T(30000) }, async () => {
     reset();
     const chunks = makeStreamChunks(chat(OPENAI_MODEL));
     const raw = [`data: ${JSON.stringify(chunks[0])}\n\n`, `data: ${JSON.stringify(chunks[1])}`.slice(0, 40)];
     stack.openai.next({ raw, end: 'end' });
     const s = await postStream(stack.gw, chat(OPENAI_MODEL));
     assert.equal(s.status, 200);
-    assert.equal(s.text, raw.join(''), 'relayed as is');
+    assert.ok(s.text.startsWith(raw.join('')), 'relayed as is');
+    assertNoDoneFrame(s.text.slice(raw.join('').length), 'half an event');
+
+    // [DONE] split across two upstream writes is seen: no error frame.
+    reset();
+    const whole = [`data: ${JSON.stringify(chunks[0])}\n\ndata: [DO`, 'NE]\n\n'];
+    stack.openai.next({ raw: whole, intervalMs: 50, end: 'end' });
+    const s2 = await postStream(stack.gw, chat(OPENAI_MODEL));
+    assert.equal(s2.text, whole.join(''));
     await assertStillServes(stack, 'a truncated OpenAI stream');
   });
 
@@ -216,6 +231,25 @@ describe('broken upstreams', { timeout: T(180000) }, () => {
     stack.anthropic.next({ status: 200, rawBody: '{"truncated": ', contentType: 'application/json' });
     assertError(await post(stack.gw, chat(CLAUDE_MODEL)), 502, { type: 'api_error', code: 'upstream_protocol_error' });
     await assertStillServes(stack, 'a non-JSON 200 from Anthropic');
+  });
+
+  it('OpenAI: a 200 that is not a JSON object (HTML, truncated, empty), or a redirect, is a 502, streamed or not', { timeout: T(30000) }, async () => {
+    const bodies = [
+      ['<html><body>Welcome to nginx!</body></html>', 'text/html'],
+      ['{"truncated": ', 'application/json'],
+      ['', 'application/json'],
+    ];
+    for (const stream of [false, true]) {
+      for (const [rawBody, contentType] of bodies) {
+        reset();
+        stack.openai.next({ status: 200, rawBody, contentType });
+        assertError(await post(stack.gw, chat(OPENAI_MODEL, { stream })), 502, { type: 'api_error', code: 'upstream_protocol_error' }, `${rawBody} stream=${stream}`);
+      }
+      reset();
+      stack.openai.next({ status: 302, rawBody: '', contentType: 'text/html', headers: { location: 'http://127.0.0.1:9/elsewhere' } });
+      assertError(await post(stack.gw, chat(OPENAI_MODEL, { stream })), 502, { type: 'api_error', code: 'upstream_error' }, `302 stream=${stream}`);
+    }
+    await assertStillServes(stack, 'a non-JSON 200 from OpenAI');
   });
 
   for (const [label, model, fake] of [

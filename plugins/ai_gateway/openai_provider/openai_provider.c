@@ -36,7 +36,10 @@ typedef struct call {
     int status;
     int streaming; /* the client's stream has begun */
     int paused;
-    int stream_usage;       /* the stream will end with a usage chunk */
+    int stream_usage; /* the stream will end with a usage chunk */
+    int saw_done;     /* the stream's data: [DONE] went by */
+    char tail[8];     /* the last bytes of the previous chunk, to see a split [DONE] */
+    size_t tail_len;
     prism_body body;        /* non-streamed body */
     const char *headers[6]; /* the last one is the key's, swapped on retry */
     size_t header_count;
@@ -121,6 +124,14 @@ static void on_drain(void *data)
     }
 }
 
+/* A stream the client can read as one: text/event-stream. Anything else an
+ * upstream sends to a stream request (an HTML error page from a proxy, a
+ * JSON answer) is judged as a whole, like an unstreamed answer. */
+static int is_event_stream(const char *ct)
+{
+    return ct != NULL && strncasecmp(ct, "text/event-stream", 17) == 0;
+}
+
 static void on_response(void *data, prism_upstream *up, int status)
 {
     call *c = data;
@@ -129,12 +140,38 @@ static void on_response(void *data, prism_upstream *up, int status)
     prism_keyring_report(c->p->keys, c->key, status);
     /* Only a successful stream is relayed as a stream: an error status is
      * buffered so the client gets an ordinary JSON error. */
-    if (status >= 200 && status < 300 && prism_ctx_get(c->ctx, "openai.stream") != NULL) {
+    const char *ct = prism_upstream_header(up, "content-type");
+    if (status >= 200 && status < 300 && prism_ctx_get(c->ctx, "openai.stream") != NULL && is_event_stream(ct)) {
         relay_headers(c);
-        const char *ct = prism_upstream_header(up, "content-type");
         prism_stream_on_drain(c->ctx, on_drain, c);
-        if (prism_stream_begin(c->ctx, status, ct != NULL ? ct : "text/event-stream") == 0)
+        if (prism_stream_begin(c->ctx, status, ct) == 0)
             c->streaming = 1;
+    }
+}
+
+/* Notes the stream's "[DONE]", also when it is split across chunks: the last
+ * KEEP bytes seen are kept and searched together with the next chunk. */
+static void watch_done(call *c, const char *chunk, size_t len)
+{
+    static const char marker[] = "[DONE]";
+    enum { MLEN = sizeof(marker) - 1, KEEP = MLEN - 1 };
+    if (c->saw_done)
+        return;
+    char joint[KEEP + MLEN];
+    size_t head = len < MLEN ? len : MLEN, total = c->tail_len + head;
+    memcpy(joint, c->tail, c->tail_len);
+    memcpy(joint + c->tail_len, chunk, head);
+    if (memmem(joint, total, marker, MLEN) != NULL || memmem(chunk, len, marker, MLEN) != NULL) {
+        c->saw_done = 1;
+        return;
+    }
+    if (len >= KEEP) {
+        memcpy(c->tail, chunk + len - KEEP, KEEP);
+        c->tail_len = KEEP;
+    } else { /* joint holds all of the old tail and this short chunk */
+        size_t drop = total > KEEP ? total - KEEP : 0;
+        memmove(c->tail, joint + drop, total - drop);
+        c->tail_len = total - drop;
     }
 }
 
@@ -170,6 +207,7 @@ static int on_body(void *data, prism_upstream *up, const char *chunk, size_t len
         return 0;
     }
     stream_relay(c, chunk, len);
+    watch_done(c, chunk, len);
     /* Only streams with stream_options.include_usage carry usage. */
     if (c->stream_usage)
         prism_ctx_note_openai_usage(c->ctx, chunk, len);
@@ -188,10 +226,33 @@ static int is_openai_error(const char *body, size_t len)
     return ok;
 }
 
+/* A pass-through answer is relayed as it came, unparsed; a body that does
+ * not even start and end as an object (an HTML page, garbage, a truncated or
+ * empty body) is an upstream failure, not an answer. */
+static int looks_like_object(const char *body, size_t len)
+{
+    size_t a = 0, b = len;
+    while (a < b && (body[a] == ' ' || body[a] == '\t' || body[a] == '\n' || body[a] == '\r'))
+        a++;
+    while (b > a && (body[b - 1] == ' ' || body[b - 1] == '\t' || body[b - 1] == '\n' || body[b - 1] == '\r'))
+        b--;
+    return b - a >= 2 && body[a] == '{' && body[b - 1] == '}';
+}
+
 static void finish_buffered(call *c)
 {
     relay_headers(c);
     prism_keyring_redact(c->p->keys, c->key, c->body.data, c->body.len);
+    if (c->status < 200 || (c->status >= 300 && c->status < 400)) {
+        prism_respond_error(c->ctx, 502, "api_error", "upstream_error", NULL,
+                            "The OpenAI upstream answered HTTP %d, which Prism does not follow.", c->status);
+        return;
+    }
+    if (c->status < 300 && !looks_like_object(c->body.data, c->body.len)) {
+        prism_respond_error(c->ctx, 502, "api_error", "upstream_protocol_error", NULL,
+                            "The OpenAI upstream answered HTTP %d with a body that is not a JSON object.", c->status);
+        return;
+    }
     if (c->status >= 400 && !is_openai_error(c->body.data ? c->body.data : "", c->body.len)) {
         prism_respond_error(c->ctx, c->status, c->status >= 500 ? "api_error" : "invalid_request_error",
                             "upstream_error", NULL, "The OpenAI upstream answered HTTP %d without an error body.",
@@ -245,6 +306,8 @@ static void on_complete(void *data, prism_upstream *up, prism_upstream_error err
                                 message);
     } else if (!c->streaming) {
         finish_buffered(c);
+    } else if (!c->saw_done) {
+        stream_error(c, "upstream_disconnected", "The OpenAI stream ended without data: [DONE].");
     }
     if (c->streaming)
         prism_stream_end(c->ctx);
