@@ -228,6 +228,13 @@ int prism_conf_strings(const cJSON *config, const char *key, char ***out, size_t
 void prism_strings_free(char **list, size_t count);
 /* 1 when the bytes are well-formed UTF-8 (no overlongs, no surrogates). */
 int prism_utf8_valid(const char *s, size_t len);
+/* The length of the well-formed UTF-8 character at s (reading at most n
+ * bytes, and never past a NUL), 0 when the bytes there are not one. */
+size_t prism_utf8_char(const char *s, size_t n);
+/* Replaces, in place, every byte of the NUL-terminated s that does not
+ * belong to a well-formed UTF-8 character with '?': for text that echoes
+ * client bytes (a path, a model name) or was cut at a byte count. */
+void prism_utf8_scrub(char *s);
 /* What a JSON text's bytes alone can show is wrong with it: broken UTF-8, or
  * a control character other than the tab, CR and LF of whitespace (raw
  * control characters are never valid JSON; a parser such as cJSON lets them

@@ -117,8 +117,22 @@ size_t prism_json_escape(char *buf, size_t len, size_t cap, const char *s)
     static const char hex[] = "0123456789abcdef";
     for (; *s && len + 7 < cap; s++) {
         unsigned char ch = (unsigned char)*s;
-        if (ch >= 0x20 && ch != '"' && ch != '\\') {
+        if (ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\') {
             buf[len++] = (char)ch; /* the common case first: ids, names, paths */
+        } else if (ch >= 0x80) {
+            /* A log line must stay valid JSON: broken UTF-8 (a client's path
+             * or model name) becomes U+FFFD. */
+            size_t n = prism_utf8_char(s, 4);
+            if (n == 0) {
+                memcpy(buf + len, "\\ufffd", 6);
+                len += 6;
+            } else if (len + n + 7 < cap) {
+                memcpy(buf + len, s, n);
+                len += n;
+                s += n - 1;
+            } else {
+                break;
+            }
         } else if (ch == '"' || ch == '\\') {
             buf[len++] = '\\';
             buf[len++] = (char)ch;

@@ -176,6 +176,7 @@ void prism_respond_error(prism_ctx *ctx, int status, const char *type, const cha
     va_start(ap, fmt);
     vsnprintf(message, sizeof(message), fmt, ap);
     va_end(ap);
+    prism_utf8_scrub(message); /* it may quote client bytes, or be cut inside a character */
     char *text = prism_error_json(type, code, param, message);
     if (text != NULL) {
         prism_respond(ctx, status, "application/json", text, strlen(text));

@@ -86,6 +86,28 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
+size_t prism_utf8_char(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (n == 0)
+        return 0;
+    return p[0] < 0x80 ? 1 : utf8_seq(p, n);
+}
+
+void prism_utf8_scrub(char *s)
+{
+    /* utf8_seq checks byte by byte, so it stops at the terminating NUL (not a
+     * continuation byte) and never reads past it. */
+    while (*s) {
+        size_t n = prism_utf8_char(s, 4);
+        if (n == 0) {
+            *s++ = '?';
+            continue;
+        }
+        s += n;
+    }
+}
+
 int prism_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;

@@ -81,6 +81,20 @@ describe('request errors', { timeout: T(120000) }, () => {
     assert.equal(fake.requests.length, 1);
   });
 
+  it('error messages that quote client bytes are well-formed UTF-8 (a path with %FF, a long non-ASCII model name)', { timeout: T(15000) }, async () => {
+    fake.reset();
+    const strict = new TextDecoder('utf-8', { fatal: true });
+    const res1 = await fetch(gw.url('/v1/%ff%fe'), { signal: AbortSignal.timeout(T(5000)) });
+    const res2 = await raw('POST', '/v1/chat/completions', JSON.stringify(chatBody(`z${'\u00e9'.repeat(300)}`)));
+    for (const [what, res] of [['path', res1], ['model', res2]]) {
+      assert.equal(res.status, 404, what);
+      const bytes = Buffer.from(await res.arrayBuffer());
+      let text;
+      assert.doesNotThrow(() => (text = strict.decode(bytes)), `${what}: the body is valid UTF-8: ${bytes.toString('hex').slice(0, 400)}`);
+      assert.ok(JSON.parse(text).error.message.length > 0);
+    }
+  });
+
   it('missing model: 400 missing_required_parameter, param "model"', { timeout: T(15000) }, async () => {
     fake.reset();
     const res = await raw('POST', '/v1/chat/completions', JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }));

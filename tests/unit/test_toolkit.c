@@ -62,6 +62,26 @@ static void json_escape_escapes_and_stops_at_cap(void **state)
     assert_true(n < 10);
     assert_string_equal(small, "\\u000a");
     assert_int_equal(small[10], '#');
+    /* Broken UTF-8 (a lone lead byte, a stray continuation, a surrogate) becomes U+FFFD; good stays. */
+    n = prism_json_escape(buf, 0, sizeof(buf), "/\xff\xfe/\xc3/\x80/\xed\xa0\x80/\xe2\x82\xac");
+    assert_string_equal(buf, "/\\ufffd\\ufffd/\\ufffd/\\ufffd/\\ufffd\\ufffd\\ufffd/\xe2\x82\xac");
+}
+
+/* Text that may quote client bytes, or was cut at a byte count, comes out
+ * well-formed: every stray byte becomes '?', whole characters stay. */
+static void utf8_scrub_replaces_broken_bytes(void **state)
+{
+    (void)state;
+    char a[] = "model \xff\xfe: caf\xc3\xa9 \xe2\x82";
+    prism_utf8_scrub(a);
+    assert_string_equal(a, "model ??: caf\xc3\xa9 ??");
+    assert_int_equal(prism_utf8_valid(a, strlen(a)), 1);
+    char b[] = "\xf0\x9f\x98\x80\xf0\x9f\x98";
+    prism_utf8_scrub(b);
+    assert_string_equal(b, "\xf0\x9f\x98\x80???");
+    assert_int_equal(prism_utf8_char("\xc3\xa9", 1), 0);
+    assert_int_equal(prism_utf8_char("\xc3\xa9", 2), 2);
+    assert_int_equal(prism_utf8_char("a", 1), 1);
 }
 
 /* Control bytes are refused wherever they sit relative to the 8-byte stride;
@@ -120,9 +140,8 @@ static void keyring_masks_the_key_it_sent(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(utf8_valid_at_every_offset),
-        cmocka_unit_test(json_escape_escapes_and_stops_at_cap),
-        cmocka_unit_test(keyring_masks_the_key_it_sent),
+        cmocka_unit_test(utf8_valid_at_every_offset),           cmocka_unit_test(json_escape_escapes_and_stops_at_cap),
+        cmocka_unit_test(utf8_scrub_replaces_broken_bytes),     cmocka_unit_test(keyring_masks_the_key_it_sent),
         cmocka_unit_test(json_bytes_check_finds_control_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
