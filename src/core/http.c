@@ -42,7 +42,8 @@ static size_t header_bytes(const h2o_req_t *req)
 /* The value of header `name` if `line` is that header (name case-insensitive), else NULL. */
 static const char *header_value(const char *line, const char *eol, const char *name, size_t nlen)
 {
-    if ((size_t)(eol - line) <= nlen || line[nlen] != ':' || strncasecmp(line, name, nlen) != 0)
+    if ((size_t)(eol - line) <= nlen || line[nlen] != ':' || (line[0] | 0x20) != name[0] ||
+        strncasecmp(line, name, nlen) != 0)
         return NULL;
     const char *v = line + nlen + 1;
     while (v < eol && (*v == ' ' || *v == '\t'))

@@ -117,8 +117,8 @@ size_t prism_json_escape(char *buf, size_t len, size_t cap, const char *s)
     static const char hex[] = "0123456789abcdef";
     for (; *s && len + 7 < cap; s++) {
         unsigned char ch = (unsigned char)*s;
-        if (ch >= 0x20 && ch < 0x80 && ch != '"' && ch != '\\') {
-            buf[len++] = (char)ch; /* the common case first: ids, names, paths */
+        if ((unsigned)(ch - 0x20) < 0x60 && ch != '"' && ch != '\\') { /* 0x20 <= ch < 0x80 */
+            buf[len++] = (char)ch;                                     /* the common case first: ids, names, paths */
         } else if (ch >= 0x80) {
             /* A log line must stay valid JSON: broken UTF-8 (a client's path
              * or model name) becomes U+FFFD. */

@@ -47,13 +47,17 @@ static int header_value_ok(const char *v)
 
 int prism_response_header(prism_ctx *ctx, const char *name, const char *value)
 {
-    if (ctx->resp != PRISM_RESP_NONE || !header_value_ok(name) || !header_value_ok(value))
+    if (ctx->resp != PRISM_RESP_NONE || !header_value_ok(value))
         return -1;
     h2o_req_t *req = ctx->req;
     size_t nlen = strlen(name);
     char *lower = h2o_mem_alloc_pool(&req->pool, nlen + 1);
-    for (size_t i = 0; i <= nlen; i++)
-        lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    for (size_t i = 0; i <= nlen; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 && c != '\0')
+            return -1; /* the pool takes the copy back with the request */
+        lower[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
     h2o_iovec_t v = h2o_strdup(&req->pool, value, strlen(value));
     h2o_add_header_by_str(&req->pool, &req->res.headers, lower, nlen, 1, NULL, v.base, v.len);
     return 0;

@@ -357,6 +357,8 @@ static int usage_counts(const char *p, const char *end, long *prompt, long *comp
                 found |= read_count(p, end, prompt);
             else if (n == 17 && memcmp(key, "completion_tokens", 17) == 0)
                 found |= read_count(p, end, completion) << 1;
+            if (found == 3)
+                return 1; /* OpenAI sends both first: the details after them are not read */
             continue;
         }
         if (*p == '{' || *p == '[')

@@ -55,8 +55,11 @@ static const char *duplicated_field(const cJSON *body)
     const cJSON *item;
     cJSON_ArrayForEach(item, body)
     {
+        const char *k = item->string;
+        if (k == NULL || (k[0] != 'm' && k[0] != 's')) /* what every watched name starts with */
+            continue;
         for (size_t i = 0; i < NWATCHED; i++) {
-            if (item->string != NULL && strcmp(item->string, watched[i]) == 0 && seen[i]++)
+            if (strcmp(k, watched[i]) == 0 && seen[i]++)
                 return watched[i];
         }
     }
