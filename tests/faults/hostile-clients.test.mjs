@@ -312,13 +312,14 @@ describe('hostile clients', { timeout: T(300000) }, () => {
     return Number(/^prism_requests_in_flight (\d+)/m.exec(text)[1]);
   }
 
-  /** Sends `body` on a fresh connection, waits for `until` (first response byte, or a delay), then resets. */
-  async function resetAfter(body, until) {
+  /** Sends `body` on a fresh connection, waits for `until` (first response byte, or a delay), then resets.
+   * Its x-request-id is `id`, so its access line can be told from any other. */
+  async function resetAfter(body, until, id) {
     const s = net.connect(stack.gw.port, '127.0.0.1');
     s.on('error', () => {});
     await new Promise((r) => s.on('connect', r));
     const firstByte = new Promise((r) => s.once('data', r));
-    s.write(rawPost(JSON.stringify(body)));
+    s.write(rawPost(JSON.stringify(body), `X-Request-Id: ${id}\r\n`));
     await Promise.race([until === 'first-byte' ? firstByte : sleep(until), sleep(T(5000))]);
     s.resetAndDestroy();
   }
@@ -326,26 +327,22 @@ describe('hostile clients', { timeout: T(300000) }, () => {
   it('clients that reset (RST) mid-stream or while the upstream thinks: every request ends, no socket is left', { timeout: T(60000) }, async () => {
     reset();
     const orphansBefore = orphanSockets(stack.gw.pid);
-    const linesBefore = stack.gw.stderr().split('\n').filter((l) => l.includes('"source":"access"') && l.includes('/v1/chat/completions')).length;
+    const resetLines = () => stack.gw.stderr().split('\n').filter((l) => l.includes('"source":"access"') && l.includes('"request_id":"rst-')).length;
     stack.openai.always({ streamChunks: Array.from({ length: 200 }, (_, i) => `p${i} `), intervalMs: 10 });
     const N = 20;
-    await Promise.all(Array.from({ length: N }, () => resetAfter(chat(OPENAI_MODEL, { stream: true }), 'first-byte')));
+    await Promise.all(Array.from({ length: N }, (_, i) => resetAfter(chat(OPENAI_MODEL, { stream: true }), 'first-byte', `rst-a${i}`)));
     stack.openai.always({ content: 'late', delayMs: T(1500) });
-    await Promise.all(Array.from({ length: N }, () => resetAfter(chat(OPENAI_MODEL), T(200))));
+    await Promise.all(Array.from({ length: N }, (_, i) => resetAfter(chat(OPENAI_MODEL), T(200), `rst-b${i}`)));
     stack.anthropic.always({ gate: new Promise(() => {}), gateAfter: 1 });
-    await Promise.all(Array.from({ length: N }, () => resetAfter(chat(CLAUDE_MODEL, { stream: true }), 'first-byte')));
+    await Promise.all(Array.from({ length: N }, (_, i) => resetAfter(chat(CLAUDE_MODEL, { stream: true }), 'first-byte', `rst-c${i}`)));
     stack.openai.always(null);
     stack.anthropic.always(null);
     let flight;
     for (let i = 0; i < 50 && (flight = await inFlight()) > 1; i++) await sleep(100);
     assert.equal(flight, 1, 'only the /metrics request itself is in flight');
     let lines;
-    for (let i = 0; i < 50; i++) {
-      lines = stack.gw.stderr().split('\n').filter((l) => l.includes('"source":"access"') && l.includes('/v1/chat/completions')).length;
-      if (lines - linesBefore >= 3 * N) break;
-      await sleep(100);
-    }
-    assert.equal(lines - linesBefore, 3 * N, 'one access line per reset request');
+    for (let i = 0; i < 50 && (lines = resetLines()) < 3 * N; i++) await sleep(100);
+    assert.equal(lines, 3 * N, 'one access line per reset request');
     assert.equal(orphanSockets(stack.gw.pid), orphansBefore, 'every reset connection was closed');
     await assertStillServes(stack, 'resets');
   });
