@@ -21,6 +21,12 @@ static int method_is(const h2o_req_t *req, const char *m)
     return h2o_memis(req->method.base, req->method.len, m, strlen(m));
 }
 
+/* GET, or HEAD (h2o sends the same head without the body). */
+static int is_get(const h2o_req_t *req)
+{
+    return method_is(req, "GET") || method_is(req, "HEAD");
+}
+
 static size_t header_bytes(const h2o_req_t *req)
 {
     size_t n = req->input.path.len + req->method.len;
@@ -102,6 +108,12 @@ static int authorized(prism_ctx *ctx)
     ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
     size_t len = 0;
     const char *token = NULL;
+    if (i >= 0 && h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, i) >= 0) {
+        /* Which one counts would depend on who reads them: none does. */
+        prism_respond_error(ctx, 401, "invalid_request_error", "invalid_api_key", NULL,
+                            "Send one Authorization header, not several.");
+        return 0;
+    }
     if (i >= 0)
         token = prism_auth_bearer(req->headers.entries[i].value.base, req->headers.entries[i].value.len, &len);
     if (token == NULL) {
@@ -122,8 +134,8 @@ static int authorized(prism_ctx *ctx)
 
 static void serve_models(prism_ctx *ctx)
 {
-    if (!method_is(ctx->req, "GET")) {
-        method_not_allowed(ctx, "GET");
+    if (!is_get(ctx->req)) {
+        method_not_allowed(ctx, "GET, HEAD");
         return;
     }
     const char *json = ctx->gen->models_json;
@@ -133,8 +145,8 @@ static void serve_models(prism_ctx *ctx)
 /* GET {prefix}/models/{id}: one entry of the list, or model_not_found. */
 static void serve_model(prism_ctx *ctx, h2o_iovec_t id)
 {
-    if (!method_is(ctx->req, "GET")) {
-        method_not_allowed(ctx, "GET");
+    if (!is_get(ctx->req)) {
+        method_not_allowed(ctx, "GET, HEAD");
         return;
     }
     cJSON *list = cJSON_Parse(ctx->gen->models_json);
@@ -157,8 +169,8 @@ static void serve_model(prism_ctx *ctx, h2o_iovec_t id)
  * gateway keys when there are any (it names models and rates). */
 static void serve_metrics(prism_worker_env *env, prism_ctx *ctx)
 {
-    if (!method_is(ctx->req, "GET")) {
-        method_not_allowed(ctx, "GET");
+    if (!is_get(ctx->req)) {
+        method_not_allowed(ctx, "GET, HEAD");
         return;
     }
     char *text = env->all_metrics ? prism_metrics_render(env->all_metrics, env->worker_count) : NULL;
@@ -203,8 +215,8 @@ void prism_http_handle(prism_worker_env *env, h2o_req_t *req)
         return;
     }
     if (path_is(path, "", "/health")) {
-        if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
-            method_not_allowed(ctx, "GET");
+        if (!is_get(req)) {
+            method_not_allowed(ctx, "GET, HEAD");
             return;
         }
         prism_respond(ctx, 200, "application/json", "{\"status\":\"ok\"}", 15);

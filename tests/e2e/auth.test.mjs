@@ -1,6 +1,7 @@
 // Gateway keys (PRISM_API_KEYS): who may call, and that the keys never travel upstream or into the logs.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { startFakeOpenAI } from './lib/fake-openai.mjs';
 import {
   T,
@@ -92,6 +93,31 @@ describe('gateway API keys', { timeout: T(120000) }, () => {
       assert.ok(!up.rawBody.includes(key), 'gateway key not in the upstream body');
     });
   }
+
+  it('two Authorization headers (a right key and a wrong one, in either order): 401, nothing upstream', { timeout: T(10000) }, async () => {
+    fake.reset();
+    const body = JSON.stringify(chatBody('gpt-4o-mini'));
+    for (const [a, b] of [
+      [GW_KEYS[0], WRONG_KEYS[0]],
+      [WRONG_KEYS[0], GW_KEYS[0]],
+    ]) {
+      const answer = await new Promise((resolve, reject) => {
+        const s = net.connect(gw.port, '127.0.0.1');
+        let data = '';
+        s.setEncoding('latin1');
+        s.on('data', (d) => (data += d));
+        s.on('error', reject);
+        s.on('end', () => resolve(data));
+        s.write(
+          `POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${a}\r\nAuthorization: Bearer ${b}\r\n` +
+            `Content-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+        );
+      });
+      assert.match(answer, /^HTTP\/1\.1 401 /, answer.slice(0, 200));
+      assert.match(answer, /"code":"invalid_api_key"/);
+    }
+    assert.equal(fake.requests.length, 0);
+  });
 
   it('a streaming request with a right key works and is authenticated upstream with the upstream key', { timeout: T(15000) }, async () => {
     fake.reset();

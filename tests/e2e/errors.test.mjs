@@ -123,6 +123,21 @@ describe('request errors', { timeout: T(120000) }, () => {
     await assertStillServes('405');
   });
 
+  it('HEAD on the GET endpoints: 200 with their headers and no body; POST on them: 405 allowing GET, HEAD', { timeout: T(15000) }, async () => {
+    for (const p of ['/health', '/v1/models', '/v1/models/gpt-4o-mini', '/metrics']) {
+      const get = await fetch(gw.url(p));
+      const head = await fetch(gw.url(p), { method: 'HEAD' });
+      assert.equal(head.status, 200, `HEAD ${p}`);
+      assert.equal(head.headers.get('content-type'), get.headers.get('content-type'), `HEAD ${p}: content-type`);
+      assert.equal(await head.text(), '', `HEAD ${p}: no body`);
+      assert.ok((await get.text()).length > 0);
+      const post = await fetch(gw.url(p), { method: 'POST', body: '{}' });
+      await expectErrorResponse(post, 405, { code: 'method_not_allowed' }, `POST ${p}`);
+      assert.equal(post.headers.get('allow'), 'GET, HEAD');
+    }
+    await assertStillServes('HEAD');
+  });
+
   it('unknown path: 404 unknown_url', { timeout: T(15000) }, async () => {
     for (const [method, path] of [
       ['POST', '/v1/nope'],
