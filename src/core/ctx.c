@@ -430,10 +430,16 @@ static void on_client_read(h2o_socket_t *sock, const char *err)
         fail_refused_write(sock);
 }
 
+/* No answer holds more tokens than this; a count past it is an upstream's
+ * nonsense, and kept out of the token counters it would soon wrap. */
+#define MAX_REPORTED_TOKENS 1000000000L
+
 void prism_ctx_set_usage(prism_ctx *ctx, long prompt_tokens, long completion_tokens)
 {
-    ctx->prompt_tokens = prompt_tokens;
-    ctx->completion_tokens = completion_tokens;
+    int sane = prompt_tokens >= 0 && prompt_tokens <= MAX_REPORTED_TOKENS && completion_tokens >= 0 &&
+               completion_tokens <= MAX_REPORTED_TOKENS;
+    ctx->prompt_tokens = sane ? prompt_tokens : -1;
+    ctx->completion_tokens = sane ? completion_tokens : -1;
 }
 
 uint64_t prism_ctx_random(prism_ctx *ctx)

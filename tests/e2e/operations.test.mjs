@@ -7,7 +7,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startFakeOpenAI } from './lib/fake-openai.mjs';
+import { startFakeOpenAI, makeCompletion } from './lib/fake-openai.mjs';
 import { startFakeAnthropic, claudeEnv, ANTHROPIC_KEY, DEFAULT_USAGE } from './lib/fake-anthropic.mjs';
 import {
   T,
@@ -614,6 +614,25 @@ describe('access log and metrics with client-controlled values (long, quoted, no
       if (what !== 'long') assert.equal(e.model, model, 'a short model name is logged as sent');
     });
   }
+
+  it('an upstream reporting absurd token counts: not counted, not logged (the counters cannot be wrapped)', { timeout: T(10000) }, async () => {
+    const model = 'gpt-absurd-usage';
+    fake.next((req, res, record) => {
+      const body = makeCompletion(record.body, { content: 'x' });
+      body.usage = { prompt_tokens: 900000000000000000, completion_tokens: 5, total_tokens: 900000000000000005 };
+      const text = JSON.stringify(body);
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    });
+    const id = 'ops-absurd-usage';
+    const r = await postChat(gw, chatBody(model), { 'x-request-id': id });
+    assert.equal(r.status, 200, await r.text());
+    await waitFor(() => hasAccessLine(gw, id), T(3000), 'the access line');
+    const line = JSON.parse(gw.stderr().split('\n').find((l) => l.includes(`"request_id":"${id}"`)));
+    assert.equal(line.prompt_tokens, undefined, JSON.stringify(line));
+    const m = await scrape(gw, null);
+    assert.equal(sumWhere(m, 'prism_tokens_total', { model }), 0);
+  });
 
   it('metrics: label values are escaped and bounded; the exposition still parses', { timeout: T(10000) }, async () => {
     const m = await scrape(gw, null);
