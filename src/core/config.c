@@ -31,8 +31,8 @@ typedef struct cfg_ctx {
 } cfg_ctx;
 
 static const char *const top_keys[] = {"server", "plugins", "routes", NULL};
-static const char *const server_keys[] = {"listen",   "workers",     "api_prefix", "api_keys", "limits",
-                                          "timeouts", "tls_ca_file", "log",        NULL};
+static const char *const server_keys[] = {"listen",   "workers",     "api_prefix", "api_keys",     "limits",
+                                          "timeouts", "tls_ca_file", "log",        "cors_origins", NULL};
 static const char *const log_keys[] = {"level", "format", "access", "file", NULL};
 static const char *const limit_keys[] = {"max_body_bytes", "max_header_bytes", NULL};
 static const char *const timeout_keys[] = {"read_ms", "upstream_connect_ms", "upstream_ms", "shutdown_ms", NULL};
@@ -355,8 +355,8 @@ static int parse_prefix(cfg_ctx *c, const cJSON *server)
     return replace_str(c, &c->cfg->api_prefix, p);
 }
 
-/* Splits "k1, k2,,k3" into trimmed, non-empty keys. */
-static int split_keys(cfg_ctx *c, const char *s)
+/* Splits "k1, k2,,k3" into trimmed, non-empty entries. */
+static int split_list(cfg_ctx *c, const char *s, char ***vec, size_t *count)
 {
     while (*s) {
         size_t len = strcspn(s, ",");
@@ -366,21 +366,33 @@ static int split_keys(cfg_ctx *c, const char *s)
             a++;
         while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
             b--;
-        if (b > a && push_str(&c->cfg->api_keys, &c->cfg->api_key_count, a, (size_t)(b - a)))
+        if (b > a && push_str(vec, count, a, (size_t)(b - a)))
             return oom(c);
         s = *end ? end + 1 : end;
     }
     return 0;
 }
 
-static int list_keys(cfg_ctx *c, const cJSON *list)
+/* server.<name>: a list of strings or one comma-separated string; absent:
+ * the environment variable `env` (NULL: none). */
+static int parse_str_list(cfg_ctx *c, const cJSON *server, const char *name, const char *env, char ***vec,
+                          size_t *count)
 {
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(server, name);
+    if (is_absent(n)) {
+        const char *v = env ? getenv(env) : NULL;
+        return v ? split_list(c, v, vec, count) : 0;
+    }
+    if (cJSON_IsString(n))
+        return split_list(c, n->valuestring, vec, count);
+    if (!cJSON_IsArray(n))
+        return fail_at(c, n, "server.%s must be a list of strings or a comma-separated string", name);
     const cJSON *item;
-    cJSON_ArrayForEach(item, list)
+    cJSON_ArrayForEach(item, n)
     {
         if (!cJSON_IsString(item))
-            return fail_at(c, item, "server.api_keys: each key must be a string (quote it)");
-        if (split_keys(c, item->valuestring))
+            return fail_at(c, item, "server.%s: each entry must be a string (quote it)", name);
+        if (split_list(c, item->valuestring, vec, count))
             return -1;
     }
     return 0;
@@ -388,16 +400,33 @@ static int list_keys(cfg_ctx *c, const cJSON *list)
 
 static int parse_api_keys(cfg_ctx *c, const cJSON *server)
 {
-    const cJSON *n = cJSON_GetObjectItemCaseSensitive(server, "api_keys");
-    if (is_absent(n)) {
-        const char *env = getenv("PRISM_API_KEYS");
-        return env ? split_keys(c, env) : 0;
+    return parse_str_list(c, server, "api_keys", "PRISM_API_KEYS", &c->cfg->api_keys, &c->cfg->api_key_count);
+}
+
+static int printable(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || *s == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Browser origins allowed to call (CORS): "https://app.example.com", or "*". */
+static int parse_cors(cfg_ctx *c, const cJSON *server)
+{
+    if (parse_str_list(c, server, "cors_origins", NULL, &c->cfg->cors_origins, &c->cfg->cors_origin_count))
+        return -1;
+    for (size_t i = 0; i < c->cfg->cors_origin_count; i++) {
+        const char *o = c->cfg->cors_origins[i];
+        if (strcmp(o, "*") != 0 && strncmp(o, "http://", 7) != 0 && strncmp(o, "https://", 8) != 0)
+            return fail_at(c, cJSON_GetObjectItemCaseSensitive(server, "cors_origins"),
+                           "server.cors_origins: \"%s\" is not an origin (scheme://host[:port]) or \"*\"", o);
+        const char *host = strcmp(o, "*") == 0 ? "*" : strstr(o, "://") + 3;
+        if (!printable(o) || *host == '\0' || strchr(host, '/') != NULL)
+            return fail_at(c, cJSON_GetObjectItemCaseSensitive(server, "cors_origins"),
+                           "server.cors_origins: \"%s\" must be scheme://host[:port], without a path", o);
     }
-    if (cJSON_IsString(n))
-        return split_keys(c, n->valuestring);
-    if (cJSON_IsArray(n))
-        return list_keys(c, n);
-    return fail_at(c, n, "server.api_keys must be a list of strings or a comma-separated string");
+    return 0;
 }
 
 static int parse_limits(cfg_ctx *c, const cJSON *server)
@@ -510,8 +539,8 @@ static int parse_log(cfg_ctx *c, const cJSON *server)
 
 static int parse_server(cfg_ctx *c, const cJSON *root)
 {
-    static const section_fn parsers[] = {parse_listen, parse_workers,  parse_prefix, parse_api_keys,
-                                         parse_limits, parse_timeouts, parse_tls,    parse_log};
+    static const section_fn parsers[] = {parse_listen,   parse_workers, parse_prefix, parse_api_keys, parse_limits,
+                                         parse_timeouts, parse_tls,     parse_log,    parse_cors};
     const cJSON *server;
     if (get_section(c, root, "server", "server", &server) || (server && check_keys(c, server, "server", server_keys)))
         return -1;
@@ -764,6 +793,7 @@ void prism_config_free(prism_config *cfg)
     free(cfg->listen_host);
     free(cfg->api_prefix);
     free_strv(cfg->api_keys, cfg->api_key_count);
+    free_strv(cfg->cors_origins, cfg->cors_origin_count);
     free(cfg->tls_ca_file);
     free(cfg->log_file);
     free_strv(cfg->enabled, cfg->enabled_count);

@@ -6,6 +6,7 @@
  *     workers: 1                    # event-loop threads; 0 = one per core
  *     api_prefix: /v1
  *     api_keys: [k1, k2]            # or "k1,k2"; default $PRISM_API_KEYS
+ *     cors_origins: [https://app.example.com]   # or "*"; default: none
  *     limits:   { max_body_bytes: 10485760, max_header_bytes: 8192 }
  *     timeouts: { read_ms: 30000, upstream_connect_ms: 10000,
  *                 upstream_ms: 600000, shutdown_ms: 10000 }
@@ -49,6 +50,8 @@ typedef struct prism_config {
     char *api_prefix;
     char **api_keys;
     size_t api_key_count;
+    char **cors_origins; /* browser origins allowed to call; "*": any */
+    size_t cors_origin_count;
     size_t max_body_bytes;
     size_t max_header_bytes;
     uint64_t read_timeout_ms;

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "auth.h"
+#include "cors.h"
 #include "metrics.h"
 
 static int path_is(h2o_iovec_t path, const char *prefix, const char *rest)
@@ -214,6 +215,8 @@ void prism_http_handle(prism_worker_env *env, h2o_req_t *req)
                             "Content-Lengths: its body cannot be framed unambiguously.");
         return;
     }
+    if (!prism_cors_check(ctx))
+        return;
     if (path_is(path, "", "/health")) {
         if (!is_get(req)) {
             method_not_allowed(ctx, "GET, HEAD");

@@ -251,7 +251,28 @@ static void test_api_keys_errors(void **state)
     expect_error(state, "server:\n  api_keys: 5\n",
                  "2: server.api_keys must be a list of strings or a comma-separated string");
     expect_error(state, "server:\n  api_keys:\n    - ok\n    - 12345\n",
-                 "4: server.api_keys: each key must be a string (quote it)");
+                 "4: server.api_keys: each entry must be a string (quote it)");
+}
+
+static void test_cors_origins(void **state)
+{
+    prism_config *cfg = load_ok(state, "server:\n  cors_origins: \"https://app.example.com, http://localhost:5173\"\n");
+    assert_int_equal(cfg->cors_origin_count, 2);
+    assert_string_equal(cfg->cors_origins[0], "https://app.example.com");
+    assert_string_equal(cfg->cors_origins[1], "http://localhost:5173");
+    prism_config_free(cfg);
+    cfg = load_ok(state, "server:\n  cors_origins: [\"*\"]\n");
+    assert_int_equal(cfg->cors_origin_count, 1);
+    prism_config_free(cfg);
+    cfg = load_ok(state, "server:\n  cors_origins: \"\"\n");
+    assert_int_equal(cfg->cors_origin_count, 0);
+    prism_config_free(cfg);
+    expect_error(state, "server:\n  cors_origins: app.example.com\n",
+                 "2: server.cors_origins: \"app.example.com\" is not an origin (scheme://host[:port]) or \"*\"");
+    expect_error(state, "server:\n  cors_origins: https://app.example.com/ui\n",
+                 "2: server.cors_origins: \"https://app.example.com/ui\" must be scheme://host[:port], without a path");
+    expect_error(state, "server:\n  cors_origins: \"http://\"\n",
+                 "2: server.cors_origins: \"http://\" must be scheme://host[:port], without a path");
 }
 
 /* ---- validation ---- */
@@ -308,7 +329,7 @@ static void test_unknown_keys(void **state)
 {
     expect_error(state, "server:\n  listen: 127.0.0.1:80\n  workres: 2\n",
                  "3: unknown key 'workres' in server (expected listen, workers, api_prefix, api_keys, limits, "
-                 "timeouts, tls_ca_file, log)");
+                 "timeouts, tls_ca_file, log, cors_origins)");
     expect_error(state, "servers:\n  workers: 2\n",
                  "1: unknown key 'servers' in the top level (expected server, plugins, routes)");
     expect_error(state, "server:\n  limits: { max_body: 1 }\n",
@@ -444,6 +465,7 @@ int main(void)
         DIR_TEST(test_api_keys_from_env),
         DIR_TEST(test_api_keys_in_file_win_over_env),
         DIR_TEST(test_api_keys_errors),
+        DIR_TEST(test_cors_origins),
         DIR_TEST(test_type_and_range_errors),
         DIR_TEST(test_empty_prefix_is_allowed),
         DIR_TEST(test_unknown_keys),
