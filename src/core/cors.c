@@ -7,8 +7,8 @@
 #include <strings.h>
 
 /* What a browser page may read of a response besides the basics. */
-#define EXPOSED                                                                                                       \
-    "x-request-id, x-prism-provider, x-prism-upstream-request-id, x-prism-fallback-from, x-prism-retries, "         \
+#define EXPOSED                                                                                                        \
+    "x-request-id, x-prism-provider, x-prism-upstream-request-id, x-prism-fallback-from, x-prism-retries, "            \
     "retry-after, retry-after-ms, x-should-retry"
 
 static const h2o_iovec_t *header(const h2o_req_t *req, const char *name, size_t len)

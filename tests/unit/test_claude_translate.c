@@ -597,6 +597,38 @@ static void tool_choice_forms(void **state)
     assert_refused(REQ(TOOLS ",'parallel_tool_calls':0"), "parallel_tool_calls", "invalid_type");
 }
 
+/* allowed_tools: auto or any, over the listed tools only (the others are not sent). */
+static void tool_choice_allowed_tools(void **state)
+{
+    (void)state;
+#define THREE                                                                                                          \
+    ",'tools':[{'type':'function','function':{'name':'a'}},{'type':'function','function':{'name':'b'}},"               \
+    "{'type':'function','function':{'name':'c'}}]"
+    cJSON *out =
+        translate(REQ(THREE ",'tool_choice':{'type':'allowed_tools','allowed_tools':{'mode':'required',"
+                            "'tools':[{'type':'function','function':{'name':'c'}},{'type':'function','name':'a'}]}}"),
+                  NULL);
+    assert_json(at(out, "tool_choice"), "{'type':'any'}");
+    assert_int_equal(cJSON_GetArraySize(at(out, "tools")), 2);
+    assert_str_at(out, "tools/0/name", "a");
+    assert_str_at(out, "tools/1/name", "c");
+    cJSON_Delete(out);
+    out = translate(REQ(THREE ",'tool_choice':{'type':'allowed_tools','allowed_tools':{'mode':'auto','tools':["
+                              "{'type':'function','function':{'name':'b'}}]}},'parallel_tool_calls':false"),
+                    NULL);
+    assert_json(at(out, "tool_choice"), "{'type':'auto','disable_parallel_tool_use':true}");
+    assert_int_equal(cJSON_GetArraySize(at(out, "tools")), 1);
+    assert_str_at(out, "tools/0/name", "b");
+    cJSON_Delete(out);
+    assert_refused(REQ(THREE ",'tool_choice':{'type':'allowed_tools','allowed_tools':{'mode':'auto','tools':["
+                             "{'type':'function','function':{'name':'zzz'}}]}}"),
+                   "tool_choice.allowed_tools.tools", "invalid_value");
+    assert_refused(REQ(THREE ",'tool_choice':{'type':'allowed_tools','allowed_tools':{'mode':'sometimes','tools':[]}}"),
+                   "tool_choice.allowed_tools", "invalid_value");
+    assert_refused(REQ(THREE ",'tool_choice':{'type':'allowed_tools'}"), "tool_choice.allowed_tools", "invalid_value");
+#undef THREE
+}
+
 static void response_format_json_schema_forces_a_tool(void **state)
 {
     (void)state;
@@ -1111,6 +1143,7 @@ int main(void)
         cmocka_unit_test(stream_flags),
         cmocka_unit_test(tools_map_to_input_schema),
         cmocka_unit_test(tool_choice_forms),
+        cmocka_unit_test(tool_choice_allowed_tools),
         cmocka_unit_test(response_format_json_schema_forces_a_tool),
         cmocka_unit_test(response_format_json_object_and_text),
         cmocka_unit_test(reasoning_effort_becomes_thinking),

@@ -724,10 +724,27 @@ static cJSON *choice_of_type(const char *type)
 }
 
 /* OpenAI tool_choice -> Anthropic's type, and the tool's name for "tool". */
-static int tool_choice_type(req *r, const cJSON *tc, const char **type, const char **name)
+/* {"type":"allowed_tools","allowed_tools":{"mode":"auto"|"required","tools":[...]}}:
+ * auto or any, over the listed tools only. */
+static int allowed_tools_type(req *r, const cJSON *tc, const char **type, const cJSON **allowed)
+{
+    const cJSON *at = field(tc, "allowed_tools");
+    const char *mode = str_of(field(at, "mode"));
+    *allowed = as_array(field(at, "tools"));
+    if (*allowed == NULL || mode == NULL || (strcmp(mode, "auto") != 0 && strcmp(mode, "required") != 0))
+        return fail(r, "invalid_value", "expected {\"mode\": \"auto\" or \"required\", \"tools\": [...]}.",
+                    "tool_choice.allowed_tools");
+    *type = strcmp(mode, "required") == 0 ? "any" : "auto";
+    return 0;
+}
+
+static int tool_choice_type(req *r, const cJSON *tc, const char **type, const char **name, const cJSON **allowed)
 {
     const char *s = str_of(tc);
     *name = NULL;
+    *allowed = NULL;
+    if (str_of(field(tc, "type")) && strcmp(str_of(field(tc, "type")), "allowed_tools") == 0)
+        return allowed_tools_type(r, tc, type, allowed);
     if (s && strcmp(s, "auto") == 0)
         *type = "auto";
     else if (s && strcmp(s, "none") == 0)
@@ -739,21 +756,61 @@ static int tool_choice_type(req *r, const cJSON *tc, const char **type, const ch
         *name = str_of(field(field(tc, "function"), "name"));
         if (t == NULL || strcmp(t, "function") != 0 || *name == NULL || (*name)[0] == '\0')
             return fail(r, "invalid_value",
-                        "expected auto, none, required or {\"type\":\"function\",\"function\":{\"name\"}}.",
+                        "expected auto, none, required, {\"type\":\"function\",\"function\":{\"name\"}} or "
+                        "{\"type\":\"allowed_tools\",...}.",
                         "tool_choice");
         *type = "tool";
     }
     return 0;
 }
 
+/* Whether `name` is one of allowed_tools' entries: {"type":"function","function":{"name"}}
+ * or the flat {"type":"function","name"}. */
+static int is_allowed(const cJSON *allowed, const char *name)
+{
+    const cJSON *t;
+    cJSON_ArrayForEach(t, allowed)
+    {
+        const char *n = str_of(field(field(t, "function"), "name"));
+        if (n == NULL)
+            n = str_of(field(t, "name"));
+        if (n != NULL && strcmp(n, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Anthropic has no allowed-tools list: the tools outside it are not sent.
+ * Returns how many are left. */
+static int keep_allowed_tools(req *r, const cJSON *allowed)
+{
+    cJSON *tools = cJSON_GetObjectItemCaseSensitive(r->out, "tools"), *t = tools ? tools->child : NULL;
+    int left = 0;
+    while (t != NULL) {
+        cJSON *next = t->next;
+        const char *n = str_of(field(t, "name"));
+        if (n != NULL && is_allowed(allowed, n))
+            left++;
+        else
+            cJSON_Delete(cJSON_DetachItemViaPointer(tools, t));
+        t = next;
+    }
+    if (left == 0)
+        cJSON_DeleteItemFromObjectCaseSensitive(r->out, "tools");
+    return left;
+}
+
 static int translate_tool_choice(req *r, int ntools)
 {
-    const cJSON *tc = field(r->in, "tool_choice"), *parallel = field(r->in, "parallel_tool_calls");
+    const cJSON *tc = field(r->in, "tool_choice"), *parallel = field(r->in, "parallel_tool_calls"), *allowed = NULL;
     const char *type = NULL, *name = NULL;
     if (parallel && !cJSON_IsBool(parallel))
         return fail(r, "invalid_type", "expected a boolean.", "parallel_tool_calls");
-    if (tc && tool_choice_type(r, tc, &type, &name) != 0)
+    if (tc && tool_choice_type(r, tc, &type, &name, &allowed) != 0)
         return -1;
+    if (allowed != NULL && ntools > 0 && (ntools = keep_allowed_tools(r, allowed)) == 0)
+        return fail(r, "invalid_value", "none of allowed_tools.tools is among the request's tools.",
+                    "tool_choice.allowed_tools.tools");
     if (ntools == 0) { /* nothing to choose from: auto and none mean the same, forcing is an error */
         if (type && strcmp(type, "auto") != 0 && strcmp(type, "none") != 0)
             return fail(r, "invalid_value", "a tool choice that forces a tool needs tools.", "tool_choice");
