@@ -502,6 +502,18 @@ describe('Claude via the OpenAI SDK: request and response translation (non-strea
     assert.ok(!('tool_choice' in up), `no tool_choice (got ${JSON.stringify(up.tool_choice)})`);
   });
 
+  it('tool_choice allowed_tools: only the listed tools go upstream, mode required -> any', { timeout: T(15000) }, async () => {
+    const fn = (name) => ({ type: 'function', function: { name, parameters: { type: 'object', properties: {} } } });
+    const { up } = await roundTrip({
+      model: MODEL,
+      messages: [user('hi')],
+      tools: [fn('a'), fn('b'), fn('c')],
+      tool_choice: { type: 'allowed_tools', allowed_tools: { mode: 'required', tools: [{ type: 'function', function: { name: 'b' } }] } },
+    });
+    assert.deepEqual(up.tools.map((t) => t.name), ['b']);
+    assert.deepEqual(up.tool_choice, { type: 'any' });
+  });
+
   // ---- response_format ---------------------------------------------------------------------------------------------
 
   const FORCED_DESC = 'Respond with JSON that matches this schema.';
