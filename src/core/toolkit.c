@@ -337,9 +337,17 @@ static int read_count(const char *p, const char *end, long *out)
     return 1;
 }
 
+static int key_is(const char *key, size_t n, const char *name)
+{
+    return n == strlen(name) && memcmp(key, name, n) == 0;
+}
+
 /* The two counts of the usage object at `p` ('{'), read in place: building
  * a cJSON tree of it (numbers go through strtod) cost more than the rest of
- * a pass-through request. Only members of the object itself count. */
+ * a pass-through request. Only members of the object itself count. Chat
+ * Completions say prompt_tokens / completion_tokens, the Responses API
+ * input_tokens / output_tokens; embeddings have only prompt_tokens.
+ * Returns bit 1 for the prompt count, bit 2 for the completion count. */
 static int usage_counts(const char *p, const char *end, long *prompt, long *completion)
 {
     int depth = 0, found = 0;
@@ -353,12 +361,12 @@ static int usage_counts(const char *p, const char *end, long *prompt, long *comp
             if (depth != 1 || p >= end || *p != ':')
                 continue;
             p = skip_ws(p + 1, end);
-            if (n == 13 && memcmp(key, "prompt_tokens", 13) == 0)
+            if (key_is(key, n, "prompt_tokens") || key_is(key, n, "input_tokens"))
                 found |= read_count(p, end, prompt);
-            else if (n == 17 && memcmp(key, "completion_tokens", 17) == 0)
+            else if (key_is(key, n, "completion_tokens") || key_is(key, n, "output_tokens"))
                 found |= read_count(p, end, completion) << 1;
             if (found == 3)
-                return 1; /* OpenAI sends both first: the details after them are not read */
+                return 3; /* both come first: the details after them are not read */
             continue;
         }
         if (*p == '{' || *p == '[')
@@ -367,7 +375,7 @@ static int usage_counts(const char *p, const char *end, long *prompt, long *comp
             break;
         p++;
     }
-    return found == 3;
+    return found;
 }
 
 void prism_ctx_note_openai_usage(prism_ctx *ctx, const char *text, size_t len)
@@ -377,6 +385,7 @@ void prism_ctx_note_openai_usage(prism_ctx *ctx, const char *text, size_t len)
     long prompt = 0, completion = 0;
     if (brace == NULL || brace - u > 16)
         return;
-    if (usage_counts(brace, text + len, &prompt, &completion))
-        prism_ctx_set_usage(ctx, prompt, completion);
+    int found = usage_counts(brace, text + len, &prompt, &completion);
+    if (found & 1)
+        prism_ctx_set_usage(ctx, prompt, found & 2 ? completion : 0);
 }

@@ -377,9 +377,26 @@ static void build_headers(call *c)
     c->header_count = n;
 }
 
+/* Claude answers chat completions only: Anthropic has no embeddings, and the
+ * Responses API is not translated (its OpenAI models are relayed). */
+static int serves_path(prism_ctx *ctx)
+{
+    static const char chat[] = "/chat/completions";
+    const char *path = prism_ctx_path(ctx);
+    size_t n = strlen(path), t = sizeof(chat) - 1;
+    if (n >= t && memcmp(path + n - t, chat, t) == 0)
+        return 1;
+    const char *slash = strrchr(path, '/');
+    prism_respond_error(ctx, 400, "invalid_request_error", "unsupported_endpoint", "model",
+                        "Claude models are served on /chat/completions only, not on %s.", slash != NULL ? slash : path);
+    return 0;
+}
+
 static prism_status provider_handle(void *instance, prism_ctx *ctx)
 {
     const provider *p = instance;
+    if (!serves_path(ctx))
+        return PRISM_DONE;
     call *c = prism_ctx_alloc(ctx, sizeof(*c));
     memset(c, 0, sizeof(*c));
     c->ctx = ctx;

@@ -28,9 +28,17 @@ typedef struct provider {
     prism_host *host;
 } provider;
 
+/* The OpenAI endpoints relayed, by the request path's tail. Chat streams end
+ * with data: [DONE]; Responses streams end with a response.* event instead. */
+typedef enum endpoint { EP_CHAT, EP_RESPONSES, EP_EMBEDDINGS } endpoint;
+
+static const char *const ENDPOINT_PATHS[] = {"/chat/completions", "/responses", "/embeddings"};
+#define CHAT_PATH_LEN 17
+
 typedef struct call {
     prism_ctx *ctx;
     const provider *p;
+    endpoint ep;
     prism_upstream *up;
     size_t key; /* the keyring entry this attempt uses */
     int status;
@@ -207,7 +215,8 @@ static int on_body(void *data, prism_upstream *up, const char *chunk, size_t len
         return 0;
     }
     stream_relay(c, chunk, len);
-    watch_done(c, chunk, len);
+    if (c->ep == EP_CHAT)
+        watch_done(c, chunk, len);
     /* Only streams with stream_options.include_usage carry usage. */
     if (c->stream_usage)
         prism_ctx_note_openai_usage(c->ctx, chunk, len);
@@ -306,7 +315,7 @@ static void on_complete(void *data, prism_upstream *up, prism_upstream_error err
                                 message);
     } else if (!c->streaming) {
         finish_buffered(c);
-    } else if (!c->saw_done) {
+    } else if (!c->saw_done && c->ep == EP_CHAT) {
         stream_error(c, "upstream_disconnected", "The OpenAI stream ended without data: [DONE].");
     }
     if (c->streaming)
@@ -325,6 +334,38 @@ static int wants_stream(prism_ctx *ctx, int *usage)
     return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
 }
 
+static int ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), t = strlen(tail);
+    return n >= t && memcmp(s + n - t, tail, t) == 0;
+}
+
+static endpoint endpoint_of(prism_ctx *ctx)
+{
+    const char *path = prism_ctx_path(ctx);
+    for (int e = EP_RESPONSES; e <= EP_EMBEDDINGS; e++)
+        if (ends_with(path, ENDPOINT_PATHS[e]))
+            return (endpoint)e;
+    return EP_CHAT;
+}
+
+/* The key's URL ends in /chat/completions (maybe before a query, as Azure's
+ * ?api-version= does); another endpoint takes its place there. */
+static const char *url_for(call *c)
+{
+    const char *url = prism_keyring_url(c->p->keys, c->key);
+    const char *at = c->ep == EP_CHAT ? NULL : strstr(url, ENDPOINT_PATHS[EP_CHAT]);
+    if (at == NULL)
+        return url;
+    const char *path = ENDPOINT_PATHS[c->ep], *rest = at + CHAT_PATH_LEN;
+    size_t pre = (size_t)(at - url), plen = strlen(path), rlen = strlen(rest);
+    char *out = prism_ctx_alloc(c->ctx, pre + plen + rlen + 1);
+    memcpy(out, url, pre);
+    memcpy(out + pre, path, plen);
+    memcpy(out + pre + plen, rest, rlen + 1);
+    return out;
+}
+
 /* The key that failed rests; the retry goes out with another one. */
 static void before_retry(void *data, unsigned attempt, int status, prism_upstream_error err, prism_http_request_t *req)
 {
@@ -336,7 +377,7 @@ static void before_retry(void *data, unsigned attempt, int status, prism_upstrea
     const char *auth = prism_keyring_header(c->p->keys, c->key);
     if (auth != NULL)
         c->headers[c->header_count - 1] = auth;
-    req->url = prism_keyring_url(c->p->keys, c->key);
+    req->url = url_for(c);
     req->headers = c->headers;
 }
 
@@ -365,14 +406,17 @@ static prism_status provider_handle(void *instance, prism_ctx *ctx)
     c->p = p;
     c->body.max = p->max_response_bytes;
     c->key = prism_keyring_pick(p->keys, ctx);
-    int stream = wants_stream(ctx, &c->stream_usage);
+    c->ep = endpoint_of(ctx);
+    int stream = c->ep != EP_EMBEDDINGS && wants_stream(ctx, &c->stream_usage);
+    if (c->ep == EP_RESPONSES)
+        c->stream_usage = 1; /* its response.completed event always carries the usage */
     if (stream)
         prism_ctx_set(ctx, "openai.stream", "1");
     build_headers(c, stream);
     size_t len = 0;
     const char *body = prism_ctx_body(ctx, &len);
     prism_http_request_t req = {.method = "POST",
-                                .url = prism_keyring_url(p->keys, c->key),
+                                .url = url_for(c),
                                 .headers = c->headers,
                                 .header_count = c->header_count,
                                 .body = body,

@@ -31,6 +31,8 @@
 //                                                      default), 'reset' or 'stall' (silence
 //                                                      until the client hangs up)
 //   fake.always(behaviour)           -> the behaviour used when nothing is queued (null: the default)
+//   POST /v1/embeddings and /v1/responses answer in their documented formats (floats or base64
+//   embeddings; a Response, or its event stream when stream: true); a queued {status, body} is an error.
 //   startFakeOpenAI({ tls: {key, cert} }) serves HTTPS (fake.baseURL is then https://...)
 //   Every request record also gets closedAt (ms, when the connection/response closed) and
 //   clientAborted (true when it closed before the response was complete).
@@ -129,6 +131,86 @@ export function makeStreamChunks(body, { pieces = DEFAULT_STREAM_PIECES, finishR
     });
   }
   return chunks;
+}
+
+// ---- the Embeddings API: POST /v1/embeddings ----
+
+/** A fixed, input-dependent vector per input, as floats or (encoding_format: base64) little-endian float32. */
+export function makeEmbeddings(body, { dimensions = 8 } = {}) {
+  const inputs = Array.isArray(body?.input) ? body.input : [body?.input ?? ''];
+  const data = inputs.map((text, index) => {
+    const s = typeof text === 'string' ? text : JSON.stringify(text);
+    const v = Array.from({ length: dimensions }, (_, i) => Math.fround(((s.length + i * 7) % 13) / 13 - 0.5));
+    const embedding = body?.encoding_format === 'base64' ? Buffer.from(new Float32Array(v).buffer).toString('base64') : v;
+    return { object: 'embedding', index, embedding };
+  });
+  const prompt_tokens = inputs.reduce((n, t) => n + Math.max(1, Math.ceil(String(t).length / 4)), 0);
+  return { object: 'list', data, model: body?.model ?? 'unknown', usage: { prompt_tokens, total_tokens: prompt_tokens } };
+}
+
+// ---- the Responses API: POST /v1/responses ----
+
+function responseObject(body, { content, status, itemId, id, createdAt }) {
+  const input = typeof body?.input === 'string' ? body.input : JSON.stringify(body?.input ?? '');
+  const input_tokens = 4 + Math.ceil(input.length / 4);
+  const output_tokens = content === null ? 0 : Math.max(1, Math.ceil(content.length / 4));
+  return {
+    id,
+    object: 'response',
+    created_at: createdAt,
+    status,
+    error: null,
+    incomplete_details: null,
+    instructions: body?.instructions ?? null,
+    max_output_tokens: body?.max_output_tokens ?? null,
+    model: body?.model ?? 'unknown',
+    output:
+      content === null
+        ? []
+        : [{ type: 'message', id: itemId, status: 'completed', role: 'assistant', content: [{ type: 'output_text', text: content, annotations: [] }] }],
+    parallel_tool_calls: true,
+    previous_response_id: null,
+    reasoning: { effort: null, summary: null },
+    store: true,
+    temperature: 1.0,
+    text: { format: { type: 'text' } },
+    tool_choice: 'auto',
+    tools: [],
+    top_p: 1.0,
+    truncation: 'disabled',
+    usage:
+      status === 'completed'
+        ? { input_tokens, input_tokens_details: { cached_tokens: 0 }, output_tokens, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: input_tokens + output_tokens }
+        : null,
+    user: null,
+    metadata: {},
+  };
+}
+
+export function makeResponse(body, { content = DEFAULT_CONTENT } = {}) {
+  const ids = { id: 'resp_' + randomBytes(12).toString('hex'), itemId: 'msg_' + randomBytes(12).toString('hex'), createdAt: nowSeconds() };
+  return responseObject(body, { content, status: 'completed', ...ids });
+}
+
+/** The documented event sequence of a streamed response: [{event, data}]. */
+export function makeResponseEvents(body, { pieces = DEFAULT_STREAM_PIECES } = {}) {
+  const ids = { id: 'resp_' + randomBytes(12).toString('hex'), itemId: 'msg_' + randomBytes(12).toString('hex'), createdAt: nowSeconds() };
+  const text = pieces.join('');
+  const events = [];
+  let seq = 0;
+  const ev = (type, data) => events.push({ event: type, data: { type, sequence_number: seq++, ...data } });
+  const part = (t) => ({ type: 'output_text', text: t, annotations: [] });
+  const item = (status, content) => ({ id: ids.itemId, type: 'message', status, role: 'assistant', content });
+  ev('response.created', { response: responseObject(body, { content: null, status: 'in_progress', ...ids }) });
+  ev('response.in_progress', { response: responseObject(body, { content: null, status: 'in_progress', ...ids }) });
+  ev('response.output_item.added', { output_index: 0, item: item('in_progress', []) });
+  ev('response.content_part.added', { item_id: ids.itemId, output_index: 0, content_index: 0, part: part('') });
+  for (const delta of pieces) ev('response.output_text.delta', { item_id: ids.itemId, output_index: 0, content_index: 0, delta, logprobs: [] });
+  ev('response.output_text.done', { item_id: ids.itemId, output_index: 0, content_index: 0, text, logprobs: [] });
+  ev('response.content_part.done', { item_id: ids.itemId, output_index: 0, content_index: 0, part: part(text) });
+  ev('response.output_item.done', { output_index: 0, item: item('completed', [part(text)]) });
+  ev('response.completed', { response: responseObject(body, { content: text, status: 'completed', ...ids }) });
+  return events;
 }
 
 function readBody(req) {
@@ -304,6 +386,29 @@ export async function startFakeOpenAI({ host = '127.0.0.1', port: wantedPort = 0
       res.on('close', markClosed);
 
       const path = (req.url || '').split('?')[0];
+      if ((path === '/v1/embeddings' || path === '/v1/responses') && req.method === 'POST' && body && typeof body === 'object') {
+        const behaviour = queue.length ? queue.shift() : always;
+        if (behaviour && behaviour.status !== undefined) {
+          const b = behaviour.body ?? openaiError('fake error', 'server_error');
+          responses.push({ status: behaviour.status, body: b });
+          return sendJson(res, behaviour.status, b, behaviour.headers ?? {});
+        }
+        if (path === '/v1/embeddings') {
+          const e = makeEmbeddings(body);
+          responses.push({ status: 200, body: e });
+          return sendJson(res, 200, e);
+        }
+        if (body.stream === true) {
+          const events = makeResponseEvents(body, behaviour ?? {});
+          responses.push({ status: 200, events });
+          res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
+          for (const e of events) res.write(`event: ${e.event}\ndata: ${JSON.stringify(e.data)}\n\n`);
+          return res.end();
+        }
+        const r = makeResponse(body, behaviour ?? {});
+        responses.push({ status: 200, body: r });
+        return sendJson(res, 200, r);
+      }
       if (path !== '/v1/chat/completions') {
         const b = openaiError(`Invalid URL (${req.method} ${path})`, 'invalid_request_error', null, null);
         responses.push({ status: 404, body: b });
