@@ -388,29 +388,48 @@ static void fail_refused_write(h2o_socket_t *sock)
     cb(sock, h2o_socket_error_io); /* h2o closes the connection: ctx is freed */
 }
 
-/* h2o frees the connection only after a response fails to write, so end the
- * response: the write fails and h2o cleans up. */
-static void end_for_gone_client(prism_ctx *ctx)
+/* The HTTP/1 socket of a request, or NULL (HTTP/2 streams end by reset). */
+static h2o_socket_t *http1_socket(h2o_req_t *req)
 {
-    if (ctx->resp == PRISM_RESP_STREAMING) {
-        ctx->resp = PRISM_RESP_DONE;
-        if (!ctx->send_busy)
-            h2o_send(ctx->req, NULL, 0, H2O_SEND_STATE_ERROR);
-        else
-            ctx->end_wanted = 1; /* the write in flight was queued before the reset: it fails by itself */
-    } else if (ctx->resp == PRISM_RESP_NONE) {
-        ctx->req->http1_is_persistent = 0; /* after it, h2o closes instead of reading on */
-        ctx->gone = 0;                     /* let the closing response through */
-        prism_respond_error(ctx, 499, "invalid_request_error", "client_closed_request", NULL,
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+        return NULL;
+    return req->conn->callbacks->get_socket(req->conn);
+}
+
+/* Sends what ends a gone client's response and, when libuv refuses writes
+ * (after a reset), fails the write h2o started so h2o closes the connection.
+ * ctx may be freed once this returns: the caller touches nothing of it. */
+static void send_for_gone(prism_ctx *ctx, int status)
+{
+    h2o_req_t *req = ctx->req;
+    h2o_socket_t *sock = http1_socket(req);
+    int refused = sock != NULL && writes_refused(req->conn, sock);
+    if (status == 0) {
+        h2o_send(req, NULL, 0, H2O_SEND_STATE_ERROR);
+    } else {
+        req->http1_is_persistent = 0; /* after it, h2o closes instead of reading on */
+        ctx->gone = 0;                /* let the closing response through */
+        prism_respond_error(ctx, status, "invalid_request_error", "client_closed_request", NULL,
                             "The client closed the connection.");
         ctx->gone = 1;
     }
+    if (refused)
+        fail_refused_write(sock); /* nothing when h2o closed the connection already */
+}
+
+void prism_ctx_end_gone_stream(prism_ctx *ctx)
+{
+    ctx->end_wanted = 0;
+    send_for_gone(ctx, 0);
 }
 
 /* The socket's `data` belongs to h2o, so the request is found by socket in
  * the worker's (short) list of watched requests. Bytes that arrive are a
  * pipelined request: they stay in the socket's buffer for h2o, and reading
- * stops so they cannot pile up. */
+ * stops so they cannot pile up. h2o frees a connection only after a
+ * response fails to write (or ends without keep-alive), so a gone client's
+ * response is ended: at once, or, with a write in flight, when that write
+ * completes (on_proceed); if it fails instead, h2o closes by itself. */
 static void on_client_read(h2o_socket_t *sock, const char *err)
 {
     h2o_conn_t *conn = sock->data;
@@ -422,12 +441,16 @@ static void on_client_read(h2o_socket_t *sock, const char *err)
     prism_ctx_unwatch_client(ctx);
     if (err == NULL)
         return;
-    int refused = writes_refused(conn, sock);
-    int write_pending = sock->_cb.write != NULL; /* a write queued before the reset completes by itself */
     prism_ctx_abandon(ctx);
-    end_for_gone_client(ctx);
-    if (refused && !write_pending)
-        fail_refused_write(sock);
+    if (ctx->resp == PRISM_RESP_STREAMING) {
+        ctx->resp = PRISM_RESP_DONE;
+        if (ctx->send_busy)
+            ctx->end_wanted = 1;
+        else
+            send_for_gone(ctx, 0);
+    } else if (ctx->resp == PRISM_RESP_NONE) {
+        send_for_gone(ctx, 499);
+    }
 }
 
 /* No answer holds more tokens than this; a count past it is an upstream's

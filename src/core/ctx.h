@@ -129,6 +129,9 @@ void prism_ctx_add_meta_headers(prism_ctx *ctx);
  * HTTP/2 needs none of this: h2o keeps reading and resets streams itself. */
 void prism_ctx_watch_client(prism_ctx *ctx);
 void prism_ctx_unwatch_client(prism_ctx *ctx);
+/* Ends the stream of a client that went away while a write was in flight
+ * (called when that write completes); ctx may be freed on return. */
+void prism_ctx_end_gone_stream(prism_ctx *ctx);
 /* A malloc'd OpenAI error body (free with cJSON_free). */
 char *prism_error_json(const char *type, const char *code, const char *param, const char *message);
 uint64_t prism_env_random(prism_worker_env *env);

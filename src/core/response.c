@@ -238,6 +238,10 @@ static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
     prism_ctx *ctx = H2O_STRUCT_FROM_MEMBER(prism_ctx, generator, gen);
     ctx->send_busy = 0;
     ctx->sending.len = 0;
+    if (ctx->gone && ctx->end_wanted) {
+        prism_ctx_end_gone_stream(ctx); /* the client left while that write was out */
+        return;
+    }
     if (ctx->pending.len > 0 || ctx->end_wanted) {
         flush(ctx);
         return;

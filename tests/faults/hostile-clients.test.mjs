@@ -347,6 +347,48 @@ describe('hostile clients', { timeout: T(300000) }, () => {
     await assertStillServes(stack, 'resets');
   });
 
+  it('a client that half-closes (FIN) while a write to it is in flight, then reads on: the stream ends, nothing is left', { timeout: T(60000) }, async () => {
+    reset();
+    const orphansBefore = orphanSockets(stack.gw.pid);
+    // A stream big enough (13 MB) to fill the socket buffers of a paused reader, so that a write to
+    // it is in flight when its FIN arrives; that write then completes once it reads on.
+    stack.openai.always({ streamChunks: Array.from({ length: 200 }, (_, i) => `${i}:${'x'.repeat(65536)}`), intervalMs: 2 });
+    const N = 3;
+    const outcomes = await Promise.all(
+      Array.from({ length: N }, (_, i) =>
+        new Promise((resolve) => {
+          const s = net.connect({ port: stack.gw.port, host: '127.0.0.1', allowHalfOpen: true });
+          let bytes = 0;
+          const timer = setTimeout(() => {
+            s.destroy();
+            resolve({ closed: false, bytes });
+          }, T(15000));
+          s.on('error', () => {});
+          s.on('connect', () => s.write(rawPost(JSON.stringify(chat(OPENAI_MODEL, { stream: true })), `X-Request-Id: fin-${i}\r\n`)));
+          s.once('data', () => {
+            s.pause(); // let the gateway's writes back up
+            setTimeout(() => {
+              s.end(); // FIN, and keep reading what is in flight
+              s.resume();
+            }, T(500));
+          });
+          s.on('data', (d) => (bytes += d.length));
+          s.on('close', () => {
+            clearTimeout(timer);
+            resolve({ closed: true, bytes });
+          });
+        }),
+      ),
+    );
+    stack.openai.always(null);
+    for (const o of outcomes) assert.ok(o.closed, `the gateway closed the half-closed connection (read ${o.bytes} bytes)`);
+    let flight;
+    for (let i = 0; i < 50 && (flight = await inFlight()) > 1; i++) await sleep(100);
+    assert.equal(flight, 1, 'nothing left in flight');
+    assert.equal(orphanSockets(stack.gw.pid), orphansBefore, 'no socket left');
+    await assertStillServes(stack, 'half-closed clients');
+  });
+
   it('exits 0 on SIGTERM and never logs a secret', { timeout: T(20000) }, async () => {
     await assertCleanExit(stack.gw);
   });
