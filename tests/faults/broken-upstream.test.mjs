@@ -218,6 +218,17 @@ describe('broken upstreams', { timeout: T(180000) }, () => {
     stack.openai.next({ raw: whole, intervalMs: 50, end: 'end' });
     const s2 = await postStream(stack.gw, chat(OPENAI_MODEL));
     assert.equal(s2.text, whole.join(''));
+
+    // A stream that ends with its finish_reason but without [DONE] (some compatible servers do) is
+    // complete: no error frame, also when the marker is split across writes.
+    reset();
+    const last = chunks.find((c) => c.choices[0]?.finish_reason);
+    const text = `data: ${JSON.stringify(chunks[0])}\n\ndata: ${JSON.stringify(last)}\n\n`;
+    const at = text.indexOf('"finish_reason":"') + 5;
+    const noDone = [text.slice(0, at), text.slice(at)];
+    stack.openai.next({ raw: noDone, intervalMs: 50, end: 'end' });
+    const s3 = await postStream(stack.gw, chat(OPENAI_MODEL));
+    assert.equal(s3.text, text, 'relayed as is, nothing appended');
     await assertStillServes(stack, 'a truncated OpenAI stream');
   });
 

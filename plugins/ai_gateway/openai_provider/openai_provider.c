@@ -45,8 +45,8 @@ typedef struct call {
     int streaming; /* the client's stream has begun */
     int paused;
     int stream_usage; /* the stream will end with a usage chunk */
-    int saw_done;     /* the stream's data: [DONE] went by */
-    char tail[8];     /* the last bytes of the previous chunk, to see a split [DONE] */
+    int saw_done;     /* the stream said it was complete (has_end_marker) */
+    char tail[24];    /* the last bytes of the previous chunk, to see a split marker */
     size_t tail_len;
     prism_body body;        /* non-streamed body */
     const char *headers[6]; /* the last one is the key's, swapped on retry */
@@ -157,19 +157,41 @@ static void on_response(void *data, prism_upstream *up, int status)
     }
 }
 
-/* Notes the stream's "[DONE]", also when it is split across chunks: the last
- * KEEP bytes seen are kept and searched together with the next chunk. */
+/* A chat stream is complete once it says so: data: [DONE], or a choice's
+ * finish_reason set to a string (some OpenAI-compatible servers end without
+ * [DONE]): `"finish_reason":"` with at most one space before the quote. */
+#define FINISH_KEY "\"finish_reason\":"
+#define MARKER_MAX (sizeof(FINISH_KEY) - 1 + 2) /* the longest end marker */
+
+static int has_end_marker(const char *p, size_t n)
+{
+    static const size_t klen = sizeof(FINISH_KEY) - 1;
+    if (memmem(p, n, "[DONE]", 6) != NULL)
+        return 1;
+    const char *end = p + n;
+    for (const char *f = p; (f = memmem(f, (size_t)(end - f), FINISH_KEY, klen)) != NULL; f += klen) {
+        const char *v = f + klen;
+        if (v < end && *v == ' ')
+            v++;
+        if (v < end && *v == '"')
+            return 1;
+    }
+    return 0;
+}
+
+/* Watches for an end marker, also one split across chunks: the last KEEP
+ * bytes seen are kept and searched together with the next chunk. */
 static void watch_done(call *c, const char *chunk, size_t len)
 {
-    static const char marker[] = "[DONE]";
-    enum { MLEN = sizeof(marker) - 1, KEEP = MLEN - 1 };
+    enum { KEEP = MARKER_MAX - 1 };
+    _Static_assert(sizeof(c->tail) >= KEEP, "call.tail holds KEEP bytes");
     if (c->saw_done)
         return;
-    char joint[KEEP + MLEN];
-    size_t head = len < MLEN ? len : MLEN, total = c->tail_len + head;
+    char joint[KEEP + MARKER_MAX];
+    size_t head = len < MARKER_MAX ? len : MARKER_MAX, total = c->tail_len + head;
     memcpy(joint, c->tail, c->tail_len);
     memcpy(joint + c->tail_len, chunk, head);
-    if (memmem(joint, total, marker, MLEN) != NULL || memmem(chunk, len, marker, MLEN) != NULL) {
+    if (has_end_marker(joint, total) || has_end_marker(chunk, len)) {
         c->saw_done = 1;
         return;
     }
@@ -316,7 +338,8 @@ static void on_complete(void *data, prism_upstream *up, prism_upstream_error err
     } else if (!c->streaming) {
         finish_buffered(c);
     } else if (!c->saw_done && c->ep == EP_CHAT) {
-        stream_error(c, "upstream_disconnected", "The OpenAI stream ended without data: [DONE].");
+        stream_error(c, "upstream_disconnected",
+                     "The OpenAI stream ended before it finished (no finish_reason, no data: [DONE]).");
     }
     if (c->streaming)
         prism_stream_end(c->ctx);
