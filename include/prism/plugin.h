@@ -241,6 +241,8 @@ void prism_utf8_scrub(char *s);
  * through inside strings). */
 enum { PRISM_JSON_BYTES_OK = 0, PRISM_JSON_BAD_UTF8 = 1, PRISM_JSON_CONTROL = 2 };
 int prism_json_bytes_check(const char *s, size_t len);
+/* 1 when s ends with tail (a request path with an endpoint, say). */
+int prism_str_ends_with(const char *s, const char *tail);
 /* 1 when s holds a control character (never allowed in header values). */
 int prism_has_control_chars(const char *s);
 /* `base` (an http(s) URL; trailing slashes ignored) + `path`, malloc'd;

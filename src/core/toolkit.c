@@ -161,6 +161,12 @@ int prism_json_bytes_check(const char *s, size_t len)
     return PRISM_JSON_BYTES_OK;
 }
 
+int prism_str_ends_with(const char *s, const char *tail)
+{
+    size_t n = strlen(s), t = strlen(tail);
+    return n >= t && memcmp(s + n - t, tail, t) == 0;
+}
+
 int prism_has_control_chars(const char *s)
 {
     for (; *s; s++)

@@ -381,10 +381,8 @@ static void build_headers(call *c)
  * Responses API is not translated (its OpenAI models are relayed). */
 static int serves_path(prism_ctx *ctx)
 {
-    static const char chat[] = "/chat/completions";
     const char *path = prism_ctx_path(ctx);
-    size_t n = strlen(path), t = sizeof(chat) - 1;
-    if (n >= t && memcmp(path + n - t, chat, t) == 0)
+    if (prism_str_ends_with(path, "/chat/completions"))
         return 1;
     const char *slash = strrchr(path, '/');
     prism_respond_error(ctx, 400, "invalid_request_error", "unsupported_endpoint", "model",

@@ -9,12 +9,6 @@
 #include "prism/plugin.h"
 #include "route_table.h"
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
 /* The checks every provider relies on, done once here with the messages
  * OpenAI gives for the same mistakes. 1 when the request may go on. */
 static int validate_body(prism_ctx *ctx, const cJSON *body)
@@ -82,7 +76,7 @@ static int validate(prism_ctx *ctx, const route_table *r, const cJSON *body, con
                             m == NULL ? "You must provide a model parameter." : "'model' must be a non-empty string.");
         return 0;
     }
-    if (ends_with(prism_ctx_path(ctx), "/chat/completions")) {
+    if (prism_str_ends_with(prism_ctx_path(ctx), "/chat/completions")) {
         const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
         if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0) {
             prism_respond_error(ctx, 400, "invalid_request_error",

@@ -357,17 +357,11 @@ static int wants_stream(prism_ctx *ctx, int *usage)
     return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
 }
 
-static int ends_with(const char *s, const char *tail)
-{
-    size_t n = strlen(s), t = strlen(tail);
-    return n >= t && memcmp(s + n - t, tail, t) == 0;
-}
-
 static endpoint endpoint_of(prism_ctx *ctx)
 {
     const char *path = prism_ctx_path(ctx);
     for (int e = EP_RESPONSES; e <= EP_EMBEDDINGS; e++)
-        if (ends_with(path, ENDPOINT_PATHS[e]))
+        if (prism_str_ends_with(path, ENDPOINT_PATHS[e]))
             return (endpoint)e;
     return EP_CHAT;
 }
