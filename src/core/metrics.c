@@ -269,7 +269,7 @@ typedef struct family {
 
 struct prism_metrics {
     pthread_mutex_t lock;
-    atomic_llong inflight, streams;
+    atomic_llong inflight, streams, upstream_conns;
     label none, prompt, completion; /* hashed once, not per request */
     family fam[F_COUNT];
 };
@@ -516,6 +516,12 @@ void prism_metrics_streams(prism_metrics *m, int delta)
         atomic_fetch_add_explicit(&m->streams, delta, memory_order_relaxed);
 }
 
+void prism_metrics_upstream_conns(prism_metrics *m, int delta)
+{
+    if (m != NULL)
+        atomic_fetch_add_explicit(&m->upstream_conns, delta, memory_order_relaxed);
+}
+
 /* ---- lifetime ---- */
 
 prism_metrics *prism_metrics_new(void)
@@ -529,6 +535,7 @@ prism_metrics *prism_metrics_new(void)
     }
     atomic_init(&m->inflight, 0);
     atomic_init(&m->streams, 0);
+    atomic_init(&m->upstream_conns, 0);
     m->none = label_of("none", 4);
     m->prompt = label_of("prompt", 6);
     m->completion = label_of("completion", 10);
@@ -791,7 +798,7 @@ static void put_gauge(text *t, const char *name, const char *help, long long v)
 
 static bool render_into(text *t, family *sum, prism_metrics *const *all, size_t n)
 {
-    long long inflight = 0, streams = 0;
+    long long inflight = 0, streams = 0, conns = 0;
     for (size_t w = 0; w < n; w++) {
         if (all[w] == NULL)
             continue;
@@ -799,12 +806,16 @@ static bool render_into(text *t, family *sum, prism_metrics *const *all, size_t 
             return false;
         inflight += atomic_load_explicit(&all[w]->inflight, memory_order_relaxed);
         streams += atomic_load_explicit(&all[w]->streams, memory_order_relaxed);
+        conns += atomic_load_explicit(&all[w]->upstream_conns, memory_order_relaxed);
     }
     for (int i = 0; i < F_COUNT; i++)
         if (!put_family(t, &sum[i]))
             return false;
     put_gauge(t, "prism_requests_in_flight", "Requests being handled.", inflight);
     put_gauge(t, "prism_streams_open", "Streaming responses open.", streams);
+    put_gauge(t, "prism_upstream_connections_open",
+              "Connections to plain http:// upstreams held by the built-in HTTP/1.1 client, idle ones included.",
+              conns);
     return !t->failed;
 }
 

@@ -54,6 +54,8 @@ void prism_metrics_record(prism_metrics *m, const prism_request_record *r);
 
 /* Moves the requests-in-flight gauge by `delta` (+1 on arrival, -1 when done). */
 void prism_metrics_inflight(prism_metrics *m, int delta);
+/* Connections the built-in HTTP/1.1 client holds open (h1client.h). */
+void prism_metrics_upstream_conns(prism_metrics *m, int delta);
 
 /* Moves the open-streams gauge by `delta`. */
 void prism_metrics_streams(prism_metrics *m, int delta);

@@ -187,6 +187,12 @@ static void on_wake(uv_async_t *a)
 
 /* ---- workers ---- */
 
+/* The built-in upstream client's connection count, in the worker's metrics. */
+static void count_upstream_conns(void *metrics, int delta)
+{
+    prism_metrics_upstream_conns(metrics, delta);
+}
+
 static void seed_rng(prism_worker_env *env)
 {
     if (getrandom(env->rng, sizeof(env->rng), 0) != (ssize_t)sizeof(env->rng)) {
@@ -213,7 +219,10 @@ static int worker_init(prism_server *srv, prism_worker *w, char *err, size_t err
     seed_rng(&w->env);
     prism_upstream_options uo = {.connect_timeout_ms = (long)srv->cfg->upstream_connect_timeout_ms,
                                  .ca_file = srv->cfg->tls_ca_file,
-                                 .max_response_header_bytes = 64 * 1024};
+                                 .max_response_header_bytes = 64 * 1024,
+                                 .libcurl_only = srv->cfg->upstream_libcurl_only != 0,
+                                 .conn_gauge = count_upstream_conns,
+                                 .conn_gauge_data = w->env.metrics};
     w->env.upstreams = prism_upstream_pool_new(&w->loop, &uo);
     uv_tcp_init(&w->loop, &w->listener);
     w->listener.data = w;

@@ -1,5 +1,6 @@
 /*
- * upstream.c - outgoing HTTP on libcurl's multi interface, driven by libuv.
+ * upstream.c - outgoing HTTP on libcurl's multi interface, driven by libuv,
+ * and the dispatch of plain http:// transfers to h1client.
  *
  * curl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION: one uv_poll_t
  * each) and when to wake it up (CURLMOPT_TIMERFUNCTION: one uv_timer_t); every
@@ -39,6 +40,8 @@
  */
 #include "upstream.h"
 
+#include "h1client.h"
+
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,7 +62,8 @@ typedef struct sock_watch sock_watch;
 
 struct prism_upstream {
     prism_upstream_pool *pool;
-    CURL *easy;
+    CURL *easy;       /* NULL when the plain-HTTP client runs it */
+    prism_h1_req *h1; /* that client's request, until it ends */
     struct curl_slist *req_headers;
     prism_http_callbacks_t cb;
     prism_upstream *prev, *next; /* pool->live */
@@ -97,6 +101,7 @@ struct sock_watch {
 struct prism_upstream_pool {
     uv_loop_t *loop;
     CURLM *multi;
+    prism_h1_pool *h1; /* plain http:// upstreams; NULL: libcurl for all */
     uv_timer_t timer;
     long connect_timeout_ms;
     size_t max_header_bytes;
@@ -122,6 +127,7 @@ struct prism_upstream_pool {
 };
 
 static void pool_teardown(prism_upstream_pool *pool);
+static bool proxy_configured(void);
 
 /* ---- small helpers ---- */
 
@@ -245,10 +251,16 @@ static void pool_enter(prism_upstream_pool *pool)
 static void upstream_destroy(prism_upstream *up)
 {
     prism_upstream_pool *pool = up->pool;
+    if (up->h1) {
+        prism_h1_cancel(up->h1);
+        up->h1 = NULL;
+    }
     if (up->attached) {
         curl_multi_remove_handle(pool->multi, up->easy);
     }
-    if (pool->spare_count < SPARE_EASY_MAX && !pool->free_requested) {
+    if (!up->easy) {
+        /* the plain-HTTP client ran it */
+    } else if (pool->spare_count < SPARE_EASY_MAX && !pool->free_requested) {
         curl_easy_reset(up->easy);
         pool->spare[pool->spare_count++] = up->easy;
     } else {
@@ -276,6 +288,10 @@ static void mark_dead(prism_upstream *up)
     }
     up->dead = true;
     watchdog_stop(up);
+    if (up->h1) {
+        prism_h1_cancel(up->h1); /* its I/O stops now; safe inside its callbacks */
+        up->h1 = NULL;
+    }
     up->pool->active--;
     up->reap_next = up->pool->reap;
     up->pool->reap = up;
@@ -461,9 +477,11 @@ const char *prism_upstream_header(const prism_upstream *up, const char *name)
 
 static void deliver_response(prism_upstream *up)
 {
-    long status = 0;
+    long status = up->last_status;
     up->responded = true;
-    curl_easy_getinfo(up->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (up->easy) {
+        curl_easy_getinfo(up->easy, CURLINFO_RESPONSE_CODE, &status);
+    }
     if (up->cb.on_response) {
         up->cb.on_response(up->cb.data, up, (int)status);
     }
@@ -560,11 +578,8 @@ static const char *error_message(prism_upstream *up, CURLcode rc)
 
 /* Runs the last callbacks of a finished transfer, then queues it for freeing.
  * Always called with depth > 0, so whatever the callbacks do is deferred. */
-static void complete(prism_upstream *up, CURLcode rc)
+static void finish(prism_upstream *up, prism_upstream_error err, const char *message)
 {
-    prism_upstream_error err = up->header_overflow  ? PRISM_UPSTREAM_ERR_OTHER
-                               : up->resend_refused ? PRISM_UPSTREAM_ERR_RESET
-                                                    : map_error(rc);
     if (!up->responded && up->headers_done) {
         deliver_response(up); /* empty body, or a failure after the headers */
         if (silenced(up)) {
@@ -572,9 +587,17 @@ static void complete(prism_upstream *up, CURLcode rc)
         }
     }
     if (up->cb.on_complete) {
-        up->cb.on_complete(up->cb.data, up, err, error_message(up, rc));
+        up->cb.on_complete(up->cb.data, up, err, message);
     }
     mark_dead(up);
+}
+
+static void complete(prism_upstream *up, CURLcode rc)
+{
+    prism_upstream_error err = up->header_overflow  ? PRISM_UPSTREAM_ERR_OTHER
+                               : up->resend_refused ? PRISM_UPSTREAM_ERR_RESET
+                                                    : map_error(rc);
+    finish(up, err, error_message(up, rc));
 }
 
 /* A deadline passed: the transfer ends here as a timeout. Reaping it removes
@@ -863,6 +886,11 @@ prism_upstream_pool *prism_upstream_pool_new(uv_loop_t *loop, const prism_upstre
     }
     pool->timer.data = pool;
     pool->open_handles = 1;
+    if (!(opts && opts->libcurl_only) && !proxy_configured()) {
+        /* Without it (out of memory) libcurl carries plain http:// too. */
+        pool->h1 = prism_h1_pool_new(loop, pool->max_header_bytes, opts ? opts->conn_gauge : NULL,
+                                     opts ? opts->conn_gauge_data : NULL);
+    }
     return pool;
 }
 
@@ -878,6 +906,8 @@ static void pool_teardown(prism_upstream_pool *pool)
     pool->spare_count = 0;
     curl_multi_cleanup(pool->multi);
     pool->multi = NULL;
+    prism_h1_pool_free(pool->h1);
+    pool->h1 = NULL;
     for (size_t i = 0; i < pool->url_count; i++) {
         free(pool->urls[i].url);
         curl_url_cleanup(pool->urls[i].parsed);
@@ -904,6 +934,102 @@ void prism_upstream_pool_free(prism_upstream_pool *pool)
 size_t prism_upstream_pool_active(const prism_upstream_pool *pool)
 {
     return pool ? pool->active : 0;
+}
+
+/* ---- plain http:// upstreams, through h1client ---- */
+
+/* The same steps as curl's header and write callbacks above, fed by the
+ * plain-HTTP client, which hands over the final head in one piece. */
+static void h1_on_head(void *data, int status, const char *const *names, const size_t *name_lens,
+                       const char *const *values, const size_t *value_lens, size_t count)
+{
+    prism_upstream *up = data;
+    prism_upstream_pool *pool = up->pool;
+    if (silenced(up)) {
+        return;
+    }
+    pool_enter(pool);
+    header_store_reset(up);
+    for (size_t i = 0; i < count; i++) {
+        if (header_store_add(up, names[i], name_lens[i], values[i], value_lens[i]) != 0) {
+            break; /* out of memory: the headers stored so far stand */
+        }
+    }
+    up->last_status = status;
+    up->headers_done = true;
+    watchdog_kick(up);
+    deliver_response(up);
+    pool_leave(pool);
+}
+
+static int h1_on_body(void *data, const char *chunk, size_t len)
+{
+    prism_upstream *up = data;
+    prism_upstream_pool *pool = up->pool;
+    if (silenced(up)) {
+        return PRISM_UPSTREAM_PAUSE;
+    }
+    pool_enter(pool);
+    watchdog_kick(up);
+    int rc = up->cb.on_body ? up->cb.on_body(up->cb.data, up, chunk, len) : 0;
+    if (rc == PRISM_UPSTREAM_PAUSE && !silenced(up)) {
+        up->paused = true;
+        watchdog_stop(up);
+    }
+    pool_leave(pool); /* may free `up` */
+    return rc == PRISM_UPSTREAM_PAUSE ? PRISM_UPSTREAM_PAUSE : 0;
+}
+
+static void h1_on_done(void *data, prism_upstream_error err, const char *message)
+{
+    prism_upstream *up = data;
+    prism_upstream_pool *pool = up->pool;
+    up->h1 = NULL; /* freed by h1client once this returns */
+    if (silenced(up)) {
+        return; /* the pool is going away and frees it */
+    }
+    pool_enter(pool);
+    finish(up, err, message);
+    pool_leave(pool);
+}
+
+/* Plain http:// goes to h1client unless a proxy may apply: libcurl knows
+ * the proxy variables (and no_proxy), the plain client does not. */
+static bool proxy_configured(void)
+{
+    const char *names[] = {"http_proxy", "all_proxy", "ALL_PROXY"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const char *v = getenv(names[i]);
+        if (v && *v) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The transfer on the plain-HTTP client, or NULL when that client does not
+ * take the request (the caller falls back to libcurl). */
+static prism_upstream *start_plain(prism_upstream_pool *pool, const prism_http_request_t *req,
+                                   const prism_http_callbacks_t *cb)
+{
+    if (!pool->h1 || strncasecmp(req->url, "http://", 7) != 0) {
+        return NULL;
+    }
+    prism_upstream *up = calloc(1, sizeof *up);
+    if (!up) {
+        return NULL;
+    }
+    up->pool = pool;
+    up->cb = *cb;
+    long connect_ms = req->connect_timeout_ms > 0 ? req->connect_timeout_ms : pool->connect_timeout_ms;
+    prism_h1_callbacks hc = {.data = up, .on_head = h1_on_head, .on_body = h1_on_body, .on_done = h1_on_done};
+    if (watchdog_open(up, req) != 0 || !(up->h1 = prism_h1_start(pool->h1, req, connect_ms, &hc))) {
+        watchdog_close(up);
+        free(up);
+        return NULL;
+    }
+    watchdog_on_attach(up);
+    return up;
 }
 
 /* ---- starting a transfer ---- */
@@ -1114,7 +1240,11 @@ prism_upstream *prism_upstream_start(prism_upstream_pool *pool, const prism_http
     if (!pool || !req || !req->url || !cb || pool->free_requested) {
         return NULL;
     }
-    prism_upstream *up = calloc(1, sizeof *up);
+    prism_upstream *up = start_plain(pool, req, cb);
+    if (up) {
+        goto live;
+    }
+    up = calloc(1, sizeof *up);
     if (!up) {
         return NULL;
     }
@@ -1133,6 +1263,7 @@ prism_upstream *prism_upstream_start(prism_upstream_pool *pool, const prism_http
         discard(up);
         return NULL;
     }
+live:
     up->next = pool->live;
     if (up->next) {
         up->next->prev = up;
@@ -1153,6 +1284,10 @@ void prism_upstream_resume(prism_upstream *up)
     up->paused = false;
     /* Before the resume, which may deliver a chunk and pause again. */
     watchdog_kick(up);
+    if (up->h1) {
+        prism_h1_resume(up->h1); /* runs no callback from here */
+        return;
+    }
     pool_enter(pool);
     /* May hand buffered data to on_body right here; a re-pause inside is
      * fine (curl keeps what is left). */
@@ -1173,7 +1308,8 @@ void prism_upstream_cancel(prism_upstream *up)
     prism_upstream_pool *pool = up->pool;
     if (pool->depth > 0) {
         /* Curl may be using this handle right now: stop its I/O (the body
-         * buffer may be freed by the caller) and free it on the way out. */
+         * buffer may be freed by the caller) and free it on the way out.
+         * mark_dead stops a plain-HTTP transfer's I/O itself. */
         if (up->attached) {
             curl_easy_pause(up->easy, CURLPAUSE_ALL);
         }

@@ -8,12 +8,20 @@
  * across requests; HTTP/2 is negotiated over TLS; TLS peers are verified;
  * proxy variables (http_proxy, https_proxy, no_proxy) are honoured by libcurl.
  *
+ * Plain http:// transfers go to the built-in HTTP/1.1 client (h1client.h)
+ * instead, unless a proxy variable is set or libcurl_only asks otherwise: on
+ * a plain hop libcurl's own work was half of a proxied request's cost
+ * (docs/decisions/0004-plain-http-client.md). Either way the callbacks, the
+ * deadlines and the re-entrancy rules below are the same.
+ *
  * The public face (prism_http_request and friends in prism/plugin.h) is in
  * ctx.c, which ties each transfer to its request; this module knows nothing
  * of requests.
  */
 #ifndef PRISM_UPSTREAM_H
 #define PRISM_UPSTREAM_H
+
+#include <stdbool.h>
 
 #include <uv.h>
 
@@ -25,6 +33,12 @@ typedef struct prism_upstream_options {
     long connect_timeout_ms; /* default for requests that give 0 */
     const char *ca_file;     /* NULL: the system bundle */
     size_t max_response_header_bytes;
+    /* Plain http:// upstreams go through h1client (when no proxy variable
+     * is set) unless this is true. */
+    bool libcurl_only;
+    /* Told of each connection that client opens (+1) and closes (-1). */
+    void (*conn_gauge)(void *data, int delta);
+    void *conn_gauge_data;
 } prism_upstream_options;
 
 prism_upstream_pool *prism_upstream_pool_new(uv_loop_t *loop, const prism_upstream_options *opts);

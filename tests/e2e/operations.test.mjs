@@ -268,6 +268,7 @@ const FAMILIES = {
   prism_plugin_step_duration_seconds: 'histogram',
   prism_requests_in_flight: 'gauge',
   prism_streams_open: 'gauge',
+  prism_upstream_connections_open: 'gauge',
 };
 
 async function scrape(gw, key = GATEWAY_KEY) {

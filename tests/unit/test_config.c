@@ -325,11 +325,26 @@ static void test_log_section(void **state)
     expect_error(state, "server:\n  log: {access: yes}\n", "2: server.log.access must be true or false");
 }
 
+static void test_upstream_client(void **state)
+{
+    prism_config *cfg = load_ok(state, "");
+    assert_int_equal(cfg->upstream_libcurl_only, 0);
+    prism_config_free(cfg);
+    cfg = load_ok(state, "server:\n  upstream_client: libcurl\n");
+    assert_int_equal(cfg->upstream_libcurl_only, 1);
+    prism_config_free(cfg);
+    cfg = load_ok(state, "server:\n  upstream_client: auto\n");
+    assert_int_equal(cfg->upstream_libcurl_only, 0);
+    prism_config_free(cfg);
+    expect_error(state, "server:\n  upstream_client: curl\n",
+                 "2: server.upstream_client must be one of: auto, libcurl");
+}
+
 static void test_unknown_keys(void **state)
 {
     expect_error(state, "server:\n  listen: 127.0.0.1:80\n  workres: 2\n",
                  "3: unknown key 'workres' in server (expected listen, workers, api_prefix, api_keys, limits, "
-                 "timeouts, tls_ca_file, log, cors_origins)");
+                 "timeouts, tls_ca_file, log, cors_origins, upstream_client)");
     expect_error(state, "servers:\n  workers: 2\n",
                  "1: unknown key 'servers' in the top level (expected server, plugins, routes)");
     expect_error(state, "server:\n  limits: { max_body: 1 }\n",
@@ -470,6 +485,7 @@ int main(void)
         DIR_TEST(test_empty_prefix_is_allowed),
         DIR_TEST(test_unknown_keys),
         DIR_TEST(test_log_section),
+        DIR_TEST(test_upstream_client),
         DIR_TEST(test_plugins_errors),
         DIR_TEST(test_route_errors),
         DIR_TEST(test_yaml_and_file_errors),

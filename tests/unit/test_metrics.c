@@ -429,6 +429,7 @@ static const struct {
     {"prism_plugin_step_duration_seconds", "histogram"},
     {"prism_requests_in_flight", "gauge"},
     {"prism_streams_open", "gauge"},
+    {"prism_upstream_connections_open", "gauge"},
 };
 #define NFAMILIES (sizeof expected_families / sizeof expected_families[0])
 

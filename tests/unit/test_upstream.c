@@ -501,13 +501,19 @@ static bool run_until(uv_loop_t *loop, const int *count, int want, int ms)
     return !count || *count >= want;
 }
 
+/* The suite runs twice over the test server's plain http: once on the
+ * built-in HTTP/1.1 client, once with every transfer on libcurl. */
+static bool use_libcurl;
+
 static void client_init(result *r, uv_loop_t *loop, const prism_upstream_options *opts)
 {
     memset(r, 0, sizeof *r);
     r->err = -1;
     assert_int_equal(uv_loop_init(loop), 0);
     r->loop = loop;
-    r->pool = prism_upstream_pool_new(loop, opts);
+    prism_upstream_options o = opts ? *opts : (prism_upstream_options){0};
+    o.libcurl_only = use_libcurl;
+    r->pool = prism_upstream_pool_new(loop, &o);
     assert_non_null(r->pool);
     uv_timer_init(loop, &r->resume_timer);
     r->resume_timer.data = r;
@@ -1070,5 +1076,9 @@ int main(void)
         cmocka_unit_test(test_watchdog_cancelled),
         cmocka_unit_test(test_watchdog_pool_freed),
     };
-    return cmocka_run_group_tests(tests, server_setup, server_teardown);
+    int failed =
+        cmocka_run_group_tests_name("upstream, built-in HTTP/1.1 client", tests, server_setup, server_teardown);
+    use_libcurl = true;
+    failed += cmocka_run_group_tests_name("upstream, libcurl", tests, server_setup, server_teardown);
+    return failed;
 }
