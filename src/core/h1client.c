@@ -57,11 +57,12 @@ ssize_t phr_decode_chunked(struct phr_chunked_decoder *decoder, char *buf, size_
 
 /* ---- limits ---- */
 
-#define READ_BUF_SIZE  (16u * 1024u)
-#define MAX_HEADERS    256
-#define IDLE_MAX       1024   /* idle connections kept per worker */
-#define IDLE_TTL_MS    55000  /* under most servers' keep-alive limits */
-#define IDLE_SWEEP_MS  5000
+#define READ_BUF_SIZE (64u * 1024u) /* one per pool, shared by its connections */
+#define HEAD_BUF_MIN  1024u
+#define MAX_HEADERS   256
+#define IDLE_MAX      1024  /* idle connections kept per worker */
+#define IDLE_TTL_MS   55000 /* under most servers' keep-alive limits */
+#define IDLE_SWEEP_MS 5000
 
 typedef struct h1_conn h1_conn;
 
@@ -110,10 +111,13 @@ struct h1_conn {
     char *key;
     h1_conn *prev, *next; /* pool->idle, most recently used first */
     uint64_t idle_since;
+    /* A response head still incomplete (NULL most of the time: bytes are
+     * read into the pool's buffer and copied here only until the head is
+     * whole, so an open stream holds no read buffer of its own). */
     char *buf;
     size_t len, cap;
     int handles; /* open uv handles; freed at 0 */
-    bool connected, writing, reading, closing;
+    bool writing, reading, closing;
 };
 
 struct prism_h1_pool {
@@ -122,6 +126,7 @@ struct prism_h1_pool {
     h1_conn *idle;
     size_t idle_count;
     size_t conns;
+    char *rbuf; /* every read lands here and is used up before the next one */
     uv_timer_t sweep;
     void (*gauge)(void *data, int delta);
     void *gauge_data;
@@ -134,6 +139,7 @@ static void req_fail(prism_h1_req *r, prism_upstream_error err, const char *fmt,
 static int connect_next(prism_h1_req *r);
 static void conn_send(h1_conn *c);
 static void start_reading(h1_conn *c);
+static void head_release(h1_conn *c);
 static void finish_later(prism_h1_req *r, prism_upstream_error err, const char *msg);
 
 /* ---- requests ---- */
@@ -166,6 +172,7 @@ static void req_release_conn(prism_h1_req *r, bool reusable)
         return;
     }
     c->len = 0;
+    head_release(c);
     c->idle_since = uv_now(pool->loop);
     start_reading(c); /* an idle connection is watched for its close */
     c->prev = NULL;
@@ -228,6 +235,7 @@ static void on_conn_closed(uv_handle_t *h)
         pool->gauge(pool->gauge_data, -1);
     }
     if (pool->freeing && pool->conns == 0 && pool->sweep.data == NULL) {
+        free(pool->rbuf);
         free(pool);
     }
 }
@@ -267,16 +275,12 @@ static h1_conn *conn_new(prism_h1_req *r)
     prism_h1_pool *pool = r->pool;
     h1_conn *c = calloc(1, sizeof *c);
     char *key = c ? strdup(r->key) : NULL;
-    char *buf = key ? malloc(READ_BUF_SIZE) : NULL;
-    if (!buf) {
-        free(key);
+    if (!key) {
         free(c);
         return NULL;
     }
     c->pool = pool;
     c->key = key;
-    c->buf = buf;
-    c->cap = READ_BUF_SIZE;
     uv_tcp_init(pool->loop, &c->tcp);
     uv_timer_init(pool->loop, &c->timer);
     c->tcp.data = c->timer.data = c->connect.data = c->write.data = c;
@@ -329,15 +333,40 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)suggested;
     h1_conn *c = h->data;
-    if (c->cap - c->len < 1024 && c->cap < c->pool->max_header_bytes + READ_BUF_SIZE) {
-        size_t cap = c->cap * 2;
-        char *p = realloc(c->buf, cap);
-        if (p) {
-            c->buf = p;
-            c->cap = cap;
+    *buf = uv_buf_init(c->pool->rbuf, READ_BUF_SIZE);
+}
+
+/* Keeps the bytes of a response head that is not complete yet, with room
+ * for one more byte (add_missing_reason). */
+static int head_append(h1_conn *c, const char *p, size_t n)
+{
+    size_t need = c->len + n + 1;
+    if (need > c->cap) {
+        size_t cap = c->cap ? c->cap : HEAD_BUF_MIN;
+        while (cap < need) {
+            cap *= 2;
         }
+        char *nb = realloc(c->buf, cap);
+        if (!nb) {
+            return -1;
+        }
+        c->buf = nb;
+        c->cap = cap;
     }
-    *buf = uv_buf_init(c->buf + c->len, (unsigned)(c->cap - c->len));
+    memcpy(c->buf + c->len, p, n);
+    c->len += n;
+    return 0;
+}
+
+/* The head is used up: its buffer goes, unless a request started since (from
+ * a callback) already keeps bytes in it. */
+static void head_release(h1_conn *c)
+{
+    if (c->len == 0) {
+        free(c->buf);
+        c->buf = NULL;
+        c->cap = 0;
+    }
 }
 
 /* Hands a piece of body to the caller. false: the request is gone (cancelled
@@ -450,8 +479,7 @@ static int framing(prism_h1_req *r, int minor, int status, const struct phr_head
                 r->keepalive = true;
             }
         } else if (name_is(&h[i], "transfer-encoding")) {
-            chunked = h[i].value_len >= 7 &&
-                      strncasecmp(h[i].value + h[i].value_len - 7, "chunked", 7) == 0;
+            chunked = h[i].value_len >= 7 && strncasecmp(h[i].value + h[i].value_len - 7, "chunked", 7) == 0;
             if (!chunked) {
                 return -1; /* a coding we cannot undo, and no way to find the end */
             }
@@ -577,7 +605,8 @@ static void parse_head(prism_h1_req *r)
         }
         size_t rest = c->len - (size_t)rlen;
         c->len = 0;
-        body_bytes(r, c->buf + rlen, rest);
+        body_bytes(r, c->buf + rlen, rest); /* may end r; c stays valid until its close callback */
+        head_release(c);
         return;
     }
 }
@@ -598,8 +627,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         if (r->state == ST_BODY && r->kind == BODY_CLOSE && nread == UV_EOF) {
             body_complete(r);
         } else if (!r->got_bytes) {
-            req_fail(r, PRISM_UPSTREAM_ERR_RESET, "the upstream connection closed before a response (%s)",
-                     uv_err_name((int)nread));
+            req_fail(r, PRISM_UPSTREAM_ERR_RESET, "the upstream %sconnection closed before a response (%s)",
+                     r->reused ? "(kept) " : "", uv_err_name((int)nread));
         } else {
             req_fail(r, PRISM_UPSTREAM_ERR_RESET, "the upstream connection closed mid-response (%s)",
                      uv_err_name((int)nread));
@@ -608,11 +637,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     r->got_bytes = true;
     if (r->state == ST_BODY) {
-        c->len = 0;
-        body_bytes(r, c->buf, (size_t)nread);
+        body_bytes(r, c->pool->rbuf, (size_t)nread);
         return;
     }
-    c->len += (size_t)nread;
+    if (head_append(c, c->pool->rbuf, (size_t)nread) != 0) {
+        req_fail(r, PRISM_UPSTREAM_ERR_OTHER, "%s", "out of memory");
+        return;
+    }
     parse_head(r);
 }
 
@@ -689,7 +720,6 @@ static void on_connected(uv_connect_t *creq, int status)
                  (unsigned)r->port, uv_err_name(status));
         return;
     }
-    c->connected = true;
     uv_tcp_nodelay(&c->tcp, 1);
     conn_send(c);
 }
@@ -856,9 +886,12 @@ prism_h1_pool *prism_h1_pool_new(uv_loop_t *loop, size_t max_header_bytes, void 
                                  void *gauge_data)
 {
     prism_h1_pool *pool = calloc(1, sizeof *pool);
-    if (!pool) {
+    char *rbuf = pool ? malloc(READ_BUF_SIZE) : NULL;
+    if (!rbuf) {
+        free(pool);
         return NULL;
     }
+    pool->rbuf = rbuf;
     pool->loop = loop;
     pool->gauge = gauge;
     pool->gauge_data = gauge_data;
@@ -875,6 +908,7 @@ static void on_sweep_closed(uv_handle_t *h)
     prism_h1_pool *pool = h->data;
     pool->sweep.data = NULL;
     if (pool->conns == 0) {
+        free(pool->rbuf);
         free(pool);
     }
 }
@@ -993,8 +1027,8 @@ prism_h1_req *prism_h1_start(prism_h1_pool *pool, const prism_http_request_t *re
         }
         return NULL;
     }
-    bool has_body = req->body_len > 0 || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-                    strcmp(method, "PATCH") == 0;
+    bool has_body =
+        req->body_len > 0 || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0;
     r->head = build_head(req, &u, has_body, &r->head_len);
     if (!r->head) {
         req_free(r);

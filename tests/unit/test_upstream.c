@@ -307,6 +307,22 @@ static void *acceptor_main(void *arg)
     }
 }
 
+/* The server's connection count once the acceptor has caught up with any
+ * connection an earlier test left in the listen backlog: unchanged over 30 ms. */
+static int settled_conn_count(test_server *srv)
+{
+    int n = atomic_load(&srv->conn_count);
+    for (int i = 0; i < 30; i++) {
+        usleep(30 * 1000);
+        int now = atomic_load(&srv->conn_count);
+        if (now == n) {
+            return n;
+        }
+        n = now;
+    }
+    return n;
+}
+
 static int listen_on_loopback(int *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -564,7 +580,7 @@ static void test_reuse_and_restart_from_callback(void **state)
     url_for(srv, "/json", r.url, sizeof r.url);
     r.restart_on_complete = true;
     r.restarts_left = 2;
-    int before = atomic_load(&srv->conn_count);
+    int before = settled_conn_count(srv);
     r.up = start_get(&r, r.url);
     assert_true(run_until(&loop, &r.completes, 3, 3000));
     assert_int_equal(r.err, PRISM_UPSTREAM_OK);
@@ -855,7 +871,7 @@ static void test_pool_free_in_flight(void **state)
     result r;
     client_init(&r, &loop, NULL);
     url_for(srv, "/hang", r.url, sizeof r.url);
-    int before = atomic_load(&srv->conn_count);
+    int before = settled_conn_count(srv);
     r.up = start_get(&r, r.url);
     assert_non_null(r.up);
     prism_upstream *second = start_get(&r, r.url);
@@ -930,7 +946,7 @@ static void test_idle_timeout(void **state)
     uv_loop_t loop;
     result r;
     client_init(&r, &loop, NULL);
-    int before = atomic_load(&srv->conn_count);
+    int before = settled_conn_count(srv);
     r.up = start_watched(&r, srv, "/stall", 0, 200);
     assert_true(run_until(&loop, &r.completes, 1, 3000));
     assert_int_equal(r.err, PRISM_UPSTREAM_ERR_TIMEOUT);
