@@ -129,7 +129,7 @@ start_prism() {
     NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost \
     OPENAI_BASE_URL="$openai" OPENAI_API_KEY=sk-bench-upstream \
     ANTHROPIC_BASE_URL="$anthropic" ANTHROPIC_API_KEY=sk-ant-bench-upstream \
-    PRISM_API_KEYS="$GATEWAY_KEY" \
+    PRISM_API_KEYS="$GATEWAY_KEY" PRISM_UPSTREAM_CLIENT="${BENCH_UPSTREAM_CLIENT:-auto}" \
     "${wrapper[@]}" "$PRISM_BIN" serve --config "$ROOT/config.yml" --listen "127.0.0.1:$port" --workers "$workers"
   wait_port "$port" 60 "$BG_PID" || die "$name did not start: $(tail -5 "$WORK/$name.log")"
 }

@@ -25,6 +25,8 @@
  */
 #include "h1client.h"
 
+#include "grow.h"
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -340,18 +342,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
  * for one more byte (add_missing_reason). */
 static int head_append(h1_conn *c, const char *p, size_t n)
 {
-    size_t need = c->len + n + 1;
-    if (need > c->cap) {
-        size_t cap = c->cap ? c->cap : HEAD_BUF_MIN;
-        while (cap < need) {
-            cap *= 2;
-        }
-        char *nb = realloc(c->buf, cap);
-        if (!nb) {
-            return -1;
-        }
-        c->buf = nb;
-        c->cap = cap;
+    if (prism_grow(&c->buf, &c->cap, c->len + n + 1, HEAD_BUF_MIN) != 0) {
+        return -1;
     }
     memcpy(c->buf + c->len, p, n);
     c->len += n;
@@ -688,8 +680,27 @@ static void conn_send(h1_conn *c)
     arm_timer(r);
     uv_buf_t bufs[2] = {uv_buf_init(r->head, (unsigned)r->head_len),
                         uv_buf_init((char *)r->body, (unsigned)r->body_len)};
+    unsigned nbufs = r->body_len ? 2 : 1;
     start_reading(c);
-    int rc = uv_write(&c->write, (uv_stream_t *)&c->tcp, bufs, r->body_len ? 2 : 1, on_written);
+    /* Written at once when the socket takes it all, as it nearly always
+     * does: uv_write would also re-register the socket with epoll. */
+    int sent = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
+    if (sent == (int)(r->head_len + r->body_len)) {
+        return;
+    }
+    uv_buf_t *rest = bufs;
+    if (sent > 0) {
+        size_t skip = (size_t)sent;
+        if (skip >= rest->len) { /* the head went whole: the rest is body */
+            skip -= rest->len;
+            rest++;
+            nbufs--;
+        }
+        rest->base += skip;
+        rest->len -= skip;
+    }
+    int rc =
+        sent >= 0 || sent == UV_EAGAIN ? uv_write(&c->write, (uv_stream_t *)&c->tcp, rest, nbufs, on_written) : sent;
     if (rc != 0) {
         /* Reported from the timer so no callback runs inside start. */
         finish_later(r, PRISM_UPSTREAM_ERR_RESET, "could not send the request to the upstream");

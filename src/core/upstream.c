@@ -40,6 +40,7 @@
  */
 #include "upstream.h"
 
+#include "grow.h"
 #include "h1client.h"
 
 #include <stdbool.h>
@@ -370,17 +371,8 @@ static void header_store_reset(prism_upstream *up)
 static int header_store_add(prism_upstream *up, const char *name, size_t nlen, const char *val, size_t vlen)
 {
     size_t need = up->hdr_len + nlen + vlen + 2;
-    if (need > up->hdr_cap) {
-        size_t cap = up->hdr_cap ? up->hdr_cap : 512;
-        while (cap < need) {
-            cap *= 2;
-        }
-        char *p = realloc(up->hdr, cap);
-        if (!p) {
-            return -1;
-        }
-        up->hdr = p;
-        up->hdr_cap = cap;
+    if (prism_grow(&up->hdr, &up->hdr_cap, need, 512) != 0) {
+        return -1;
     }
     char *dst = up->hdr + up->hdr_len;
     memcpy(dst, name, nlen);
