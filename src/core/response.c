@@ -8,6 +8,7 @@
  * writing now and must not move until `proceed`.
  */
 #include "ctx.h"
+#include "grow.h"
 #include "metrics.h"
 
 #include <stdarg.h>
@@ -193,18 +194,10 @@ void prism_respond_error(prism_ctx *ctx, int status, const char *type, const cha
 
 static int bytes_append(prism_bytes *b, const char *data, size_t len)
 {
-    if (b->len + len > b->cap) {
-        /* Model events are a few hundred bytes; an open stream holds two
-         * of these queues, so they start small and grow when needed. */
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + len)
-            cap *= 2;
-        char *p = realloc(b->data, cap);
-        if (p == NULL)
-            return -1;
-        b->data = p;
-        b->cap = cap;
-    }
+    /* Model events are a few hundred bytes; an open stream holds two of
+     * these queues, so they start small and grow when needed. */
+    if (prism_grow(&b->data, &b->cap, b->len + len, 256) != 0)
+        return -1;
     memcpy(b->data + b->len, data, len);
     b->len += len;
     return 0;
