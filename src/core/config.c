@@ -495,7 +495,7 @@ static int get_choice(cfg_ctx *c, const cJSON *parent, const char *key, const ch
 }
 
 /* The CA bundle, and which client carries plain http:// upstreams: "auto"
- * (the built-in HTTP/1.1 client unless a proxy variable is set) or
+ * (the built-in HTTP/1.1 client unless a proxy applies to the host) or
  * "libcurl" (libcurl for every upstream). */
 static int parse_upstream_client(cfg_ctx *c, const cJSON *server)
 {

@@ -132,6 +132,7 @@ struct prism_h1_pool {
     uv_timer_t sweep;
     void (*gauge)(void *data, int delta);
     void *gauge_data;
+    char *no_proxy; /* non-NULL: a proxy is set, and only these hosts are ours */
     bool freeing;
 };
 
@@ -222,6 +223,13 @@ static bool cancelled_in_cb(prism_h1_req *r)
 
 /* ---- connections ---- */
 
+static void pool_release(prism_h1_pool *pool)
+{
+    free(pool->no_proxy);
+    free(pool->rbuf);
+    free(pool);
+}
+
 static void on_conn_closed(uv_handle_t *h)
 {
     h1_conn *c = h->data;
@@ -237,8 +245,7 @@ static void on_conn_closed(uv_handle_t *h)
         pool->gauge(pool->gauge_data, -1);
     }
     if (pool->freeing && pool->conns == 0 && pool->sweep.data == NULL) {
-        free(pool->rbuf);
-        free(pool);
+        pool_release(pool);
     }
 }
 
@@ -919,8 +926,7 @@ static void on_sweep_closed(uv_handle_t *h)
     prism_h1_pool *pool = h->data;
     pool->sweep.data = NULL;
     if (pool->conns == 0) {
-        free(pool->rbuf);
-        free(pool);
+        pool_release(pool);
     }
 }
 
@@ -934,6 +940,45 @@ void prism_h1_pool_free(prism_h1_pool *pool)
         conn_close(pool->idle);
     }
     uv_close((uv_handle_t *)&pool->sweep, on_sweep_closed);
+}
+
+int prism_h1_pool_proxied(prism_h1_pool *pool, const char *no_proxy)
+{
+    char *copy = strdup(no_proxy ? no_proxy : "");
+    if (!copy) {
+        return -1;
+    }
+    free(pool->no_proxy);
+    pool->no_proxy = copy;
+    return 0;
+}
+
+/* Whether `list` (no_proxy) exempts `host` from the proxy. */
+static bool proxy_exempt(const char *list, const char *host)
+{
+    size_t hlen = strlen(host);
+    const char *p = list;
+    while (*p) {
+        while (*p == ',' || *p == ' ' || *p == '\t') {
+            p++;
+        }
+        const char *end = p;
+        while (*end && *end != ',' && *end != ' ' && *end != '\t') {
+            end++;
+        }
+        size_t n = (size_t)(end - p);
+        if (n == 1 && *p == '*') {
+            return true;
+        }
+        if (n > 0 && *p == '.') {
+            p++, n--;
+        }
+        if (n > 0 && n <= hlen && strncasecmp(host + hlen - n, p, n) == 0 && (n == hlen || host[hlen - n - 1] == '.')) {
+            return true;
+        }
+        p = end;
+    }
+    return false;
 }
 
 size_t prism_h1_pool_connections(const prism_h1_pool *pool)
@@ -1032,7 +1077,7 @@ prism_h1_req *prism_h1_start(prism_h1_pool *pool, const prism_http_request_t *re
     }
     prism_h1_req *r = calloc(1, sizeof *r);
     h2o_url_t u;
-    if (!r || parse_target(r, req, &u) != 0) {
+    if (!r || parse_target(r, req, &u) != 0 || (pool->no_proxy && !proxy_exempt(pool->no_proxy, r->host))) {
         if (r) {
             req_free(r);
         }

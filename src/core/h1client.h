@@ -2,8 +2,8 @@
  * h1client.h - plain-HTTP/1.1 upstream requests on a worker's libuv loop.
  *
  * The transport for http:// upstreams (a provider on the same host or in the
- * same cluster: a local model server, a sidecar, a test double) when no proxy
- * is configured. https:// and proxied upstreams stay on libcurl, which brings
+ * same cluster: a local model server, a sidecar, a test double) that no proxy
+ * applies to. https:// and proxied upstreams stay on libcurl, which brings
  * TLS, HTTP/2 and proxies; this one does only what a plain hop needs, with
  * libh2o's picohttpparser reading the responses, and costs a fraction of
  * libcurl's instructions per request (docs/decisions/0004-plain-http-client.md).
@@ -48,6 +48,11 @@ typedef struct prism_h1_callbacks {
 /* `gauge` (optional) is told of every connection opened (+1) and closed (-1). */
 prism_h1_pool *prism_h1_pool_new(uv_loop_t *loop, size_t max_header_bytes, void (*gauge)(void *data, int delta),
                                  void *gauge_data);
+/* A proxy is configured (libcurl applies it): from now on the pool takes
+ * only hosts that `no_proxy` exempts, by curl's rules ("*" for all, else a
+ * comma-separated list of names, each also covering its subdomains). The
+ * string is copied. -1: out of memory. */
+int prism_h1_pool_proxied(prism_h1_pool *pool, const char *no_proxy);
 /* Closes every connection; requests still running get no more callbacks
  * (cancel them first). Memory goes once the loop has closed the handles. */
 void prism_h1_pool_free(prism_h1_pool *pool);

@@ -129,6 +129,7 @@ struct prism_upstream_pool {
 
 static void pool_teardown(prism_upstream_pool *pool);
 static bool proxy_configured(void);
+static const char *no_proxy_list(void);
 
 /* ---- small helpers ---- */
 
@@ -878,10 +879,14 @@ prism_upstream_pool *prism_upstream_pool_new(uv_loop_t *loop, const prism_upstre
     }
     pool->timer.data = pool;
     pool->open_handles = 1;
-    if (!(opts && opts->libcurl_only) && !proxy_configured()) {
+    if (!(opts && opts->libcurl_only)) {
         /* Without it (out of memory) libcurl carries plain http:// too. */
         pool->h1 = prism_h1_pool_new(loop, pool->max_header_bytes, opts ? opts->conn_gauge : NULL,
                                      opts ? opts->conn_gauge_data : NULL);
+    }
+    if (pool->h1 && proxy_configured() && prism_h1_pool_proxied(pool->h1, no_proxy_list()) != 0) {
+        prism_h1_pool_free(pool->h1);
+        pool->h1 = NULL;
     }
     return pool;
 }
@@ -985,8 +990,8 @@ static void h1_on_done(void *data, prism_upstream_error err, const char *message
     pool_leave(pool);
 }
 
-/* Plain http:// goes to h1client unless a proxy may apply: libcurl knows
- * the proxy variables (and no_proxy), the plain client does not. */
+/* With a proxy variable set, plain http:// goes to h1client only for the
+ * hosts no_proxy exempts; libcurl takes the others, through the proxy. */
 static bool proxy_configured(void)
 {
     const char *names[] = {"http_proxy", "all_proxy", "ALL_PROXY"};
@@ -997,6 +1002,14 @@ static bool proxy_configured(void)
         }
     }
     return false;
+}
+
+/* The hosts libcurl would reach without the proxy (curl reads the lower
+ * case name first). */
+static const char *no_proxy_list(void)
+{
+    const char *v = getenv("no_proxy");
+    return v ? v : getenv("NO_PROXY");
 }
 
 /* The transfer on the plain-HTTP client, or NULL when that client does not

@@ -9,7 +9,7 @@
  * proxy variables (http_proxy, https_proxy, no_proxy) are honoured by libcurl.
  *
  * Plain http:// transfers go to the built-in HTTP/1.1 client (h1client.h)
- * instead, unless a proxy variable is set or libcurl_only asks otherwise: on
+ * instead (unless a proxy applies to the host, or libcurl_only is set): on
  * a plain hop libcurl's own work was half of a proxied request's cost
  * (docs/decisions/0004-plain-http-client.md). Either way the callbacks, the
  * deadlines and the re-entrancy rules below are the same.
@@ -33,8 +33,8 @@ typedef struct prism_upstream_options {
     long connect_timeout_ms; /* default for requests that give 0 */
     const char *ca_file;     /* NULL: the system bundle */
     size_t max_response_header_bytes;
-    /* Plain http:// upstreams go through h1client (when no proxy variable
-     * is set) unless this is true. */
+    /* Plain http:// upstreams go through h1client (when no proxy applies
+     * to the host) unless this is true. */
     bool libcurl_only;
     /* Told of each connection that client opens (+1) and closes (-1). */
     void (*conn_gauge)(void *data, int delta);

@@ -267,6 +267,17 @@ describe('plain http:// upstreams (built-in HTTP/1.1 client)', { timeout: T(1200
     assert.equal(up.requests.at(-1).requestLine, 'POST http://upstream.example.test/v1/chat/completions HTTP/1.1');
   });
 
+  it('with http_proxy set, a host that no_proxy exempts is still called directly (built-in client)', { timeout: T(20000) }, async () => {
+    up.reset();
+    // The proxy is a closed port: a request that went to it would fail.
+    const g = await gateway('exempt.yml', {
+      env: { http_proxy: 'http://127.0.0.1:9', no_proxy: 'example.test, 127.0.0.1', NO_PROXY: undefined },
+    });
+    assertCompletion(await post(g, chat(OPENAI_MODEL)), 'exempt from the proxy');
+    assert.equal(up.requests.at(-1).requestLine, 'POST /v1/chat/completions HTTP/1.1');
+    assert.ok((await openConnections(g)) >= 1, 'the built-in client carried it');
+  });
+
   it('server.upstream_client: libcurl sends plain http:// through libcurl', { timeout: T(20000) }, async () => {
     up.reset();
     const g = await gateway('libcurl.yml', { overrides: { server: { upstream_client: 'libcurl' } } });

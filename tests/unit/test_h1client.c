@@ -1,0 +1,123 @@
+/*
+ * test_h1client.c - which requests the built-in HTTP/1.1 client takes: the
+ * URLs it understands, malformed header lines, and, with a proxy configured,
+ * only the hosts no_proxy exempts. (Transfers themselves are exercised by
+ * test_upstream.c over a real socket.)
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "h1client.h"
+
+typedef struct fixture {
+    uv_loop_t loop;
+    prism_h1_pool *pool;
+} fixture;
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    f->pool = prism_h1_pool_new(&f->loop, 0, NULL, NULL);
+    assert_non_null(f->pool);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    prism_h1_pool_free(f->pool);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f);
+    return 0;
+}
+
+static void on_done(void *data, prism_upstream_error err, const char *message)
+{
+    (void)data;
+    (void)err;
+    (void)message;
+    fail_msg("no callback runs for a request cancelled before the loop ran");
+}
+
+/* Whether the client takes a GET of `url` (it is cancelled at once, before
+ * any I/O: nothing listens on these ports). */
+static bool takes(fixture *f, const char *url, const char *const *headers, size_t n)
+{
+    prism_http_request_t req = {.method = "GET", .url = url, .headers = headers, .header_count = n};
+    prism_h1_callbacks cb = {.on_done = on_done};
+    prism_h1_req *r = prism_h1_start(f->pool, &req, 1000, &cb);
+    if (!r) {
+        return false;
+    }
+    prism_h1_cancel(r);
+    return true;
+}
+
+static void test_urls(void **state)
+{
+    fixture *f = *state;
+    assert_true(takes(f, "http://127.0.0.1:9/v1/chat/completions", NULL, 0));
+    assert_true(takes(f, "http://[::1]:9/v1", NULL, 0));
+    assert_true(takes(f, "http://localhost:9", NULL, 0));
+    /* h2o's URL parser wants the scheme in lower case: libcurl takes these. */
+    assert_false(takes(f, "HTTP://127.0.0.1:9", NULL, 0));
+    assert_false(takes(f, "https://127.0.0.1:9/v1", NULL, 0)); /* TLS: libcurl's */
+    assert_false(takes(f, "http://user:pw@127.0.0.1:9/v1", NULL, 0));
+    assert_false(takes(f, "http://127.0.0.1:9/v1#frag", NULL, 0));
+    assert_false(takes(f, "http://127.0.0.1:9/a b", NULL, 0));
+    assert_false(takes(f, "http://127.0.0.1:99999/", NULL, 0));
+    assert_false(takes(f, "ftp://127.0.0.1/", NULL, 0));
+}
+
+static void test_header_lines(void **state)
+{
+    fixture *f = *state;
+    const char *ok[] = {"Authorization: Bearer k", "X-Empty:"};
+    const char *crlf[] = {"X-A: 1\r\nX-Injected: 2"};
+    const char *no_colon[] = {"NoColon"};
+    const char *no_name[] = {": value"};
+    assert_true(takes(f, "http://127.0.0.1:9/", ok, 2));
+    assert_false(takes(f, "http://127.0.0.1:9/", crlf, 1));
+    assert_false(takes(f, "http://127.0.0.1:9/", no_colon, 1));
+    assert_false(takes(f, "http://127.0.0.1:9/", no_name, 1));
+}
+
+static void test_no_proxy(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(prism_h1_pool_proxied(f->pool, "example.test, .corp.example ,127.0.0.1"), 0);
+    assert_true(takes(f, "http://127.0.0.1:9/", NULL, 0));
+    assert_true(takes(f, "http://example.test:9/", NULL, 0));
+    assert_true(takes(f, "http://api.example.test:9/", NULL, 0)); /* a subdomain */
+    assert_true(takes(f, "http://EXAMPLE.TEST:9/", NULL, 0));
+    assert_true(takes(f, "http://models.corp.example:9/", NULL, 0));
+    assert_false(takes(f, "http://badexample.test:9/", NULL, 0)); /* not a subdomain */
+    assert_false(takes(f, "http://127.0.0.2:9/", NULL, 0));
+    assert_false(takes(f, "http://other.test:9/", NULL, 0));
+    assert_int_equal(prism_h1_pool_proxied(f->pool, ""), 0);
+    assert_false(takes(f, "http://127.0.0.1:9/", NULL, 0)); /* nothing exempt */
+    assert_int_equal(prism_h1_pool_proxied(f->pool, "*"), 0);
+    assert_true(takes(f, "http://anything.test:9/", NULL, 0));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_urls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_lines, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_proxy, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
