@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -501,7 +502,11 @@ static void server_free(prism_server *srv)
     free(srv);
 }
 
-static void run_main_loop(prism_server *srv)
+/* Before any worker starts: a SIGTERM that comes as soon as the first
+ * request is answered must find Prism's handler, not the default action
+ * (seen under valgrind, where the main thread is slow to get here). The
+ * handlers run once the main loop runs. */
+static void catch_signals(prism_server *srv)
 {
     uv_loop_init(&srv->main_loop);
     uv_signal_init(&srv->main_loop, &srv->sig_term);
@@ -512,8 +517,21 @@ static void run_main_loop(prism_server *srv)
     uv_signal_init(&srv->main_loop, &srv->sig_hup);
     srv->sig_hup.data = srv;
     uv_signal_start(&srv->sig_hup, on_reload_signal, SIGHUP);
-    uv_run(&srv->main_loop, UV_RUN_DEFAULT);
-    for (int i = 0; i < srv->nworkers; i++)
+}
+
+/* Workers that started: wait for them. None (start-up failed): only close
+ * the signal handles. */
+static void run_main_loop(prism_server *srv, bool workers_started)
+{
+    if (workers_started) {
+        uv_run(&srv->main_loop, UV_RUN_DEFAULT);
+    } else {
+        uv_close((uv_handle_t *)&srv->sig_term, NULL);
+        uv_close((uv_handle_t *)&srv->sig_int, NULL);
+        uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+        uv_run(&srv->main_loop, UV_RUN_DEFAULT);
+    }
+    for (int i = 0; workers_started && i < srv->nworkers; i++)
         uv_thread_join(&srv->workers[i].thread);
     uv_loop_close(&srv->main_loop);
 }
@@ -538,9 +556,12 @@ int prism_serve(prism_config *cfg, char *err, size_t errlen)
         srv->current = boot;
         prism_generation_retain(boot);
         setup_h2o(srv);
-        if (start_workers(srv, err, errlen) == 0) {
+        catch_signals(srv);
+        bool started = start_workers(srv, err, errlen) == 0;
+        if (started)
             log_ready(srv);
-            run_main_loop(srv);
+        run_main_loop(srv, started);
+        if (started) {
             prism_logf(PRISM_LOG_INFO, "server", "stopped");
             rc = 0;
         }
