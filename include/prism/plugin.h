@@ -241,6 +241,12 @@ void prism_utf8_scrub(char *s);
  * through inside strings). */
 enum { PRISM_JSON_BYTES_OK = 0, PRISM_JSON_BAD_UTF8 = 1, PRISM_JSON_CONTROL = 2 };
 int prism_json_bytes_check(const char *s, size_t len);
+/* The tree as unformatted JSON text: what cJSON_PrintUnformatted writes,
+ * several times faster, and with every number's exact value (cJSON rounds
+ * to 15 digits: a 64-bit seed or id would change). See json_print.c. malloc'd, NUL-terminated; its
+ * length in *len when len is not NULL. NULL when memory ran out or the tree
+ * holds an invalid node. */
+char *prism_json_print(const cJSON *item, size_t *len);
 /* 1 when s ends with tail (a request path with an endpoint, say). */
 int prism_str_ends_with(const char *s, const char *tail);
 /* 1 when s holds a control character (never allowed in header values). */

@@ -267,12 +267,29 @@ int prism_ctx_responded(const prism_ctx *ctx)
     return ctx->resp != PRISM_RESP_NONE;
 }
 
+/* One pass over the upstream's lines (not one per name): a provider sends
+ * a dozen or two, and a plugin relays about as many names. The first line
+ * of each name is relayed, as prism_upstream_header would find it. */
 void prism_relay_headers(prism_ctx *ctx, const prism_upstream *up, const char *const *names, size_t count)
 {
-    for (size_t i = 0; i < count; i++) {
-        const char *v = prism_upstream_header(up, names[i]);
-        if (v != NULL)
-            prism_response_header(ctx, names[i], v);
+    enum { MAX_NAMES = 64 };
+    size_t lens[MAX_NAMES];
+    uint64_t relayed = 0;
+    if (count > MAX_NAMES)
+        count = MAX_NAMES;
+    for (size_t i = 0; i < count; i++)
+        lens[i] = strlen(names[i]);
+    const char *value = NULL;
+    for (const char *name = prism_upstream_header_next(up, NULL, &value); name != NULL;
+         name = prism_upstream_header_next(up, name, &value)) {
+        size_t len = strlen(name);
+        for (size_t i = 0; i < count; i++) {
+            if (lens[i] == len && !(relayed >> i & 1) && strncasecmp(name, names[i], len) == 0) {
+                relayed |= (uint64_t)1 << i;
+                prism_response_header(ctx, names[i], value);
+                break;
+            }
+        }
     }
 }
 

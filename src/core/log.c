@@ -6,6 +6,8 @@
  */
 #include "log.h"
 
+#include "json_print.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -115,11 +117,18 @@ void prism_log_batch_add(prism_log_batch *b, const char *line, size_t len)
 size_t prism_json_escape(char *buf, size_t len, size_t cap, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
-    for (; *s && len + 7 < cap; s++) {
+    const char *end = s + strlen(s);
+    while (s < end && len + 7 < cap) {
+        /* The common case first, a whole run at a time: ids, names, paths. */
+        size_t most = cap - 7 - len;
+        size_t k = prism_json_plain_run(s, (size_t)(end - s) < most ? (size_t)(end - s) : most, 1);
+        memcpy(buf + len, s, k);
+        len += k;
+        s += k;
         unsigned char ch = (unsigned char)*s;
-        if ((unsigned)(ch - 0x20) < 0x60 && ch != '"' && ch != '\\') { /* 0x20 <= ch < 0x80 */
-            buf[len++] = (char)ch;                                     /* the common case first: ids, names, paths */
-        } else if (ch >= 0x80) {
+        if (ch == '\0' || len + 7 >= cap) /* the run stopped at the end, or at the cap */
+            break;
+        if (ch >= 0x80) {
             /* A log line must stay valid JSON: broken UTF-8 (a client's path
              * or model name) becomes U+FFFD. */
             size_t n = prism_utf8_char(s, 4);
@@ -142,6 +151,7 @@ size_t prism_json_escape(char *buf, size_t len, size_t cap, const char *s)
             buf[len + 5] = hex[ch & 15];
             len += 6;
         }
+        s++;
     }
     buf[len < cap ? len : cap - 1] = '\0';
     return len;

@@ -140,13 +140,14 @@ void prism_respond(prism_ctx *ctx, int status, const char *content_type, const c
 
 void prism_respond_json(prism_ctx *ctx, int status, const cJSON *json)
 {
-    char *text = cJSON_PrintUnformatted(json);
+    size_t len;
+    char *text = prism_json_print(json, &len);
     if (text == NULL) {
         prism_respond_error(ctx, 500, "server_error", "internal_error", NULL, "Could not encode the response.");
         return;
     }
-    prism_respond(ctx, status, "application/json", text, strlen(text));
-    cJSON_free(text);
+    prism_respond(ctx, status, "application/json", text, len);
+    free(text);
 }
 
 static cJSON *error_body(const char *type, const char *code, const char *param, const char *message)
@@ -169,7 +170,7 @@ static cJSON *error_body(const char *type, const char *code, const char *param, 
 char *prism_error_json(const char *type, const char *code, const char *param, const char *message)
 {
     cJSON *root = error_body(type, code, param, message);
-    char *text = cJSON_PrintUnformatted(root);
+    char *text = prism_json_print(root, NULL);
     cJSON_Delete(root);
     return text;
 }

@@ -300,16 +300,17 @@ void prism_upstream_conf_apply(const prism_upstream_conf *conf, prism_http_reque
 }
 
 /* The last `"usage":` in the text: it follows the choices in a body, and
- * comes in the final chunk of a stream. */
+ * comes in the final chunk of a stream. Searched from the end, where it is. */
 static const char *last_usage(const char *text, size_t len)
 {
     static const char key[] = "\"usage\"";
-    const char *found = NULL, *p = text;
-    while ((p = memmem(p, len - (size_t)(p - text), key, sizeof(key) - 1)) != NULL) {
-        found = p;
-        p += sizeof(key) - 1;
-    }
-    return found;
+    const size_t n = sizeof(key) - 1;
+    if (len < n)
+        return NULL;
+    for (size_t i = len - n + 1; i-- > 0;)
+        if (text[i] == '"' && memcmp(text + i, key, n) == 0)
+            return text + i;
+    return NULL;
 }
 
 static const char *skip_ws(const char *p, const char *end)

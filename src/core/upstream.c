@@ -466,6 +466,17 @@ const char *prism_upstream_header(const prism_upstream *up, const char *name)
     return NULL;
 }
 
+const char *prism_upstream_header_next(const prism_upstream *up, const char *prev, const char **value)
+{
+    if (!up || !up->hdr)
+        return NULL;
+    const char *p = prev == NULL ? up->hdr : *value + strlen(*value) + 1;
+    if (p >= up->hdr + up->hdr_len)
+        return NULL;
+    *value = p + strlen(p) + 1;
+    return p;
+}
+
 /* ---- body and completion ---- */
 
 static void deliver_response(prism_upstream *up)

@@ -55,6 +55,11 @@ prism_upstream *prism_upstream_start(prism_upstream_pool *pool, const prism_http
 /* Cancels at once; no callback runs afterwards. Plugins go through
  * prism_http_cancel, which also forgets the request's link. */
 void prism_upstream_cancel(prism_upstream *up);
+
+/* The response's header lines in the order they came: the first when prev
+ * is NULL, else the one after prev (with *value still prev's value). The
+ * name as received, its value in *value; NULL after the last. */
+const char *prism_upstream_header_next(const prism_upstream *up, const char *prev, const char **value);
 /* Transfers running now (for metrics and shutdown). */
 size_t prism_upstream_pool_active(const prism_upstream_pool *pool);
 

@@ -62,6 +62,12 @@ static void json_escape_escapes_and_stops_at_cap(void **state)
     assert_true(n < 10);
     assert_string_equal(small, "\\u000a");
     assert_int_equal(small[10], '#');
+    /* A long plain run stops at the same place: 7 bytes short of cap. */
+    memset(small, '#', sizeof(small));
+    n = prism_json_escape(small, 1, 11, "abcdefghijklmnop");
+    assert_int_equal(n, 4);
+    assert_memory_equal(small + 1, "abc", 4);
+    assert_int_equal(small[5], '#');
     /* Broken UTF-8 (a lone lead byte, a stray continuation, a surrogate) becomes U+FFFD; good stays. */
     n = prism_json_escape(buf, 0, sizeof(buf), "/\xff\xfe/\xc3/\x80/\xed\xa0\x80/\xe2\x82\xac");
     assert_string_equal(buf, "/\\ufffd\\ufffd/\\ufffd/\\ufffd/\\ufffd\\ufffd\\ufffd/\xe2\x82\xac");

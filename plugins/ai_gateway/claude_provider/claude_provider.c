@@ -255,14 +255,15 @@ static void respond_translated(call *c)
     const cJSON *k = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
     if (cJSON_IsNumber(p) && cJSON_IsNumber(k))
         prism_ctx_set_usage(c->ctx, (long)p->valuedouble, (long)k->valuedouble);
-    char *json = claude_json_print(out);
+    size_t len;
+    char *json = prism_json_print(out, &len);
     cJSON_Delete(out);
     if (json == NULL) {
         prism_respond_error(c->ctx, 500, "server_error", "internal_error", NULL, "Could not encode the response.");
         return;
     }
-    prism_respond(c->ctx, 200, "application/json", json, strlen(json));
-    cJSON_free(json);
+    prism_respond(c->ctx, 200, "application/json", json, len);
+    free(json);
 }
 
 static void finish_buffered(call *c)
@@ -334,16 +335,15 @@ static const char *translate(prism_ctx *ctx, const provider *p, claude_request_i
         respond_translation_error(ctx, &err);
         return NULL;
     }
-    char *json = claude_json_print(req);
+    char *json = prism_json_print(req, len);
     cJSON_Delete(req);
     if (json == NULL) {
         prism_respond_error(ctx, 500, "server_error", "internal_error", NULL, "Could not encode the request.");
         return NULL;
     }
-    *len = strlen(json);
     char *body = prism_ctx_alloc(ctx, *len + 1);
     memcpy(body, json, *len + 1);
-    cJSON_free(json);
+    free(json);
     return body;
 }
 

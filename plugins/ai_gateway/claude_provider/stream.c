@@ -424,9 +424,10 @@ static int emit_frame(claude_buf *out, const char *payload, size_t n)
 /* Takes ownership of j. */
 static int emit_json(claude_buf *out, cJSON *j)
 {
-    char *text = j ? claude_json_print(j) : NULL;
-    int rc = text ? emit_frame(out, text, strlen(text)) : -1;
-    cJSON_free(text);
+    size_t len = 0;
+    char *text = j ? prism_json_print(j, &len) : NULL;
+    int rc = text ? emit_frame(out, text, len) : -1;
+    free(text);
     cJSON_Delete(j);
     return rc;
 }
@@ -665,9 +666,9 @@ static const char *start_input(claude_stream *s, unsigned index, const cJSON *cb
     const cJSON *input = obj_get(cb, "input");
     if (!cJSON_IsObject(input) || input->child == NULL)
         return NULL;
-    char *text = claude_json_print(input);
+    char *text = prism_json_print(input, NULL);
     const char *err = text ? json_delta(s, block_find(s, index), text, out) : NOMEM;
-    cJSON_free(text);
+    free(text);
     return err;
 }
 

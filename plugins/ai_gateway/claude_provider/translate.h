@@ -14,6 +14,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "prism/plugin.h" /* prism_json_print */
+
 typedef struct claude_options {
     int default_max_tokens; /* when the client gives neither max_tokens nor max_completion_tokens */
     /* reasoning_effort -> thinking.budget_tokens */
@@ -61,10 +63,5 @@ void claude_error_names(const char *anthropic_type, const char **type, const cha
 
 /* Anthropic usage object -> OpenAI usage object (new cJSON object). */
 cJSON *claude_usage_to_openai(const cJSON *usage);
-
-/* cJSON_PrintUnformatted, with integral numbers written without printf
- * (translate_print.c). The tree must belong to the caller alone. Free the
- * text with cJSON_free. */
-char *claude_json_print(const cJSON *item);
 
 #endif

@@ -26,7 +26,7 @@ typedef struct collected {
     text_buf text, reasoning;
     cJSON *tool_calls;      /* OpenAI tool_calls, NULL until the first */
     cJSON *thinking_blocks; /* as returned, NULL until the first */
-    char *json_answer;      /* the forced json tool's input, serialised (cJSON_free) */
+    char *json_answer;      /* the forced json tool's input, serialised (free) */
     int oom;
 } collected;
 
@@ -152,7 +152,7 @@ static int collect_tool_use(collected *c, const cJSON *block, const claude_reque
         return -1;
     }
     cJSON *empty = input ? NULL : cJSON_CreateObject(); /* a call without input took no arguments */
-    char *args = claude_json_print(input ? input : empty);
+    char *args = prism_json_print(input ? input : empty, NULL);
     cJSON_Delete(empty);
     if (args == NULL) {
         c->oom = 1;
@@ -164,7 +164,7 @@ static int collect_tool_use(collected *c, const cJSON *block, const claude_reque
     }
     if (append_to(&c->tool_calls, tool_call_of(id, name, args)) != 0)
         c->oom = 1;
-    cJSON_free(args);
+    free(args);
     return 0;
 }
 
@@ -216,7 +216,7 @@ static void collected_free(collected *c)
     free(c->reasoning.data);
     cJSON_Delete(c->tool_calls);
     cJSON_Delete(c->thinking_blocks);
-    cJSON_free(c->json_answer);
+    free(c->json_answer);
 }
 
 /* ---- the chat.completion ---- */

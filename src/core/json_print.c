@@ -1,0 +1,222 @@
+/*
+ * json_print.c - a cJSON tree to unformatted JSON text, in one buffer.
+ *
+ * The text is what cJSON_PrintUnformatted writes (the same escapes, the
+ * same number forms), except that no number is rounded (put_number), at a
+ * fraction of the cost. cJSON measures each string twice, prints every
+ * number with sprintf and reads it back with sscanf, and copies the
+ * finished text once more; on the Claude translation path, which prints a
+ * request and a response per call and a chunk per streamed event, that was
+ * a fifth of a request's instructions (docs/BENCHMARKS.md). Here integral
+ * numbers are written digit by digit, plain runs of a string are copied
+ * whole, and the buffer is handed over as it is.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_print.h"
+
+#include "grow.h"
+#include "prism/plugin.h"
+
+typedef struct out {
+    char *buf;
+    size_t len, cap;
+    int failed;
+} out;
+
+static int grow_for(out *o, size_t n)
+{
+    if (o->failed)
+        return -1;
+    if (n > SIZE_MAX / 2 - o->len || prism_grow(&o->buf, &o->cap, o->len + n + 1, 256) != 0) {
+        free(o->buf); /* from here on every write is refused: cap - len is 0 */
+        *o = (out){NULL, 0, 0, 1};
+        return -1;
+    }
+    return 0;
+}
+
+/* Room for n more bytes and the final NUL; 0, or -1 once memory ran out. */
+static inline int room(out *o, size_t n)
+{
+    return n < o->cap - o->len ? 0 : grow_for(o, n);
+}
+
+static inline void put(out *o, const char *s, size_t n)
+{
+    if (room(o, n) == 0) {
+        memcpy(o->buf + o->len, s, n);
+        o->len += n;
+    }
+}
+
+static inline void put_char(out *o, char c)
+{
+    if (room(o, 1) == 0)
+        o->buf[o->len++] = c;
+}
+
+/* 1 for the bytes a JSON string cannot hold as they are: '"', '\\' and the
+ * control characters. Bytes from 0x80 up pass through, as cJSON leaves them. */
+static int needs_escape(unsigned char ch)
+{
+    return ch < 0x20 || ch == '"' || ch == '\\';
+}
+
+/* Eight bytes at a time while none of them is below 0x20, a quote or a
+ * backslash (or, with ascii_only, 0x80 or above): the usual bit tricks for
+ * "some byte is less than" and "some byte equals", exact about whether
+ * there is one. Then byte by byte. */
+size_t prism_json_plain_run(const char *s, size_t n, int ascii_only)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    const uint64_t stop_high = ascii_only ? highs : 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x, q, b;
+        memcpy(&x, p + i, 8);
+        q = x ^ (ones * '"');
+        b = x ^ (ones * '\\');
+        if (((x - ones * 0x20) & ~x & highs) | ((q - ones) & ~q & highs) | ((b - ones) & ~b & highs) |
+            (x & stop_high))
+            break;
+    }
+    while (i < n && !needs_escape(p[i]) && !(ascii_only && p[i] >= 0x80))
+        i++;
+    return i;
+}
+
+static void put_escaped(out *o, unsigned char ch)
+{
+    static const char hex[] = "0123456789abcdef";
+    char e[6] = {'\\', 0, 0, 0, 0, 0};
+    size_t n = 2;
+    switch (ch) {
+    case '"': e[1] = '"'; break;
+    case '\\': e[1] = '\\'; break;
+    case '\b': e[1] = 'b'; break;
+    case '\f': e[1] = 'f'; break;
+    case '\n': e[1] = 'n'; break;
+    case '\r': e[1] = 'r'; break;
+    case '\t': e[1] = 't'; break;
+    default:
+        memcpy(e + 1, "u00", 3);
+        e[4] = hex[ch >> 4];
+        e[5] = hex[ch & 15];
+        n = 6;
+    }
+    put(o, e, n);
+}
+
+static void put_string(out *o, const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    if (room(o, n + 2) != 0) /* the usual case, nothing to escape, in one reservation */
+        return;
+    o->buf[o->len++] = '"';
+    const unsigned char *p = (const unsigned char *)s;
+    while (n > 0) {
+        size_t k = prism_json_plain_run((const char *)p, n, 0);
+        put(o, (const char *)p, k);
+        if (k == n)
+            break;
+        put_escaped(o, p[k]);
+        p += k + 1;
+        n -= k + 1;
+    }
+    put_char(o, '"');
+}
+
+/* Numbers keep their exact value. Integral ones below 2^63 are written as
+ * digits (cJSON switches to "%1.15g" past 15 digits and rounds: a 64-bit seed
+ * or a tool argument's id would change on the way through). Others get the
+ * fewest significant digits, 15 to 17, that read back as the same double;
+ * cJSON stops at 15 when they come within an epsilon. Negative zero stays
+ * "-0", as cJSON writes it. NaN and infinities
+ * have no JSON form: null, as cJSON writes. */
+#define TWO_63 9223372036854775808.0
+
+static void put_number(out *o, double d)
+{
+    char text[32];
+    if (isnan(d) || isinf(d)) {
+        put(o, "null", 4);
+        return;
+    }
+    if (d > -TWO_63 && d < TWO_63 && d == (double)(long long)d && !(d == 0 && signbit(d))) {
+        long long v = (long long)d;
+        unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+        size_t i = sizeof(text);
+        do {
+            text[--i] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u != 0);
+        if (v < 0)
+            text[--i] = '-';
+        put(o, text + i, sizeof(text) - i);
+        return;
+    }
+    int n = 0;
+    for (int digits = 15; digits <= 17; digits++) {
+        n = snprintf(text, sizeof(text), "%1.*g", digits, d);
+        if (strtod(text, NULL) == d)
+            break;
+    }
+    put(o, text, n > 0 && (size_t)n < sizeof(text) ? (size_t)n : strlen(text));
+}
+
+static void put_value(out *o, const cJSON *item);
+
+static void put_children(out *o, const cJSON *item, int object)
+{
+    put_char(o, object ? '{' : '[');
+    for (const cJSON *c = item->child; c != NULL && !o->failed; c = c->next) {
+        if (c != item->child)
+            put_char(o, ',');
+        if (object) {
+            put_string(o, c->string);
+            put_char(o, ':');
+        }
+        put_value(o, c);
+    }
+    put_char(o, object ? '}' : ']');
+}
+
+static void put_value(out *o, const cJSON *item)
+{
+    switch (item->type & 0xFF) {
+    case cJSON_False: put(o, "false", 5); break;
+    case cJSON_True: put(o, "true", 4); break;
+    case cJSON_NULL: put(o, "null", 4); break;
+    case cJSON_Number: put_number(o, item->valuedouble); break;
+    case cJSON_String: put_string(o, item->valuestring); break;
+    case cJSON_Array: put_children(o, item, 0); break;
+    case cJSON_Object: put_children(o, item, 1); break;
+    case cJSON_Raw:
+        if (item->valuestring == NULL)
+            grow_for(o, SIZE_MAX); /* fails: nothing more is written */
+        else
+            put(o, item->valuestring, strlen(item->valuestring));
+        break;
+    default: grow_for(o, SIZE_MAX); /* cJSON_Invalid: cJSON refuses to print it too */
+    }
+}
+
+char *prism_json_print(const cJSON *item, size_t *len)
+{
+    out o = {NULL, 0, 0, 0};
+    if (item == NULL)
+        return NULL;
+    put_value(&o, item);
+    if (room(&o, 0) != 0)
+        return NULL; /* the buffer went when the failure came */
+    o.buf[o.len] = '\0';
+    if (len != NULL)
+        *len = o.len;
+    return o.buf;
+}
