@@ -349,15 +349,32 @@ static prism_ctx *find_watcher(prism_worker_env *env, h2o_socket_t *sock)
 
 static void on_client_read(h2o_socket_t *sock, const char *err);
 
+static void detach_watcher(prism_ctx *ctx)
+{
+    *ctx->watch_pprev = ctx->watch_next;
+    if (ctx->watch_next != NULL)
+        ctx->watch_next->watch_pprev = ctx->watch_pprev;
+    ctx->watch_sock = NULL;
+}
+
 void prism_ctx_unwatch_client(prism_ctx *ctx)
 {
     if (ctx->watch_sock == NULL)
         return;
     h2o_socket_read_stop(ctx->watch_sock);
-    *ctx->watch_pprev = ctx->watch_next;
-    if (ctx->watch_next != NULL)
-        ctx->watch_next->watch_pprev = ctx->watch_pprev;
-    ctx->watch_sock = NULL;
+    detach_watcher(ctx);
+}
+
+/* The socket is left reading: stopping now and h2o starting again after the
+ * response would cost two epoll_ctl calls (libuv forgets the descriptor is
+ * registered when reading stops, so its restart tries EPOLL_CTL_ADD, fails
+ * with EEXIST, then modifies). h2o's restart only swaps the callback.
+ * Anything read before that finds no watcher and stops reading, leaving
+ * the bytes in the socket's buffer for h2o, as a watched read does. */
+void prism_ctx_release_client(prism_ctx *ctx)
+{
+    if (ctx->watch_sock != NULL)
+        detach_watcher(ctx);
 }
 
 void prism_ctx_watch_client(prism_ctx *ctx)

@@ -129,6 +129,9 @@ void prism_ctx_add_meta_headers(prism_ctx *ctx);
  * HTTP/2 needs none of this: h2o keeps reading and resets streams itself. */
 void prism_ctx_watch_client(prism_ctx *ctx);
 void prism_ctx_unwatch_client(prism_ctx *ctx);
+/* Stops watching as the response completes, handing the socket back to h2o
+ * still reading (it reads the connection again once the response is out). */
+void prism_ctx_release_client(prism_ctx *ctx);
 /* Ends the stream of a client that went away while a write was in flight
  * (called when that write completes); ctx may be freed on return. */
 void prism_ctx_end_gone_stream(prism_ctx *ctx);

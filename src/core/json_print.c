@@ -71,20 +71,32 @@ static int needs_escape(unsigned char ch)
  * backslash (or, with ascii_only, 0x80 or above): the usual bit tricks for
  * "some byte is less than" and "some byte equals", exact about whether
  * there is one. Then byte by byte. */
+static int word_needs_escape(uint64_t x, uint64_t stop_high)
+{
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+    return (((x - ones * 0x20) & ~x & highs) | ((q - ones) & ~q & highs) | ((b - ones) & ~b & highs) |
+            (x & stop_high)) != 0;
+}
+
 size_t prism_json_plain_run(const char *s, size_t n, int ascii_only)
 {
     const unsigned char *p = (const unsigned char *)s;
-    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-    const uint64_t stop_high = ascii_only ? highs : 0;
+    const uint64_t stop_high = ascii_only ? 0x8080808080808080ull : 0;
     size_t i = 0;
+    uint64_t x;
     for (; i + 8 <= n; i += 8) {
-        uint64_t x, q, b;
         memcpy(&x, p + i, 8);
-        q = x ^ (ones * '"');
-        b = x ^ (ones * '\\');
-        if (((x - ones * 0x20) & ~x & highs) | ((q - ones) & ~q & highs) | ((b - ones) & ~b & highs) |
-            (x & stop_high))
+        if (word_needs_escape(x, stop_high))
             break;
+    }
+    if (i < n && i + 8 > n) {
+        /* The last few bytes, padded with letters: most keys and short
+         * values end here in one step. */
+        x = 0x6161616161616161ull;
+        memcpy(&x, p + i, n - i);
+        if (!word_needs_escape(x, stop_high))
+            return n;
     }
     while (i < n && !needs_escape(p[i]) && !(ascii_only && p[i] >= 0x80))
         i++;

@@ -128,7 +128,7 @@ void prism_respond(prism_ctx *ctx, int status, const char *content_type, const c
 {
     if (ctx->resp != PRISM_RESP_NONE || ctx->gone || intercepted(ctx, status))
         return;
-    prism_ctx_unwatch_client(ctx);
+    prism_ctx_release_client(ctx);
     start_headers(ctx, status, content_type);
     ctx->resp = PRISM_RESP_DONE;
     /* Without a length h2o would close an HTTP/1.1 connection after any
@@ -220,7 +220,7 @@ static void flush(prism_ctx *ctx)
         state = H2O_SEND_STATE_FINAL;
         ctx->resp = PRISM_RESP_DONE;
         /* h2o reads the connection again once the response is out. */
-        prism_ctx_unwatch_client(ctx);
+        prism_ctx_release_client(ctx);
     }
     ctx->send_busy = 1;
     h2o_send(ctx->req, &buf, buf.len ? 1 : 0, state);

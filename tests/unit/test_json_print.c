@@ -171,10 +171,8 @@ static void plain_run_stops_at_the_first_byte_to_escape(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(parsed_documents_print_as_cjson_prints_them),
-        cmocka_unit_test(numbers_keep_their_exact_value),
-        cmocka_unit_test(built_trees_print_as_cjson_prints_them),
-        cmocka_unit_test(what_cannot_be_printed_is_null),
+        cmocka_unit_test(parsed_documents_print_as_cjson_prints_them), cmocka_unit_test(numbers_keep_their_exact_value),
+        cmocka_unit_test(built_trees_print_as_cjson_prints_them),      cmocka_unit_test(what_cannot_be_printed_is_null),
         cmocka_unit_test(plain_run_stops_at_the_first_byte_to_escape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
