@@ -228,7 +228,7 @@ static void run_from(prism_ctx *ctx)
         if (st == PRISM_PENDING) {
             ctx->in_chain = 0;
             if (!prism_ctx_responded(ctx))
-                prism_ctx_watch_client(ctx);
+                prism_ctx_watch_client_soon(ctx);
             return;
         }
         if (st == PRISM_DONE) {

@@ -349,6 +349,68 @@ static prism_ctx *find_watcher(prism_worker_env *env, h2o_socket_t *sock)
 
 static void on_client_read(h2o_socket_t *sock, const char *err);
 
+/* ---- delayed watches ----
+ * A request that goes upstream is watched only if it is still waiting
+ * PRISM_WATCH_DELAY_MS later. The delay is the same for all, so the list is
+ * in due order and one timer per worker, set for its head, serves it. */
+
+static void soon_remove(prism_ctx *ctx)
+{
+    prism_worker_env *env = ctx->env;
+    if (!ctx->soon)
+        return;
+    if (ctx->soon_prev != NULL)
+        ctx->soon_prev->soon_next = ctx->soon_next;
+    else
+        env->soon_head = ctx->soon_next;
+    if (ctx->soon_next != NULL)
+        ctx->soon_next->soon_prev = ctx->soon_prev;
+    else
+        env->soon_tail = ctx->soon_prev;
+    ctx->soon = 0;
+    ctx->soon_next = ctx->soon_prev = NULL;
+    if (env->soon_head == NULL)
+        uv_timer_stop(&env->watch_timer);
+}
+
+static void on_watch_timer(uv_timer_t *t)
+{
+    prism_worker_env *env = t->data;
+    uint64_t now = uv_now(env->loop);
+    while (env->soon_head != NULL && env->soon_head->soon_due <= now) {
+        prism_ctx *ctx = env->soon_head;
+        soon_remove(ctx);
+        prism_ctx_watch_client(ctx);
+    }
+    if (env->soon_head != NULL)
+        uv_timer_start(&env->watch_timer, on_watch_timer, env->soon_head->soon_due - now, 0);
+}
+
+void prism_env_watch_init(prism_worker_env *env, uv_loop_t *loop)
+{
+    uv_timer_init(loop, &env->watch_timer);
+    env->watch_timer.data = env;
+    uv_unref((uv_handle_t *)&env->watch_timer); /* the requests keep the loop running, not this */
+}
+
+void prism_ctx_watch_client_soon(prism_ctx *ctx)
+{
+    prism_worker_env *env = ctx->env;
+    if (ctx->soon || ctx->watch_sock != NULL || ctx->gone || ctx->req->version >= 0x200)
+        return;
+    ctx->soon = 1;
+    ctx->soon_due = uv_now(env->loop) + PRISM_WATCH_DELAY_MS;
+    ctx->soon_next = NULL;
+    ctx->soon_prev = env->soon_tail;
+    if (env->soon_tail != NULL)
+        env->soon_tail->soon_next = ctx;
+    else
+        env->soon_head = ctx;
+    env->soon_tail = ctx;
+    if (!uv_is_active((uv_handle_t *)&env->watch_timer))
+        uv_timer_start(&env->watch_timer, on_watch_timer, PRISM_WATCH_DELAY_MS, 0);
+}
+
 static void detach_watcher(prism_ctx *ctx)
 {
     *ctx->watch_pprev = ctx->watch_next;
@@ -359,6 +421,7 @@ static void detach_watcher(prism_ctx *ctx)
 
 void prism_ctx_unwatch_client(prism_ctx *ctx)
 {
+    soon_remove(ctx);
     if (ctx->watch_sock == NULL)
         return;
     h2o_socket_read_stop(ctx->watch_sock);
@@ -373,6 +436,7 @@ void prism_ctx_unwatch_client(prism_ctx *ctx)
  * the bytes in the socket's buffer for h2o, as a watched read does. */
 void prism_ctx_release_client(prism_ctx *ctx)
 {
+    soon_remove(ctx);
     if (ctx->watch_sock != NULL)
         detach_watcher(ctx);
 }
@@ -380,6 +444,7 @@ void prism_ctx_release_client(prism_ctx *ctx)
 void prism_ctx_watch_client(prism_ctx *ctx)
 {
     h2o_req_t *req = ctx->req;
+    soon_remove(ctx);
     if (ctx->watch_sock != NULL || ctx->gone || req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
         return;
     h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);

@@ -29,10 +29,12 @@ typedef struct prism_worker_env {
     struct prism_metrics *const *all_metrics; /* every worker's, for GET /metrics */
     size_t worker_count;
     uv_loop_t *loop;
-    uint64_t inflight;           /* requests not yet disposed */
-    struct prism_ctx *watching;  /* HTTP/1 requests watched for a client hang-up */
-    uint64_t rng[2];             /* xorshift state for request ids */
-    struct prism_log_batch *log; /* access lines (NULL: written at once) */
+    uint64_t inflight;                       /* requests not yet disposed */
+    struct prism_ctx *watching;              /* HTTP/1 requests watched for a client hang-up */
+    struct prism_ctx *soon_head, *soon_tail; /* to be watched once their delay is up, oldest first */
+    uv_timer_t watch_timer;                  /* fires for soon_head */
+    uint64_t rng[2];                         /* xorshift state for request ids */
+    struct prism_log_batch *log;             /* access lines (NULL: written at once) */
 } prism_worker_env;
 
 #define PRISM_TRACE_MAX 16
@@ -107,6 +109,9 @@ struct prism_ctx {
     void *drain_data;
     h2o_socket_t *watch_sock; /* non-NULL while watched */
     struct prism_ctx *watch_next, **watch_pprev;
+    int soon;          /* in the env's soon list */
+    uint64_t soon_due; /* loop time (ms) its watch starts */
+    struct prism_ctx *soon_next, *soon_prev;
 };
 
 uint64_t prism_now_ns(void);
@@ -128,6 +133,12 @@ void prism_ctx_add_meta_headers(prism_ctx *ctx);
  * hang-up abandons the request at once (cancelling its upstream calls).
  * HTTP/2 needs none of this: h2o keeps reading and resets streams itself. */
 void prism_ctx_watch_client(prism_ctx *ctx);
+/* The same, PRISM_WATCH_DELAY_MS from now unless the request is answered
+ * first: most answers come sooner, and watching costs two epoll_ctl calls. */
+void prism_ctx_watch_client_soon(prism_ctx *ctx);
+#define PRISM_WATCH_DELAY_MS 10
+/* The worker's timer for the delayed watches (server.c closes it). */
+void prism_env_watch_init(prism_worker_env *env, uv_loop_t *loop);
 void prism_ctx_unwatch_client(prism_ctx *ctx);
 /* Stops watching as the response completes, handing the socket back to h2o
  * still reading (it reads the connection again once the response is out). */

@@ -151,6 +151,20 @@ describe('client disconnect cancels the upstream request', { timeout: T(90000) }
     await assertStillServes('a hung-up request');
   });
 
+  it('non-streaming, raw socket destroyed the moment the upstream has the request (before the watch starts)', { timeout: T(20000) }, async (t) => {
+    // Prism starts watching a waiting request's connection 10 ms after it went upstream (most
+    // answers come sooner); a hang-up before that must still cancel the upstream request.
+    fake.reset();
+    fake.next({ hold: true });
+    const { req } = rawPost(chatBody('gpt-4o-mini'));
+    t.after(() => req.destroy());
+    await fake.waitForRequests(1, T(5000));
+    const hungUpAt = Date.now();
+    req.destroy();
+    await assertUpstreamClosedSoon(fake.requests[0], hungUpAt, 'an immediate hang-up');
+    await assertStillServes('an immediate hang-up');
+  });
+
   it('shuts down gracefully after the cancellations', { timeout: T(15000) }, async () => {
     await stopAndAssertClean(gw);
   });
