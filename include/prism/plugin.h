@@ -20,6 +20,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cjson/cJSON.h>
 
@@ -241,6 +242,19 @@ void prism_utf8_scrub(char *s);
  * through inside strings). */
 enum { PRISM_JSON_BYTES_OK = 0, PRISM_JSON_BAD_UTF8 = 1, PRISM_JSON_CONTROL = 2 };
 int prism_json_bytes_check(const char *s, size_t len);
+/* cJSON_GetObjectItemCaseSensitive, faster: a key's first byte is compared
+ * before a strcmp is paid for (translating a request looks up dozens of
+ * keys, most of them absent). The first match; NULL when obj is NULL, not
+ * an object or without the key. */
+static inline cJSON *prism_json_get(const cJSON *obj, const char *key)
+{
+    if (obj == NULL || key == NULL)
+        return NULL;
+    for (cJSON *c = obj->child; c != NULL; c = c->next)
+        if (c->string != NULL && c->string[0] == key[0] && strcmp(c->string, key) == 0)
+            return c;
+    return NULL;
+}
 /* The tree as unformatted JSON text: what cJSON_PrintUnformatted writes,
  * several times faster, and with every number's exact value (cJSON rounds
  * to 15 digits: a 64-bit seed or id would change). See json_print.c. malloc'd, NUL-terminated; its

@@ -90,14 +90,6 @@ size_t prism_json_plain_run(const char *s, size_t n, int ascii_only)
         if (word_needs_escape(x, stop_high))
             break;
     }
-    if (i < n && i + 8 > n) {
-        /* The last few bytes, padded with letters: most keys and short
-         * values end here in one step. */
-        x = 0x6161616161616161ull;
-        memcpy(&x, p + i, n - i);
-        if (!word_needs_escape(x, stop_high))
-            return n;
-    }
     while (i < n && !needs_escape(p[i]) && !(ascii_only && p[i] >= 0x80))
         i++;
     return i;

@@ -1,6 +1,7 @@
 /*
  * prism_json_print must write the text cJSON_PrintUnformatted writes, for
- * every kind of node, and leave the tree as it was.
+ * every kind of node (numbers exactly), and leave the tree as it was;
+ * prism_json_get must find what cJSON's lookup finds.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -168,12 +169,29 @@ static void plain_run_stops_at_the_first_byte_to_escape(void **state)
     }
 }
 
+/* prism_json_get finds what cJSON_GetObjectItemCaseSensitive finds. */
+static void get_matches_cjson_lookup(void **state)
+{
+    (void)state;
+    cJSON *o =
+        cJSON_Parse("{\"model\":\"a\",\"Model\":\"b\",\"model\":\"c\",\"\":1,\"m\":2,\"mo\":3,\"arr\":[{\"x\":1}]}");
+    assert_non_null(o);
+    static const char *const keys[] = {"model", "Model", "MODEL", "", "m", "mo", "mod", "arr", "x", "zzz"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        assert_ptr_equal(prism_json_get(o, keys[i]), cJSON_GetObjectItemCaseSensitive(o, keys[i]));
+    assert_string_equal(prism_json_get(o, "model")->valuestring, "a");            /* the first of a repeated key */
+    assert_null(prism_json_get(cJSON_GetObjectItemCaseSensitive(o, "arr"), "x")); /* an array has no keys */
+    assert_null(prism_json_get(NULL, "model"));
+    assert_null(prism_json_get(o, NULL));
+    cJSON_Delete(o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parsed_documents_print_as_cjson_prints_them), cmocka_unit_test(numbers_keep_their_exact_value),
         cmocka_unit_test(built_trees_print_as_cjson_prints_them),      cmocka_unit_test(what_cannot_be_printed_is_null),
-        cmocka_unit_test(plain_run_stops_at_the_first_byte_to_escape),
+        cmocka_unit_test(plain_run_stops_at_the_first_byte_to_escape), cmocka_unit_test(get_matches_cjson_lookup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -104,7 +104,7 @@ static int read_headers(provider *p, const cJSON *config, char *err, size_t errl
 
 static void read_options(provider *p, const cJSON *config)
 {
-    const cJSON *budget = cJSON_GetObjectItemCaseSensitive(config, "thinking_budget");
+    const cJSON *budget = prism_json_get(config, "thinking_budget");
     p->opt.default_max_tokens = (int)prism_conf_int(config, "default_max_tokens", 4096, 1, 1 << 24);
     p->opt.thinking_budget_low = (int)prism_conf_int(budget, "low", 1024, 1024, 1 << 24);
     p->opt.thinking_budget_medium = (int)prism_conf_int(budget, "medium", 4096, 1024, 1 << 24);
@@ -250,9 +250,9 @@ static void respond_translated(call *c)
                             err.message[0] ? err.message : "Anthropic answered with a body that is not a message.");
         return;
     }
-    const cJSON *usage = cJSON_GetObjectItemCaseSensitive(out, "usage");
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
-    const cJSON *k = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
+    const cJSON *usage = prism_json_get(out, "usage");
+    const cJSON *p = prism_json_get(usage, "prompt_tokens");
+    const cJSON *k = prism_json_get(usage, "completion_tokens");
     if (cJSON_IsNumber(p) && cJSON_IsNumber(k))
         prism_ctx_set_usage(c->ctx, (long)p->valuedouble, (long)k->valuedouble);
     size_t len;

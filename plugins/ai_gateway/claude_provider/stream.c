@@ -326,7 +326,7 @@ static void block_remove(claude_stream *s, unsigned index)
 
 static const cJSON *obj_get(const cJSON *o, const char *key)
 {
-    return cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+    return cJSON_IsObject(o) ? prism_json_get(o, key) : NULL;
 }
 
 static const char *str_get(const cJSON *o, const char *key)

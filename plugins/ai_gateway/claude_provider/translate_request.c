@@ -52,7 +52,7 @@ typedef struct turn {
 /* JSON null counts as absent: OpenAI clients send null for unset options. */
 static const cJSON *field(const cJSON *obj, const char *key)
 {
-    const cJSON *v = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+    const cJSON *v = cJSON_IsObject(obj) ? prism_json_get(obj, key) : NULL;
     return cJSON_IsNull(v) ? NULL : v;
 }
 
@@ -482,7 +482,7 @@ static int message_blocks(req *r, const cJSON *msg, const char *role, cJSON *lea
         const cJSON *content = field(msg, "content");
         if (content == NULL)
             return fail(r, "missing_required_parameter", "expected content.", "messages[%d].content", mi);
-        cJSON *system = cJSON_GetObjectItemCaseSensitive(r->out, "system");
+        cJSON *system = prism_json_get(r->out, "system");
         return add_content(r, system, content, PART_TEXT, mi);
     }
     if (strcmp(role, "user") == 0) {
@@ -784,7 +784,7 @@ static int is_allowed(const cJSON *allowed, const char *name)
  * Returns how many are left. */
 static int keep_allowed_tools(req *r, const cJSON *allowed)
 {
-    cJSON *tools = cJSON_GetObjectItemCaseSensitive(r->out, "tools"), *t = tools ? tools->child : NULL;
+    cJSON *tools = prism_json_get(r->out, "tools"), *t = tools ? tools->child : NULL;
     int left = 0;
     while (t != NULL) {
         cJSON *next = t->next;
@@ -842,7 +842,7 @@ static int valid_tool_name(const char *s)
 /* Adds the forced tool the answer must come through. */
 static void add_json_tool(req *r, const char *name, const cJSON *schema)
 {
-    cJSON *tools = cJSON_GetObjectItemCaseSensitive(r->out, "tools");
+    cJSON *tools = prism_json_get(r->out, "tools");
     if (tools == NULL)
         tools = put(r, r->out, "tools", cJSON_CreateArray());
     cJSON *tool = push(r, tools, cJSON_CreateObject());

@@ -32,7 +32,7 @@ typedef struct collected {
 
 static const cJSON *field(const cJSON *obj, const char *key)
 {
-    const cJSON *v = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, key) : NULL;
+    const cJSON *v = cJSON_IsObject(obj) ? prism_json_get(obj, key) : NULL;
     return cJSON_IsNull(v) ? NULL : v;
 }
 

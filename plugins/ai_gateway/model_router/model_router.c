@@ -70,14 +70,14 @@ static int validate(prism_ctx *ctx, const route_table *r, const cJSON *body, con
                             "The request body names '%s' more than once.", dup);
         return 0;
     }
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "model");
+    const cJSON *m = prism_json_get(body, "model");
     if (!cJSON_IsString(m) || m->valuestring[0] == '\0') {
         prism_respond_error(ctx, 400, "invalid_request_error", "missing_required_parameter", "model",
                             m == NULL ? "You must provide a model parameter." : "'model' must be a non-empty string.");
         return 0;
     }
     if (prism_str_ends_with(prism_ctx_path(ctx), "/chat/completions")) {
-        const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(body, "messages");
+        const cJSON *msgs = prism_json_get(body, "messages");
         if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0) {
             prism_respond_error(ctx, 400, "invalid_request_error",
                                 msgs == NULL ? "missing_required_parameter" : "invalid_type", "messages",

@@ -252,7 +252,7 @@ static int on_body(void *data, prism_upstream *up, const char *chunk, size_t len
 static int is_openai_error(const char *body, size_t len)
 {
     cJSON *j = cJSON_ParseWithLength(body, len);
-    int ok = cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "error"));
+    int ok = cJSON_IsObject(prism_json_get(j, "error"));
     cJSON_Delete(j);
     return ok;
 }
@@ -352,9 +352,9 @@ static void on_complete(void *data, prism_upstream *up, prism_upstream_error err
 static int wants_stream(prism_ctx *ctx, int *usage)
 {
     const cJSON *body = prism_ctx_json(ctx);
-    const cJSON *opts = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
-    *usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(opts, "include_usage"));
-    return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(body, "stream"));
+    const cJSON *opts = prism_json_get(body, "stream_options");
+    *usage = cJSON_IsTrue(prism_json_get(opts, "include_usage"));
+    return cJSON_IsTrue(prism_json_get(body, "stream"));
 }
 
 static endpoint endpoint_of(prism_ctx *ctx)
