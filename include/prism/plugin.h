@@ -255,6 +255,18 @@ static inline cJSON *prism_json_get(const cJSON *obj, const char *key)
             return c;
     return NULL;
 }
+/* Adds item to obj under key without copying the key, which must outlive
+ * the tree (a string literal): cJSON_Add*ToObject would copy it, an
+ * allocation per field of every translated message. Returns item, or NULL
+ * (item deleted) when it could not be added. */
+static inline cJSON *prism_json_add(cJSON *obj, const char *key, cJSON *item)
+{
+    if (item != NULL && !cJSON_AddItemToObjectCS(obj, key, item)) {
+        cJSON_Delete(item);
+        return NULL;
+    }
+    return item;
+}
 /* The tree as unformatted JSON text: what cJSON_PrintUnformatted writes,
  * several times faster, and with every number's exact value (cJSON rounds
  * to 15 digits: a 64-bit seed or id would change). See json_print.c. malloc'd, NUL-terminated; its

@@ -395,10 +395,10 @@ static cJSON *parse_exact(const char *data, size_t len)
 static cJSON *usage_to_openai(const claude_stream *s)
 {
     cJSON *a = cJSON_CreateObject();
-    if (!cJSON_AddNumberToObject(a, "input_tokens", s->input_tokens) ||
-        !cJSON_AddNumberToObject(a, "cache_creation_input_tokens", s->cache_creation) ||
-        !cJSON_AddNumberToObject(a, "cache_read_input_tokens", s->cache_read) ||
-        !cJSON_AddNumberToObject(a, "output_tokens", s->output_tokens)) {
+    if (!prism_json_add(a, "input_tokens", cJSON_CreateNumber(s->input_tokens)) ||
+        !prism_json_add(a, "cache_creation_input_tokens", cJSON_CreateNumber(s->cache_creation)) ||
+        !prism_json_add(a, "cache_read_input_tokens", cJSON_CreateNumber(s->cache_read)) ||
+        !prism_json_add(a, "output_tokens", cJSON_CreateNumber(s->output_tokens))) {
         cJSON_Delete(a);
         return NULL;
     }
@@ -437,10 +437,10 @@ static cJSON *chunk_new(const claude_stream *s)
 {
     cJSON *c = cJSON_CreateObject();
     int ok = c != NULL;
-    ok = ok && cJSON_AddStringToObject(c, "id", s->id);
-    ok = ok && cJSON_AddStringToObject(c, "object", "chat.completion.chunk");
-    ok = ok && cJSON_AddNumberToObject(c, "created", (double)s->created);
-    ok = ok && cJSON_AddStringToObject(c, "model", s->model);
+    ok = ok && prism_json_add(c, "id", cJSON_CreateString(s->id));
+    ok = ok && prism_json_add(c, "object", cJSON_CreateString("chat.completion.chunk"));
+    ok = ok && prism_json_add(c, "created", cJSON_CreateNumber((double)s->created));
+    ok = ok && prism_json_add(c, "model", cJSON_CreateString(s->model));
     if (!ok) {
         cJSON_Delete(c);
         return NULL;
@@ -452,14 +452,14 @@ static cJSON *chunk_new(const claude_stream *s)
 static cJSON *choice_new(cJSON *delta, const char *finish)
 {
     cJSON *ch = delta ? cJSON_CreateObject() : NULL;
-    if (!ch || !cJSON_AddNumberToObject(ch, "index", 0) || !cJSON_AddItemToObject(ch, "delta", delta)) {
+    if (!ch || !prism_json_add(ch, "index", cJSON_CreateNumber(0)) || !cJSON_AddItemToObjectCS(ch, "delta", delta)) {
         cJSON_Delete(delta);
         cJSON_Delete(ch);
         return NULL;
     }
-    int ok = cJSON_AddNullToObject(ch, "logprobs") != NULL;
-    ok = ok &&
-         (finish ? cJSON_AddStringToObject(ch, "finish_reason", finish) : cJSON_AddNullToObject(ch, "finish_reason"));
+    int ok = prism_json_add(ch, "logprobs", cJSON_CreateNull()) != NULL;
+    ok = ok && (finish ? prism_json_add(ch, "finish_reason", cJSON_CreateString(finish))
+                       : prism_json_add(ch, "finish_reason", cJSON_CreateNull()));
     if (!ok) {
         cJSON_Delete(ch);
         return NULL;
@@ -472,7 +472,7 @@ static const char *emit_delta(claude_stream *s, cJSON *delta, const char *finish
 {
     cJSON *choice = choice_new(delta, finish);
     cJSON *c = choice ? chunk_new(s) : NULL;
-    cJSON *choices = c ? cJSON_AddArrayToObject(c, "choices") : NULL;
+    cJSON *choices = c ? prism_json_add(c, "choices", cJSON_CreateArray()) : NULL;
     if (!choices || !cJSON_AddItemToArray(choices, choice)) {
         cJSON_Delete(choice);
         cJSON_Delete(c);
@@ -481,11 +481,11 @@ static const char *emit_delta(claude_stream *s, cJSON *delta, const char *finish
     return emit_json(out, c) == 0 ? NULL : NOMEM;
 }
 
-/* {key: value} */
+/* {key: value}; keys here and below are string literals, not copied. */
 static cJSON *delta_str(const char *key, const char *value)
 {
     cJSON *d = cJSON_CreateObject();
-    if (d && !cJSON_AddStringToObject(d, key, value)) {
+    if (d && !prism_json_add(d, key, cJSON_CreateString(value))) {
         cJSON_Delete(d);
         return NULL;
     }
@@ -496,7 +496,7 @@ static cJSON *delta_str(const char *key, const char *value)
 static cJSON *delta_list(const char *key, cJSON *item)
 {
     cJSON *d = item ? cJSON_CreateObject() : NULL;
-    cJSON *list = d ? cJSON_AddArrayToObject(d, key) : NULL;
+    cJSON *list = d ? prism_json_add(d, key, cJSON_CreateArray()) : NULL;
     if (!list || !cJSON_AddItemToArray(list, item)) {
         cJSON_Delete(item);
         cJSON_Delete(d);
@@ -509,12 +509,12 @@ static cJSON *delta_list(const char *key, cJSON *item)
 static cJSON *tool_start_delta(unsigned k, const char *id, const char *name)
 {
     cJSON *t = cJSON_CreateObject();
-    int ok = t && cJSON_AddNumberToObject(t, "index", k);
-    ok = ok && cJSON_AddStringToObject(t, "id", id);
-    ok = ok && cJSON_AddStringToObject(t, "type", "function");
-    cJSON *fn = ok ? cJSON_AddObjectToObject(t, "function") : NULL;
-    ok = fn && cJSON_AddStringToObject(fn, "name", name);
-    ok = ok && cJSON_AddStringToObject(fn, "arguments", "");
+    int ok = t && prism_json_add(t, "index", cJSON_CreateNumber(k));
+    ok = ok && prism_json_add(t, "id", cJSON_CreateString(id));
+    ok = ok && prism_json_add(t, "type", cJSON_CreateString("function"));
+    cJSON *fn = ok ? prism_json_add(t, "function", cJSON_CreateObject()) : NULL;
+    ok = fn && prism_json_add(fn, "name", cJSON_CreateString(name));
+    ok = ok && prism_json_add(fn, "arguments", cJSON_CreateString(""));
     if (!ok) {
         cJSON_Delete(t);
         return NULL;
@@ -525,9 +525,9 @@ static cJSON *tool_start_delta(unsigned k, const char *id, const char *name)
 static cJSON *tool_args_delta(unsigned k, const char *partial)
 {
     cJSON *t = cJSON_CreateObject();
-    int ok = t && cJSON_AddNumberToObject(t, "index", k);
-    cJSON *fn = ok ? cJSON_AddObjectToObject(t, "function") : NULL;
-    ok = fn && cJSON_AddStringToObject(fn, "arguments", partial);
+    int ok = t && prism_json_add(t, "index", cJSON_CreateNumber(k));
+    cJSON *fn = ok ? prism_json_add(t, "function", cJSON_CreateObject()) : NULL;
+    ok = fn && prism_json_add(fn, "arguments", cJSON_CreateString(partial));
     if (!ok) {
         cJSON_Delete(t);
         return NULL;
@@ -539,9 +539,9 @@ static cJSON *tool_args_delta(unsigned k, const char *partial)
 static cJSON *thinking_block_delta(const char *type, const char *k1, const char *v1, const char *k2, const char *v2)
 {
     cJSON *b = cJSON_CreateObject();
-    int ok = b && cJSON_AddStringToObject(b, "type", type);
-    ok = ok && cJSON_AddStringToObject(b, k1, v1);
-    ok = ok && (!k2 || cJSON_AddStringToObject(b, k2, v2));
+    int ok = b && prism_json_add(b, "type", cJSON_CreateString(type));
+    ok = ok && prism_json_add(b, k1, cJSON_CreateString(v1));
+    ok = ok && (!k2 || prism_json_add(b, k2, cJSON_CreateString(v2)));
     if (!ok) {
         cJSON_Delete(b);
         return NULL;
@@ -552,11 +552,11 @@ static cJSON *thinking_block_delta(const char *type, const char *k1, const char 
 static int emit_error(claude_buf *out, const char *message, const char *type, const char *code)
 {
     cJSON *j = cJSON_CreateObject();
-    cJSON *e = j ? cJSON_AddObjectToObject(j, "error") : NULL;
-    int ok = e && cJSON_AddStringToObject(e, "message", message);
-    ok = ok && cJSON_AddStringToObject(e, "type", type);
-    ok = ok && cJSON_AddNullToObject(e, "param");
-    ok = ok && cJSON_AddStringToObject(e, "code", code);
+    cJSON *e = j ? prism_json_add(j, "error", cJSON_CreateObject()) : NULL;
+    int ok = e && prism_json_add(e, "message", cJSON_CreateString(message));
+    ok = ok && prism_json_add(e, "type", cJSON_CreateString(type));
+    ok = ok && prism_json_add(e, "param", cJSON_CreateNull());
+    ok = ok && prism_json_add(e, "code", cJSON_CreateString(code));
     if (!ok) {
         cJSON_Delete(j);
         return -1;
@@ -620,7 +620,8 @@ static const char *send_role(claude_stream *s, int text, claude_buf *out)
         return NULL;
     s->role_sent = 1;
     cJSON *d = delta_str("role", "assistant");
-    if (d && !(text ? cJSON_AddStringToObject(d, "content", "") : cJSON_AddNullToObject(d, "content"))) {
+    if (d && !(text ? prism_json_add(d, "content", cJSON_CreateString(""))
+                    : prism_json_add(d, "content", cJSON_CreateNull()))) {
         cJSON_Delete(d);
         d = NULL;
     }
@@ -803,7 +804,7 @@ static const char *emit_usage(claude_stream *s, claude_buf *out)
 {
     cJSON *c = chunk_new(s);
     cJSON *u = c ? usage_to_openai(s) : NULL;
-    if (!u || !cJSON_AddArrayToObject(c, "choices") || !cJSON_AddItemToObject(c, "usage", u)) {
+    if (!u || !prism_json_add(c, "choices", cJSON_CreateArray()) || !cJSON_AddItemToObjectCS(c, "usage", u)) {
         cJSON_Delete(u);
         cJSON_Delete(c);
         return NOMEM;

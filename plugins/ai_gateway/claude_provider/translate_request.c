@@ -88,11 +88,12 @@ static int list_size(const cJSON *arr)
     return cJSON_GetArraySize(arr);
 }
 
-/* Adds item to obj; records an allocation failure instead of returning one
- * so translation code reads straight through (checked once at the end). */
+/* Adds item to obj under key, a string literal (not copied); records an
+ * allocation failure instead of returning one so translation code reads
+ * straight through (checked once at the end). */
 static cJSON *put(req *r, cJSON *obj, const char *key, cJSON *item)
 {
-    if (item == NULL || obj == NULL || !cJSON_AddItemToObject(obj, key, item)) {
+    if (item == NULL || obj == NULL || !cJSON_AddItemToObjectCS(obj, key, item)) {
         cJSON_Delete(item);
         r->oom = 1;
         return NULL;
@@ -198,8 +199,9 @@ static int parse_data_url(const char *url, char media[MAX_MEDIA_TYPE + 1], const
 static cJSON *base64_source(const char *media, const char *data)
 {
     cJSON *source = cJSON_CreateObject();
-    if (!cJSON_AddStringToObject(source, "type", "base64") || !cJSON_AddStringToObject(source, "media_type", media) ||
-        !cJSON_AddStringToObject(source, "data", data)) {
+    if (!prism_json_add(source, "type", cJSON_CreateString("base64")) ||
+        !prism_json_add(source, "media_type", cJSON_CreateString(media)) ||
+        !prism_json_add(source, "data", cJSON_CreateString(data))) {
         cJSON_Delete(source);
         return NULL;
     }
@@ -217,7 +219,8 @@ static int add_image(req *r, cJSON *dest, const cJSON *part, int mi, int pj)
     }
     if (url && (strncasecmp(url, "https://", 8) == 0 || strncasecmp(url, "http://", 7) == 0)) {
         cJSON *source = cJSON_CreateObject();
-        if (!cJSON_AddStringToObject(source, "type", "url") || !cJSON_AddStringToObject(source, "url", url)) {
+        if (!prism_json_add(source, "type", cJSON_CreateString("url")) ||
+            !prism_json_add(source, "url", cJSON_CreateString(url))) {
             cJSON_Delete(source);
             source = NULL;
         }
@@ -716,7 +719,7 @@ static int translate_tools(req *r)
 static cJSON *choice_of_type(const char *type)
 {
     cJSON *choice = cJSON_CreateObject();
-    if (!cJSON_AddStringToObject(choice, "type", type)) {
+    if (!prism_json_add(choice, "type", cJSON_CreateString(type))) {
         cJSON_Delete(choice);
         return NULL;
     }

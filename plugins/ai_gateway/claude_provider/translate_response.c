@@ -101,16 +101,16 @@ cJSON *claude_usage_to_openai(const cJSON *usage)
     double prompt = input + cache_write + cache_read;
     cJSON *out = cJSON_CreateObject();
     cJSON *details = cJSON_CreateObject();
-    if (!cJSON_AddNumberToObject(out, "prompt_tokens", prompt) ||
-        !cJSON_AddNumberToObject(out, "completion_tokens", output) ||
-        !cJSON_AddNumberToObject(out, "total_tokens", prompt + output) ||
-        !cJSON_AddNumberToObject(details, "cached_tokens", cache_read) ||
-        !cJSON_AddItemToObject(out, "prompt_tokens_details", details)) {
+    if (!prism_json_add(out, "prompt_tokens", cJSON_CreateNumber(prompt)) ||
+        !prism_json_add(out, "completion_tokens", cJSON_CreateNumber(output)) ||
+        !prism_json_add(out, "total_tokens", cJSON_CreateNumber(prompt + output)) ||
+        !prism_json_add(details, "cached_tokens", cJSON_CreateNumber(cache_read)) ||
+        !cJSON_AddItemToObjectCS(out, "prompt_tokens_details", details)) {
         cJSON_Delete(details);
         cJSON_Delete(out);
         return NULL;
     }
-    if (cache_write > 0 && !cJSON_AddNumberToObject(out, "cache_creation_input_tokens", cache_write)) {
+    if (cache_write > 0 && !prism_json_add(out, "cache_creation_input_tokens", cJSON_CreateNumber(cache_write))) {
         cJSON_Delete(out);
         return NULL;
     }
@@ -122,9 +122,11 @@ cJSON *claude_usage_to_openai(const cJSON *usage)
 static cJSON *tool_call_of(const char *id, const char *name, const char *arguments)
 {
     cJSON *call = cJSON_CreateObject(), *fn = cJSON_CreateObject();
-    if (!cJSON_AddStringToObject(call, "id", id) || !cJSON_AddStringToObject(call, "type", "function") ||
-        !cJSON_AddStringToObject(fn, "name", name) || !cJSON_AddStringToObject(fn, "arguments", arguments) ||
-        !cJSON_AddItemToObject(call, "function", fn)) {
+    if (!prism_json_add(call, "id", cJSON_CreateString(id)) ||
+        !prism_json_add(call, "type", cJSON_CreateString("function")) ||
+        !prism_json_add(fn, "name", cJSON_CreateString(name)) ||
+        !prism_json_add(fn, "arguments", cJSON_CreateString(arguments)) ||
+        !cJSON_AddItemToObjectCS(call, "function", fn)) {
         cJSON_Delete(fn);
         cJSON_Delete(call);
         return NULL;
@@ -221,30 +223,31 @@ static void collected_free(collected *c)
 
 /* ---- the chat.completion ---- */
 
+/* key: a string literal (not copied). */
 static int add_text_or_null(cJSON *obj, const char *key, const text_buf *b)
 {
     if (!b->used)
-        return cJSON_AddNullToObject(obj, key) != NULL;
-    return cJSON_AddStringToObject(obj, key, b->data ? b->data : "") != NULL;
+        return prism_json_add(obj, key, cJSON_CreateNull()) != NULL;
+    return prism_json_add(obj, key, cJSON_CreateString(b->data ? b->data : "")) != NULL;
 }
 
 /* Moves the collected lists into the message (c no longer owns them). */
 static cJSON *message_of(collected *c)
 {
     cJSON *msg = cJSON_CreateObject();
-    int ok = cJSON_AddStringToObject(msg, "role", "assistant") != NULL;
+    int ok = prism_json_add(msg, "role", cJSON_CreateString("assistant")) != NULL;
     if (c->json_answer) /* the forced tool's input is the answer; any text beside it would break the JSON */
-        ok = ok && cJSON_AddStringToObject(msg, "content", c->json_answer) != NULL;
+        ok = ok && prism_json_add(msg, "content", cJSON_CreateString(c->json_answer)) != NULL;
     else
         ok = ok && add_text_or_null(msg, "content", &c->text);
-    ok = ok && cJSON_AddNullToObject(msg, "refusal") != NULL;
+    ok = ok && prism_json_add(msg, "refusal", cJSON_CreateNull()) != NULL;
     if (ok && c->tool_calls) {
-        ok = cJSON_AddItemToObject(msg, "tool_calls", c->tool_calls);
+        ok = cJSON_AddItemToObjectCS(msg, "tool_calls", c->tool_calls);
         c->tool_calls = ok ? NULL : c->tool_calls;
     }
     if (ok && c->thinking_blocks) {
         ok = add_text_or_null(msg, "reasoning_content", &c->reasoning) &&
-             cJSON_AddItemToObject(msg, "thinking_blocks", c->thinking_blocks);
+             cJSON_AddItemToObjectCS(msg, "thinking_blocks", c->thinking_blocks);
         c->thinking_blocks = ok ? NULL : c->thinking_blocks;
     }
     if (!ok) {
@@ -258,12 +261,14 @@ static cJSON *choice_of(cJSON *message, const cJSON *anthropic, const claude_req
 {
     cJSON *choice = cJSON_CreateObject();
     const char *finish = claude_finish_reason(str_of(field(anthropic, "stop_reason")), info);
-    if (!cJSON_AddNumberToObject(choice, "index", 0) || !cJSON_AddItemToObject(choice, "message", message)) {
+    if (!prism_json_add(choice, "index", cJSON_CreateNumber(0)) ||
+        !cJSON_AddItemToObjectCS(choice, "message", message)) {
         cJSON_Delete(message);
         cJSON_Delete(choice);
         return NULL;
     }
-    if (!cJSON_AddNullToObject(choice, "logprobs") || !cJSON_AddStringToObject(choice, "finish_reason", finish)) {
+    if (!prism_json_add(choice, "logprobs", cJSON_CreateNull()) ||
+        !prism_json_add(choice, "finish_reason", cJSON_CreateString(finish))) {
         cJSON_Delete(choice);
         return NULL;
     }
@@ -277,17 +282,17 @@ static cJSON *completion_of(const cJSON *anthropic, cJSON *choice, long created)
     int ok = cJSON_AddItemToArray(choices, choice);
     if (!ok)
         cJSON_Delete(choice);
-    ok = ok && cJSON_AddStringToObject(out, "id", field(anthropic, "id")->valuestring) &&
-         cJSON_AddStringToObject(out, "object", "chat.completion") &&
-         cJSON_AddNumberToObject(out, "created", (double)created) &&
-         cJSON_AddStringToObject(out, "model", model ? model : "");
-    if (ok && cJSON_AddItemToObject(out, "choices", choices))
+    ok = ok && prism_json_add(out, "id", cJSON_CreateString(field(anthropic, "id")->valuestring)) &&
+         prism_json_add(out, "object", cJSON_CreateString("chat.completion")) &&
+         prism_json_add(out, "created", cJSON_CreateNumber((double)created)) &&
+         prism_json_add(out, "model", cJSON_CreateString(model ? model : ""));
+    if (ok && cJSON_AddItemToObjectCS(out, "choices", choices))
         choices = NULL;
     else
         ok = 0;
     cJSON_Delete(choices);
     cJSON *usage = ok ? claude_usage_to_openai(field(anthropic, "usage")) : NULL;
-    if (usage == NULL || !cJSON_AddItemToObject(out, "usage", usage)) {
+    if (usage == NULL || !cJSON_AddItemToObjectCS(out, "usage", usage)) {
         cJSON_Delete(usage);
         cJSON_Delete(out);
         return NULL;
@@ -391,9 +396,10 @@ static char *error_body(const char *message, const char *type, const char *code)
 {
     cJSON *root = cJSON_CreateObject(), *e = cJSON_CreateObject();
     char *json = NULL;
-    if (cJSON_AddItemToObject(root, "error", e)) {
-        if (cJSON_AddStringToObject(e, "message", message) && cJSON_AddStringToObject(e, "type", type) &&
-            cJSON_AddNullToObject(e, "param") && cJSON_AddStringToObject(e, "code", code))
+    if (cJSON_AddItemToObjectCS(root, "error", e)) {
+        if (prism_json_add(e, "message", cJSON_CreateString(message)) &&
+            prism_json_add(e, "type", cJSON_CreateString(type)) && prism_json_add(e, "param", cJSON_CreateNull()) &&
+            prism_json_add(e, "code", cJSON_CreateString(code)))
             json = cJSON_PrintUnformatted(root);
     } else {
         cJSON_Delete(e);
