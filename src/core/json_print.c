@@ -90,6 +90,13 @@ size_t prism_json_plain_run(const char *s, size_t n, int ascii_only)
         if (word_needs_escape(x, stop_high))
             break;
     }
+    if (i >= 8 && i < n && i + 8 > n) {
+        /* The last few bytes, in the word that ends with them (its first
+         * bytes were already checked): most strings end here in one step. */
+        memcpy(&x, p + n - 8, 8);
+        if (!word_needs_escape(x, stop_high))
+            return n;
+    }
     while (i < n && !needs_escape(p[i]) && !(ascii_only && p[i] >= 0x80))
         i++;
     return i;
