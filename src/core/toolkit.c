@@ -300,16 +300,18 @@ void prism_upstream_conf_apply(const prism_upstream_conf *conf, prism_http_reque
 }
 
 /* The last `"usage":` in the text: it follows the choices in a body, and
- * comes in the final chunk of a stream. Searched from the end, where it is. */
+ * comes in the final chunk of a stream. Searched from the end, where it is,
+ * a 'u' at a time (memrchr is vectorized, and the letter is rare in the
+ * keys and numbers around it). */
 static const char *last_usage(const char *text, size_t len)
 {
     static const char key[] = "\"usage\"";
     const size_t n = sizeof(key) - 1;
-    if (len < n)
-        return NULL;
-    for (size_t i = len - n + 1; i-- > 0;)
-        if (text[i] == '"' && memcmp(text + i, key, n) == 0)
-            return text + i;
+    const char *u = text + len;
+    while (len >= n && (u = memrchr(text + 1, 'u', (size_t)(u - text - 1))) != NULL) {
+        if ((size_t)(u - 1 - text) + n <= len && memcmp(u - 1, key, n) == 0)
+            return u - 1;
+    }
     return NULL;
 }
 
