@@ -1,6 +1,6 @@
 // Claude with a non-default configuration: plugins.config.claude_provider (anthropic-beta, default_max_tokens,
 // thinking budgets) and a short server.timeouts.upstream_ms (upstream timeout -> 504 / an error frame).
-// Rules: plugins/ai_gateway/claude_provider/SPEC.tmp.md.
+// Rules: docs/translation.md.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';

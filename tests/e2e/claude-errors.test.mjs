@@ -1,6 +1,6 @@
 // Claude through the gateway: Anthropic errors -> OpenAI errors, an unreachable upstream, the models list,
 // and the keys (the upstream key goes only to Anthropic; the client's gateway key never does).
-// Rules: plugins/ai_gateway/claude_provider/SPEC.tmp.md.
+// Rules: docs/translation.md.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';

@@ -1,6 +1,6 @@
 // Claude through the gateway with the official OpenAI SDK, non-streamed: what the Anthropic upstream receives
 // (the translated Messages request) and what the client gets back (a chat.completion).
-// The translation rules: plugins/ai_gateway/claude_provider/SPEC.tmp.md (docs/translation.md).
+// The translation rules: docs/translation.md.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';

@@ -7,7 +7,7 @@
  *
  * The translator trusts nothing: every field it needs is type-checked, and a
  * stream that breaks the protocol ends in one error frame (state ERROR).
- * SPEC.tmp.md, section "Streaming", is the contract implemented here.
+ * docs/translation.md, section "Streaming", is the contract implemented here.
  */
 #include "stream.h"
 
