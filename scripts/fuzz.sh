@@ -9,12 +9,14 @@ out=build-fuzz
 mkdir -p "$out"
 
 CLAUDE=plugins/ai_gateway/claude_provider
+# The translation writes its JSON with the core's printer: fuzzed along with it.
+PRINT="src/core/json_print.c src/core/grow.c"
 # target | sources it exercises | libraries
 targets=(
   "fuzz_yaml|src/core/yaml.c src/core/interp.c|-lcjson -lyaml"
-  "fuzz_claude_request|$CLAUDE/translate*.c|-lcjson"
-  "fuzz_claude_response|$CLAUDE/translate*.c|-lcjson"
-  "fuzz_claude_stream|$CLAUDE/stream.c $CLAUDE/translate*.c|-lcjson"
+  "fuzz_claude_request|$CLAUDE/translate*.c $PRINT|-lcjson"
+  "fuzz_claude_response|$CLAUDE/translate*.c $PRINT|-lcjson"
+  "fuzz_claude_stream|$CLAUDE/stream.c $CLAUDE/translate*.c $PRINT|-lcjson"
 )
 
 total_fail=0

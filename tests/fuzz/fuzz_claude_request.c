@@ -1,9 +1,13 @@
 /*
  * libFuzzer target: any bytes as an OpenAI chat request. The translation
  * must either produce an Anthropic request or a 400, with nothing leaked.
+ * The JSON printer is checked on the way: whatever cJSON parsed prints as
+ * JSON cJSON parses again, and printing that gives the same text (numbers
+ * and strings survive the round trip exactly).
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -12,11 +16,27 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void print_round_trip(const cJSON *tree)
+{
+    size_t len = 0, len2 = 0;
+    char *text = prism_json_print(tree, &len);
+    if (text == NULL || strlen(text) != len)
+        __builtin_trap();
+    cJSON *again = cJSON_ParseWithLength(text, len);
+    char *text2 = again ? prism_json_print(again, &len2) : NULL;
+    if (text2 == NULL || len2 != len || memcmp(text, text2, len) != 0)
+        __builtin_trap();
+    free(text);
+    free(text2);
+    cJSON_Delete(again);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     cJSON *in = cJSON_ParseWithLength((const char *)data, size);
     if (in == NULL)
         return 0;
+    print_round_trip(in);
     /* Small budgets so the max_tokens arithmetic is reached often. */
     const claude_options opt = {.default_max_tokens = 1000,
                                 .thinking_budget_low = 1024,
@@ -28,8 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (out) {
         if (err.status != 0)
             __builtin_trap();
-        char *text = cJSON_PrintUnformatted(out); /* the upstream body the provider would send */
-        cJSON_free(text);
+        print_round_trip(out); /* the upstream body the provider would send */
     } else if (err.status != 400 || err.message[0] == '\0' || info.json_tool) {
         __builtin_trap();
     }
