@@ -9,6 +9,7 @@
  */
 #include "ctx.h"
 #include "grow.h"
+#include "json_print.h"
 #include "metrics.h"
 
 #include <stdarg.h>
@@ -39,29 +40,37 @@ static const char *reason_phrase(int status)
     }
 }
 
-static int header_value_ok(const char *v)
+/* Control characters other than tab would split or smuggle header lines.
+ * The 8-byte scan skips to the first control character, quote or backslash;
+ * quotes and backslashes are fine here, so the rest is checked bytewise. */
+static int header_value_ok(const char *v, size_t n)
 {
-    for (; *v != '\0'; v++)
-        if ((unsigned char)*v < 0x20 && *v != '\t')
+    for (size_t i = prism_json_plain_run(v, n, 0); i < n; i++)
+        if ((unsigned char)v[i] < 0x20 && v[i] != '\t')
             return 0;
     return 1;
 }
 
 int prism_response_header(prism_ctx *ctx, const char *name, const char *value)
 {
-    if (ctx->resp != PRISM_RESP_NONE || !header_value_ok(value))
+    if (ctx->resp != PRISM_RESP_NONE)
+        return -1;
+    size_t nlen = strlen(name), vlen = strlen(value);
+    if (!header_value_ok(value, vlen))
         return -1;
     h2o_req_t *req = ctx->req;
-    size_t nlen = strlen(name);
-    char *lower = h2o_mem_alloc_pool(&req->pool, nlen + 1);
-    for (size_t i = 0; i <= nlen; i++) {
+    /* Name and value in one allocation: the lowered name, then the value. */
+    char *lower = h2o_mem_alloc_pool(&req->pool, nlen + 1 + vlen + 1);
+    for (size_t i = 0; i < nlen; i++) {
         unsigned char c = (unsigned char)name[i];
-        if (c < 0x20 && c != '\0')
+        if (c < 0x20)
             return -1; /* the pool takes the copy back with the request */
         lower[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
     }
-    h2o_iovec_t v = h2o_strdup(&req->pool, value, strlen(value));
-    h2o_add_header_by_str(&req->pool, &req->res.headers, lower, nlen, 1, NULL, v.base, v.len);
+    lower[nlen] = '\0';
+    char *v = lower + nlen + 1;
+    memcpy(v, value, vlen + 1);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, lower, nlen, 1, NULL, v, vlen);
     return 0;
 }
 
@@ -94,6 +103,11 @@ void prism_ctx_add_meta_headers(prism_ctx *ctx)
         trace_header(ctx);
 }
 
+void prism_server_header(h2o_req_t *req)
+{
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SERVER, NULL, H2O_STRLIT("prism"));
+}
+
 static void start_headers(prism_ctx *ctx, int status, const char *content_type)
 {
     h2o_req_t *req = ctx->req;
@@ -101,6 +115,7 @@ static void start_headers(prism_ctx *ctx, int status, const char *content_type)
     ctx->status = status;
     req->res.status = status;
     req->res.reason = reason_phrase(status);
+    prism_server_header(req);
     if (content_type != NULL)
         h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
 }

@@ -266,6 +266,27 @@ describe('HTTP/1.1 protocol details', { timeout: T(120000) }, () => {
     assert.equal(fake.requests.length, 1);
   });
 
+  it('every response carries one "server: prism": answers, streams, errors and the parser\'s own 400', { timeout: T(15000) }, async () => {
+    fake.reset();
+    const chat = JSON.stringify(chatBody('gpt-4o-mini'));
+    const stream = JSON.stringify(chatBody('gpt-4o-mini', { stream: true }));
+    const cases = [
+      ['GET /health', get('/health'), 200],
+      ['chat answer', post('/v1/chat/completions', chat), 200],
+      ['streamed chat', post('/v1/chat/completions', stream), 200],
+      ['unknown path', get('/v1/nothing-here'), 404],
+      ['invalid JSON', post('/v1/chat/completions', '{"model":'), 400],
+      ['two Content-Lengths (h2o\'s own 400)', 'POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab', 400],
+    ];
+    for (const [what, req, status] of cases) {
+      const r = await rawExchange(gw.port, req);
+      assert.equal(r.responses[0]?.status, status, `${what}: ${r.raw.slice(0, 300)}`);
+      const head = r.raw.slice(0, r.raw.indexOf('\r\n\r\n'));
+      const lines = head.split('\r\n').filter((l) => /^server:/i.test(l));
+      assert.deepEqual(lines.map((l) => l.toLowerCase()), ['server: prism'], `${what}: the server header lines`);
+    }
+  });
+
   it('x-request-id: a generated id (req_ + 32 hex) replaces one that is too long or not printable ASCII', { timeout: T(15000) }, async () => {
     const cases = [
       ['37 characters', 'a'.repeat(37)],
