@@ -139,6 +139,26 @@ static void keyring_masks_the_key_it_sent(void **state)
     assert_int_equal(prism_keyring_redact(k, 2, shorty, strlen(shorty)), 0);
     assert_string_equal(shorty, "a short answer");
     assert_int_equal(prism_keyring_redact(k, 0, NULL, 0), 0);
+
+    /* The key at every offset of a buffer full of near misses (its last
+     * byte, its prefix, itself cut short), at both ends and cut by len:
+     * found exactly where memmem finds it. */
+    const char *key = "sk-test-secret-0001";
+    const size_t kl = strlen(key);
+    char hay[96];
+    for (size_t at = 0; at + kl <= sizeof hay; at++) {
+        for (size_t i = 0; i < sizeof hay; i++)
+            hay[i] = "1sk-test-secret-00"[i % 18];
+        memcpy(hay + at, key, kl);
+        for (size_t len2 = 0; len2 <= sizeof hay; len2 += 7) {
+            const char *want = memmem(hay, len2, key, kl);
+            assert_ptr_equal(prism_keyring_find(k, 0, hay, len2), want);
+        }
+        assert_ptr_equal(prism_keyring_find(k, 0, hay, sizeof hay), hay + at);
+        assert_ptr_equal(prism_keyring_find(k, 0, hay, at + kl), hay + at);
+        assert_null(prism_keyring_find(k, 0, hay, at + kl - 1));
+        assert_null(prism_keyring_find(k, 0, hay + at + 1, sizeof hay - at - 1));
+    }
     prism_keyring_free(k);
     cJSON_Delete(conf);
 }
