@@ -116,8 +116,13 @@ void prism_log_batch_add(prism_log_batch *b, const char *line, size_t len)
 
 size_t prism_json_escape(char *buf, size_t len, size_t cap, const char *s)
 {
+    return prism_json_escape_n(buf, len, cap, s, strlen(s));
+}
+
+size_t prism_json_escape_n(char *buf, size_t len, size_t cap, const char *s, size_t n)
+{
     static const char hex[] = "0123456789abcdef";
-    const char *end = s + strlen(s);
+    const char *end = s + n;
     while (s < end && len + 7 < cap) {
         /* The common case first, a whole run at a time: ids, names, paths. */
         size_t most = cap - 7 - len;
@@ -126,19 +131,19 @@ size_t prism_json_escape(char *buf, size_t len, size_t cap, const char *s)
         len += k;
         s += k;
         unsigned char ch = (unsigned char)*s;
-        if (ch == '\0' || len + 7 >= cap) /* the run stopped at the end, or at the cap */
+        if (s == end || len + 7 >= cap) /* the run stopped at the end, or at the cap */
             break;
         if (ch >= 0x80) {
             /* A log line must stay valid JSON: broken UTF-8 (a client's path
              * or model name) becomes U+FFFD. */
-            size_t n = prism_utf8_char(s, 4);
-            if (n == 0) {
+            size_t w = prism_utf8_char(s, (size_t)(end - s) < 4 ? (size_t)(end - s) : 4);
+            if (w == 0) {
                 memcpy(buf + len, "\\ufffd", 6);
                 len += 6;
-            } else if (len + n + 7 < cap) {
-                memcpy(buf + len, s, n);
-                len += n;
-                s += n - 1;
+            } else if (len + w + 7 < cap) {
+                memcpy(buf + len, s, w);
+                len += w;
+                s += w - 1;
             } else {
                 break;
             }

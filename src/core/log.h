@@ -40,5 +40,7 @@ void prism_log_batch_flush(prism_log_batch *b);
 /* Appends `s` to buf as the inside of a JSON string (escaped); returns the
  * new length, never past cap - 1. */
 size_t prism_json_escape(char *buf, size_t len, size_t cap, const char *s);
+/* The same for the n bytes at s, which need not end in a NUL. */
+size_t prism_json_escape_n(char *buf, size_t len, size_t cap, const char *s, size_t n);
 
 #endif

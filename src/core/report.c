@@ -46,6 +46,10 @@ static void put(line *l, const char *s)
     put_n(l, s, strlen(s));
 }
 
+/* Literal pieces and keys have their lengths counted by the compiler. */
+#define put_lit(l, s) put_n((l), "" s, sizeof(s) - 1)
+#define KEY(k)        ",\"" k "\":"
+
 static void put_u64(line *l, uint64_t v)
 {
     char digits[24];
@@ -67,18 +71,11 @@ static void put_i64(line *l, int64_t v)
     }
 }
 
-static void put_key(line *l, const char *key)
-{
-    put_n(l, ",\"", 2);
-    put(l, key);
-    put_n(l, "\":", 2);
-}
-
 /* Client-supplied strings (a model name, a path) are cut to a sane length
  * so every field fits and the line stays one valid JSON object. */
 #define MAX_FIELD 256
 
-static void put_str(line *l, const char *key, const char *value)
+static void put_str(line *l, const char *key, size_t key_len, const char *value)
 {
     if (value == NULL)
         return;
@@ -88,33 +85,39 @@ static void put_str(line *l, const char *key, const char *value)
         memcpy(cut, value, MAX_FIELD);
         memcpy(cut + MAX_FIELD, "...", 4);
         value = cut;
+        n = MAX_FIELD + 3;
     }
-    put_key(l, key);
+    put_n(l, key, key_len);
     put_n(l, "\"", 1);
-    l->len = prism_json_escape(l->buf, l->len, sizeof(l->buf) - 1, value);
+    l->len = prism_json_escape_n(l->buf, l->len, sizeof(l->buf) - 1, value, n);
     put_n(l, "\"", 1);
 }
 
 /* Milliseconds with three decimals, rounded to the microsecond. */
-static void put_ms(line *l, const char *key, uint64_t ns)
+static void put_ms(line *l, const char *key, size_t key_len, uint64_t ns)
 {
     uint64_t us = (ns + 500) / 1000;
     char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10), 0};
-    put_key(l, key);
+    put_n(l, key, key_len);
     put_u64(l, us / 1000);
     put_n(l, ".", 1);
     put_n(l, frac, 3);
 }
 
+#define PUT_STR(l, k, v) put_str((l), KEY(k), sizeof KEY(k) - 1, (v))
+#define PUT_MS(l, k, ns) put_ms((l), KEY(k), sizeof KEY(k) - 1, (ns))
+
 static void put_chain(line *l, const prism_ctx *ctx)
 {
-    put(l, ",\"chain\":[");
+    put_lit(l, ",\"chain\":[");
     for (size_t i = 0; i < ctx->trace_count; i++) {
-        put(l, i ? ",\"" : "\"");
+        if (i)
+            put_lit(l, ",");
+        put_lit(l, "\"");
         l->len = prism_json_escape(l->buf, l->len, sizeof(l->buf) - 64, ctx->trace[i].name);
-        put(l, "\"");
+        put_lit(l, "\"");
     }
-    put(l, "]");
+    put_lit(l, "]");
 }
 
 static void access_json(const prism_ctx *ctx, uint64_t total_ns)
@@ -122,39 +125,42 @@ static void access_json(const prism_ctx *ctx, uint64_t total_ns)
     line l = {.len = 0};
     char ts[40];
     prism_log_timestamp(ts, sizeof(ts));
-    put(&l, "{\"ts\":\"");
+    put_lit(&l, "{\"ts\":\"");
     put(&l, ts);
-    put(&l, "\",\"level\":\"info\",\"source\":\"access\"");
-    put_str(&l, "request_id", ctx->request_id);
-    put_str(&l, "method", prism_ctx_method(ctx));
-    put_str(&l, "path", prism_ctx_path(ctx));
-    put_key(&l, "status");
+    put_lit(&l, "\",\"level\":\"info\",\"source\":\"access\"");
+    PUT_STR(&l, "request_id", ctx->request_id);
+    PUT_STR(&l, "method", prism_ctx_method(ctx));
+    PUT_STR(&l, "path", prism_ctx_path(ctx));
+    put_lit(&l, KEY("status"));
     put_i64(&l, ctx->status);
-    put_str(&l, "route", ctx->route ? ctx->route->path : NULL);
+    PUT_STR(&l, "route", ctx->route ? ctx->route->path : NULL);
     if (ctx->route)
         put_chain(&l, ctx);
-    put_str(&l, "model", prism_ctx_get(ctx, "model"));
-    put_str(&l, "provider", prism_ctx_get(ctx, "provider"));
-    put_str(&l, "fallback_from", prism_ctx_get(ctx, "fallback_from"));
-    put(&l, ctx->streamed ? ",\"stream\":true" : ",\"stream\":false");
-    put_key(&l, "retries");
+    PUT_STR(&l, "model", prism_ctx_get(ctx, "model"));
+    PUT_STR(&l, "provider", prism_ctx_get(ctx, "provider"));
+    PUT_STR(&l, "fallback_from", prism_ctx_get(ctx, "fallback_from"));
+    if (ctx->streamed)
+        put_lit(&l, KEY("stream") "true");
+    else
+        put_lit(&l, KEY("stream") "false");
+    put_lit(&l, KEY("retries"));
     put_u64(&l, ctx->retries);
-    put_ms(&l, "duration_ms", total_ns);
+    PUT_MS(&l, "duration_ms", total_ns);
     if (ctx->upstream_ns > 0) {
-        put_ms(&l, "upstream_ms", ctx->upstream_ns);
-        put_ms(&l, "overhead_ms", total_ns > ctx->upstream_ns ? total_ns - ctx->upstream_ns : 0);
+        PUT_MS(&l, "upstream_ms", ctx->upstream_ns);
+        PUT_MS(&l, "overhead_ms", total_ns > ctx->upstream_ns ? total_ns - ctx->upstream_ns : 0);
     }
     if (ctx->first_byte_ns > 0)
-        put_ms(&l, "first_byte_ms", ctx->first_byte_ns);
+        PUT_MS(&l, "first_byte_ms", ctx->first_byte_ns);
     if (ctx->prompt_tokens >= 0) {
-        put_key(&l, "prompt_tokens");
+        put_lit(&l, KEY("prompt_tokens"));
         put_i64(&l, ctx->prompt_tokens);
-        put_key(&l, "completion_tokens");
+        put_lit(&l, KEY("completion_tokens"));
         put_i64(&l, ctx->completion_tokens);
     }
-    put_str(&l, "upstream_error", error_kind(ctx->upstream_err));
-    put_str(&l, "client", ctx->gone ? "gone" : NULL);
-    put(&l, "}");
+    PUT_STR(&l, "upstream_error", error_kind(ctx->upstream_err));
+    PUT_STR(&l, "client", ctx->gone ? "gone" : NULL);
+    put_lit(&l, "}");
     prism_log_batch_add(ctx->env->log, l.buf, l.len);
 }
 
