@@ -106,6 +106,77 @@ static void numbers_keep_their_exact_value(void **state)
     }
 }
 
+/* The rule put_number follows, written the slow way: the fewest of 15 to 17
+ * significant digits that read back as the same double. */
+static void reference_number(double v, char *text, size_t cap)
+{
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(text, cap, "%1.*g", digits, v);
+        if (strtod(text, NULL) == v)
+            return;
+    }
+}
+
+static void assert_number_as_reference(double v)
+{
+    char want[40];
+    reference_number(v, want, sizeof want);
+    cJSON *n = cJSON_CreateNumber(v);
+    char *got = prism_json_print(n, NULL);
+    assert_non_null(got);
+    if (strcmp(got, want) != 0)
+        fail_msg("%.17g printed as %s, not %s", v, got, want);
+    free(got);
+    cJSON_Delete(n);
+}
+
+/* Short decimals (0.7, 0.95, 123.45) take a quicker path than sprintf; it
+ * must write exactly what the rule writes, near its edges too: 1e-4 and
+ * just below (where %g turns to exponents), 15 digits and just over,
+ * values one ulp off a short decimal, and negatives. */
+static void short_decimals_print_as_the_rule_prints_them(void **state)
+{
+    (void)state;
+    static const double edges[] = {0.7,
+                                   -0.7,
+                                   0.95,
+                                   0.1,
+                                   0.2,
+                                   0.3,
+                                   0.1 + 0.2,
+                                   1e-4,
+                                   9.9999e-5,
+                                   0.00012,
+                                   1.5e-4,
+                                   123.45,
+                                   99999999999999.9,
+                                   9999999999999.99,
+                                   12345678901234.5,
+                                   0.123456789012345,
+                                   0.1234567890123456,
+                                   1e14 - 0.5,
+                                   1e14 + 0.5,
+                                   2.5,
+                                   1.0000000000000002,
+                                   0.9999999999999999};
+    for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+        assert_number_as_reference(edges[i]);
+        assert_number_as_reference(nextafter(edges[i], 1e300));
+        assert_number_as_reference(nextafter(edges[i], -1e300));
+    }
+    /* Every decimal m / 10^k for a spread of m and k = 1..8, and its neighbours. */
+    static const double p10[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+    unsigned long long m = 1;
+    for (int i = 0; i < 20000; i++) {
+        m = m * 6364136223846793005ull + 1442695040888963407ull;
+        int k = 1 + (int)(m >> 60) % 8;
+        double v = (double)((m >> 20) % 100000000000ull) / p10[k];
+        assert_number_as_reference(v);
+        assert_number_as_reference(-v);
+        assert_number_as_reference(nextafter(v, 0));
+    }
+}
+
 static void built_trees_print_as_cjson_prints_them(void **state)
 {
     (void)state;
@@ -189,9 +260,13 @@ static void get_matches_cjson_lookup(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(parsed_documents_print_as_cjson_prints_them), cmocka_unit_test(numbers_keep_their_exact_value),
-        cmocka_unit_test(built_trees_print_as_cjson_prints_them),      cmocka_unit_test(what_cannot_be_printed_is_null),
-        cmocka_unit_test(plain_run_stops_at_the_first_byte_to_escape), cmocka_unit_test(get_matches_cjson_lookup),
+        cmocka_unit_test(parsed_documents_print_as_cjson_prints_them),
+        cmocka_unit_test(numbers_keep_their_exact_value),
+        cmocka_unit_test(short_decimals_print_as_the_rule_prints_them),
+        cmocka_unit_test(built_trees_print_as_cjson_prints_them),
+        cmocka_unit_test(what_cannot_be_printed_is_null),
+        cmocka_unit_test(plain_run_stops_at_the_first_byte_to_escape),
+        cmocka_unit_test(get_matches_cjson_lookup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
