@@ -14,7 +14,21 @@
 
 #include <cjson/cJSON.h>
 
-#include "prism/plugin.h" /* prism_json_print */
+#include "prism/plugin.h" /* prism_json_print, prism_json_get */
+
+/* obj's member key; JSON null counts as absent, as OpenAI clients send null
+ * for options they leave unset. */
+static inline const cJSON *field(const cJSON *obj, const char *key)
+{
+    const cJSON *v = cJSON_IsObject(obj) ? prism_json_get(obj, key) : NULL;
+    return cJSON_IsNull(v) ? NULL : v;
+}
+
+/* v's text, or NULL when v is not a string. */
+static inline const char *str_of(const cJSON *v)
+{
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
 
 typedef struct claude_options {
     int default_max_tokens; /* when the client gives neither max_tokens nor max_completion_tokens */

@@ -49,18 +49,6 @@ typedef struct turn {
 
 /* ---- small helpers ---- */
 
-/* JSON null counts as absent: OpenAI clients send null for unset options. */
-static const cJSON *field(const cJSON *obj, const char *key)
-{
-    const cJSON *v = cJSON_IsObject(obj) ? prism_json_get(obj, key) : NULL;
-    return cJSON_IsNull(v) ? NULL : v;
-}
-
-static const char *str_of(const cJSON *v)
-{
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 /* For cJSON_ArrayForEach over a value that may not be an array. */
 static const cJSON *as_array(const cJSON *v)
 {

@@ -30,17 +30,6 @@ typedef struct collected {
     int oom;
 } collected;
 
-static const cJSON *field(const cJSON *obj, const char *key)
-{
-    const cJSON *v = cJSON_IsObject(obj) ? prism_json_get(obj, key) : NULL;
-    return cJSON_IsNull(v) ? NULL : v;
-}
-
-static const char *str_of(const cJSON *v)
-{
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static void protocol_error(claude_error *err, const char *why)
 {
     memset(err, 0, sizeof(*err));
