@@ -443,14 +443,26 @@ static void body_bytes(prism_h1_req *r, char *p, size_t n)
     }
 }
 
+/* true when the list v holds token, in any case: tokens are separated by
+ * commas or spaces, and parameters after a ';' are skipped. One comparison
+ * per token, not one per byte: this reads every answer's Connection. */
 static bool token_in(const char *v, size_t vlen, const char *token)
 {
-    size_t tlen = strlen(token);
-    for (size_t i = 0; i + tlen <= vlen; i++) {
-        if (strncasecmp(v + i, token, tlen) == 0 && (i == 0 || v[i - 1] == ' ' || v[i - 1] == ',') &&
-            (i + tlen == vlen || v[i + tlen] == ' ' || v[i + tlen] == ',' || v[i + tlen] == ';')) {
-            return true;
+    const size_t tlen = strlen(token);
+    const char *p = v, *end = v + vlen;
+    while (p < end) {
+        if (*p == ' ' || *p == '\t' || *p == ',') {
+            p++;
+            continue;
         }
+        const char *start = p;
+        while (p < end && *p != ',' && *p != ' ' && *p != '\t' && *p != ';')
+            p++;
+        if ((size_t)(p - start) == tlen && strncasecmp(start, token, tlen) == 0)
+            return true;
+        if (p < end && *p == ';')
+            while (p < end && *p != ',')
+                p++;
     }
     return false;
 }

@@ -164,6 +164,28 @@ describe('plain http:// upstreams (built-in HTTP/1.1 client)', { timeout: T(1200
     assert.equal(up.connections - before, 4, 'the kept connections served the next requests');
   });
 
+  it('the Connection header is read token by token: close in any case or position ends the connection, look-alikes do not', { timeout: T(20000) }, async () => {
+    const cases = [
+      ['close', 2],
+      ['Keep-Alive, Close', 2],
+      ['upgrade ,CLOSE;x=1', 2],
+      ['keep-alive', 1],
+      ['closed', 1],
+      ['xclose, keep-alive', 1],
+      ['close-ish;close', 1],
+    ];
+    for (const [value, want] of cases) {
+      up.reset();
+      up.dropConnections();
+      await new Promise((r) => setTimeout(r, 50)); // the gateway sees the drop before the next request
+      up.respond = (req, sock) =>
+        sock.write(`${okHead(`Connection: ${value}\r\n`)}Content-Length: ${Buffer.byteLength(COMPLETION)}\r\n\r\n${COMPLETION}`);
+      const before = up.connections;
+      for (let i = 0; i < 2; i++) assertCompletion(await post(gw, chat(OPENAI_MODEL)), `Connection: ${value}, request ${i}`);
+      assert.equal(up.connections - before, want, `Connection: ${value}: upstream connections for two requests`);
+    }
+  });
+
   it('an idle connection the upstream closed is not used again: the next request opens a new one', { timeout: T(20000) }, async () => {
     up.reset();
     assertCompletion(await post(gw, chat(OPENAI_MODEL)), 'first');
