@@ -108,19 +108,23 @@ wait_port() {
 }
 
 # start_nginx NAME TEMPLATE PORT [UPSTREAM_PORT] [WORKERS]: sets BG_PID.
+# NGINX_WRAPPER, when set, is a command (words split on spaces) that runs nginx, a profiler;
+# NGINX_GLOBALS adds directives to -g (e.g. "master_process off;").
 start_nginx() {
   local name=$1 template=$2 port=$3 upstream=${4:-0} workers=${5:-1}
-  local prefix="$WORK/$name" user_line=""
+  local prefix="$WORK/$name" user_line="" wrapper=()
+  [ -n "${NGINX_WRAPPER:-}" ] && read -r -a wrapper <<<"$NGINX_WRAPPER"
   mkdir -p "$prefix/tmp"
   [ "$(id -u)" -eq 0 ] && user_line="user root;"
   sed -e "s#@PREFIX@#$prefix#g" -e "s#@PORT@#$port#g" -e "s#@UPSTREAM_PORT@#$upstream#g" \
     -e "s#@WORKERS@#$workers#g" -e "s#@USER_LINE@#$user_line#g" "$template" >"$prefix/nginx.conf"
-  start_bg "$name" "$NGINX" -p "$prefix" -c "$prefix/nginx.conf" -g 'daemon off;'
+  start_bg "$name" "${wrapper[@]}" "$NGINX" -p "$prefix" -c "$prefix/nginx.conf" -g "daemon off; ${NGINX_GLOBALS:-}"
   wait_port "$port" 10 "$BG_PID" || die "$name did not start: $(tail -5 "$WORK/$name.log" "$prefix/error.log" 2>/dev/null)"
 }
 
 # start_prism NAME PORT WORKERS OPENAI_BASE ANTHROPIC_BASE: sets BG_PID (Prism's own pid).
-# PRISM_WRAPPER, when set, is a command (words split on spaces) that runs Prism, a profiler.
+# PRISM_WRAPPER, when set, is a command (words split on spaces) that runs Prism, a profiler;
+# PRISM_CONFIG another config (default: the repository's config.yml).
 start_prism() {
   local name=$1 port=$2 workers=$3 openai=$4 anthropic=$5
   local wrapper=()
@@ -130,7 +134,7 @@ start_prism() {
     OPENAI_BASE_URL="$openai" OPENAI_API_KEY=sk-bench-upstream \
     ANTHROPIC_BASE_URL="$anthropic" ANTHROPIC_API_KEY=sk-ant-bench-upstream \
     PRISM_API_KEYS="$GATEWAY_KEY" PRISM_UPSTREAM_CLIENT="${BENCH_UPSTREAM_CLIENT:-auto}" \
-    "${wrapper[@]}" "$PRISM_BIN" serve --config "$ROOT/config.yml" --listen "127.0.0.1:$port" --workers "$workers"
+    "${wrapper[@]}" "$PRISM_BIN" serve --config "${PRISM_CONFIG:-$ROOT/config.yml}" --listen "127.0.0.1:$port" --workers "$workers"
   wait_port "$port" 60 "$BG_PID" || die "$name did not start: $(tail -5 "$WORK/$name.log")"
 }
 

@@ -11,6 +11,8 @@
 #   machine's load, so they are the number to compare two builds by on a noisy machine. They
 #   are the worker thread's, in user space (Prism, its plugins and its libraries, not the
 #   kernel), divided by every request it answered.
+#   BENCH_TARGET=nginx (callgrind only) measures the nginx proxy_pass hop the same way, one
+#   worker in a single process: the floor's own instructions per request, for scale.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -25,14 +27,25 @@ case "$PROFILER" in
 esac
 
 if [ "$PROFILER" = perf ]; then check_tools nginx wrk curl perf; else check_tools nginx wrk curl valgrind callgrind_annotate; fi
+TARGET=${BENCH_TARGET:-prism}
+case "$TARGET" in
+  prism) ;;
+  nginx) [ "$PROFILER" = callgrind ] || die "BENCH_TARGET=nginx is measured with BENCH_PROFILER=callgrind" ;;
+  *) die "BENCH_TARGET is prism or nginx, not $TARGET" ;;
+esac
 setup_work
 read -r P_FAKE P_PRISM <<<"$(free_ports 2)"
 start_nginx fake "$BENCH_DIR/nginx-fake.conf" "$P_FAKE"
-[ "$PROFILER" = callgrind ] &&
-  PRISM_WRAPPER="valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file=$WORK/cg.out"
-start_prism prism "$P_PRISM" 1 "http://127.0.0.1:$P_FAKE/v1" "http://127.0.0.1:$P_FAKE"
+if [ "$TARGET" = nginx ]; then
+  NGINX_WRAPPER="valgrind --tool=callgrind --callgrind-out-file=$WORK/cg.out-nginx" NGINX_GLOBALS="master_process off;" \
+    start_nginx hop "$BENCH_DIR/nginx-proxy.conf" "$P_PRISM" "$P_FAKE" 1
+else
+  [ "$PROFILER" = callgrind ] &&
+    PRISM_WRAPPER="valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file=$WORK/cg.out"
+  start_prism prism "$P_PRISM" 1 "http://127.0.0.1:$P_FAKE/v1" "http://127.0.0.1:$P_FAKE"
+fi
 PRISM_PID=$BG_PID
-check_chat prism "http://127.0.0.1:$P_PRISM/v1/chat/completions" "$MODEL"
+check_chat "$TARGET" "http://127.0.0.1:$P_PRISM/v1/chat/completions" "$MODEL"
 
 load() {
   BENCH_MODEL=$MODEL BENCH_KEY=$GATEWAY_KEY wrk -t1 -c"$CONNS" -d"$1" -s "$BENCH_DIR/post-$SIZE.lua" \

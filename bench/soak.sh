@@ -29,19 +29,22 @@ for m in ${MODELS//,/ }; do check_chat "prism-$m" "http://127.0.0.1:$P_PRISM/v1/
 
 echo "soak: $TOTAL requests ($MODELS, $BODY body) through Prism ($WORKERS worker(s)), $CONNS connections, chunks of $CHUNK, at most ${MAX_SECONDS}s"
 echo "VmRSS at start: $(rss_kib "$PRISM_PID") KiB"
-# A 3 s warm-up (counted) tells the rate, so that each chunk's wrk -d can be sized to end
-# soon after its last request (wrk waits out -d even when its threads stopped early).
-BENCH_MODELS=$MODELS BENCH_KEY=$GATEWAY_KEY wrk -t1 -c"$CONNS" -d3s --timeout 10s -s "$BENCH_DIR/post-$BODY.lua" \
+# A 1 s warm-up (counted) tells the rate, so that each chunk's wrk -d can be sized to end
+# soon after its last request (wrk waits out -d even when its threads stopped early). It stops
+# at half a chunk, so that the first reading still comes at exactly one chunk of requests
+# however fast the machine is.
+BENCH_MODELS=$MODELS BENCH_KEY=$GATEWAY_KEY BENCH_STOP_AFTER=$((CHUNK / 2)) \
+  wrk -t1 -c"$CONNS" -d1s --timeout 10s -s "$BENCH_DIR/post-$BODY.lua" \
   "http://127.0.0.1:$P_PRISM" >"$WORK/wrk-warmup.txt" 2>&1 || true
 json=$(wrk_json "$WORK/wrk-warmup.txt")
 [ -n "$json" ] || die "wrk gave no result: $(tail -3 "$WORK/wrk-warmup.txt")"
 rate=$(jget "$json" rps | cut -d. -f1)
 [ "${rate:-0}" -ge 100 ] || rate=100
 warm=$(jget "$json" requests)
-echo "warm-up: $warm requests in 3 s ($rate req/s); VmRSS $(rss_kib "$PRISM_PID") KiB"
+echo "warm-up: $warm requests in 1 s ($rate req/s); VmRSS $(rss_kib "$PRISM_PID") KiB"
 printf '| requests so far | chunk req/s | chunk p99 | errors | VmRSS (KiB) |\n| ---: | ---: | ---: | ---: | ---: |\n'
 done_reqs=$warm
-start=$((SECONDS - 3))
+start=$((SECONDS - 1))
 first_rss=
 first_at=
 last_rss=
@@ -78,7 +81,7 @@ while [ "$done_reqs" -lt "$TOTAL" ]; do
   printf '| %s | %s | %s | %s | %s |\n' "$done_reqs" "$(jget "$json" rps | cut -d. -f1)" "$(jget "$json" p99_us) µs" "$err" "$rss"
 done
 elapsed=$((SECONDS - start))
-[ -n "$first_rss" ] || die "SOAK_REQUESTS ($TOTAL) is below what the 3 s warm-up alone sent ($warm): nothing to compare"
+[ -n "$first_rss" ] || die "SOAK_REQUESTS ($TOTAL) is below what the warm-up alone sent ($warm): nothing to compare"
 echo
 echo "soak: $done_reqs requests in ${elapsed}s of wall time (each chunk ends with a short idle tail), $errors errors"
 ratio=$(awk -v a="$first_rss" -v b="$last_rss" 'BEGIN { printf "%.3f", b / a }')
