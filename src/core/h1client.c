@@ -798,12 +798,12 @@ static void on_resolved(uv_getaddrinfo_t *gai, int status, struct addrinfo *res)
 
 /* ---- building the request ---- */
 
-static bool header_ok(const char *line)
+bool prism_h1_header_ok(const char *line)
 {
     return line && line[0] != ':' && strchr(line, ':') && !strpbrk(line, "\r\n");
 }
 
-static bool header_named(const char *line, const char *name)
+bool prism_h1_header_is(const char *line, const char *name)
 {
     size_t n = strlen(name);
     return strncasecmp(line, name, n) == 0 && line[n] == ':';
@@ -849,10 +849,10 @@ static char *build_head(const prism_http_request_t *req, const h2o_url_t *u, boo
     bool own_host = true;
     size_t need = mlen + u->path.len + u->authority.len + 80;
     for (size_t i = 0; i < req->header_count; i++) {
-        if (!header_ok(req->headers[i])) {
+        if (!prism_h1_header_ok(req->headers[i])) {
             return NULL;
         }
-        own_host = own_host && !header_named(req->headers[i], "Host");
+        own_host = own_host && !prism_h1_header_is(req->headers[i], "Host");
         need += strlen(req->headers[i]) + 2;
     }
     char *head = malloc(need);

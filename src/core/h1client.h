@@ -22,6 +22,7 @@
 #ifndef PRISM_H1CLIENT_H
 #define PRISM_H1CLIENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,11 @@ int prism_h1_pool_proxied(prism_h1_pool *pool, const char *no_proxy);
 /* Closes every connection; requests still running get no more callbacks
  * (cancel them first). Memory goes once the loop has closed the handles. */
 void prism_h1_pool_free(prism_h1_pool *pool);
+/* A request header line both upstream clients accept: "Name: value" with a
+ * name, and no CR or LF that could smuggle another header or request. */
+bool prism_h1_header_ok(const char *line);
+/* line's name is `name`, in any case. */
+bool prism_h1_header_is(const char *line, const char *name);
 /* Connections open now, idle ones included (for tests and metrics). */
 size_t prism_h1_pool_connections(const prism_h1_pool *pool);
 

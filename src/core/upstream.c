@@ -1050,12 +1050,6 @@ static prism_upstream *start_plain(prism_upstream_pool *pool, const prism_http_r
 
 /* ---- starting a transfer ---- */
 
-static bool header_is(const char *line, const char *name)
-{
-    size_t n = strlen(name);
-    return strncasecmp(line, name, n) == 0 && line[n] == ':';
-}
-
 /* Copies the caller's header lines, refusing any that could smuggle a second
  * header or request (CR/LF) or that have no name. */
 static int build_headers(prism_upstream *up, const prism_http_request_t *req, bool has_body)
@@ -1063,10 +1057,10 @@ static int build_headers(prism_upstream *up, const prism_http_request_t *req, bo
     bool has_ctype = false;
     for (size_t i = 0; i < req->header_count; i++) {
         const char *line = req->headers[i];
-        if (!line || strpbrk(line, "\r\n") || !strchr(line, ':') || line[0] == ':') {
+        if (!prism_h1_header_ok(line)) {
             return -1;
         }
-        has_ctype = has_ctype || header_is(line, "Content-Type");
+        has_ctype = has_ctype || prism_h1_header_is(line, "Content-Type");
         struct curl_slist *l = curl_slist_append(up->req_headers, line);
         if (!l) {
             return -1;

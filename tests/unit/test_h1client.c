@@ -94,6 +94,24 @@ static void test_header_lines(void **state)
     assert_false(takes(f, "http://127.0.0.1:9/", no_name, 1));
 }
 
+/* The rule both upstream clients share (libcurl's path in upstream.c too). */
+static void test_header_line_rule(void **state)
+{
+    (void)state;
+    assert_true(prism_h1_header_ok("X-A: 1"));
+    assert_true(prism_h1_header_ok("X-Empty:"));
+    assert_false(prism_h1_header_ok(NULL));
+    assert_false(prism_h1_header_ok("X-A: 1\nX-B: 2"));
+    assert_false(prism_h1_header_ok("X-A: 1\r"));
+    assert_false(prism_h1_header_ok("NoColon"));
+    assert_false(prism_h1_header_ok(": value"));
+    assert_true(prism_h1_header_is("content-type: application/json", "Content-Type"));
+    assert_true(prism_h1_header_is("HOST:x", "Host"));
+    assert_false(prism_h1_header_is("Content-Typo: x", "Content-Type"));
+    assert_false(prism_h1_header_is("Content-Type-X: x", "Content-Type"));
+    assert_false(prism_h1_header_is("Content-Type", "Content-Type"));
+}
+
 static void test_no_proxy(void **state)
 {
     fixture *f = *state;
@@ -117,6 +135,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_urls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_lines, setup, teardown),
+        cmocka_unit_test(test_header_line_rule),
         cmocka_unit_test_setup_teardown(test_no_proxy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
