@@ -127,7 +127,8 @@ void prism_chain_start(prism_ctx *ctx, const prism_route *route);
 void prism_ctx_finish(prism_ctx *ctx);
 /* Adds x-request-id and, when asked for, x-prism-trace to the response. */
 void prism_ctx_add_meta_headers(prism_ctx *ctx);
-/* Adds "server: prism" to a response about to start (see setup_h2o). */
+/* Adds "server: prism" to a response about to start, unless it has a server
+ * header already (see setup_h2o). */
 void prism_server_header(h2o_req_t *req);
 /* HTTP/1: h2o stops reading a connection while its request is served, so
  * a client that hangs up would go unnoticed until the response is written.

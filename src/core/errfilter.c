@@ -71,8 +71,7 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
             slot = &o->super.next;
         }
     }
-    if (h2o_find_header(&req->res.headers, H2O_TOKEN_SERVER, -1) < 0)
-        prism_server_header(req);
+    prism_server_header(req);
     h2o_setup_next_ostream(req, slot);
 }
 

@@ -105,7 +105,9 @@ void prism_ctx_add_meta_headers(prism_ctx *ctx)
 
 void prism_server_header(h2o_req_t *req)
 {
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SERVER, NULL, H2O_STRLIT("prism"));
+    /* A plugin that set its own server header keeps it, once. */
+    if (h2o_find_header(&req->res.headers, H2O_TOKEN_SERVER, -1) < 0)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_SERVER, NULL, H2O_STRLIT("prism"));
 }
 
 static void start_headers(prism_ctx *ctx, int status, const char *content_type)
