@@ -151,6 +151,27 @@ describe('a top-level plugin: examples/hello_header in front of ai_gateway:chat'
     await stopAndAssertClean(gw);
   });
 
+  it('a plugin that sets its own server header keeps it: one server header, the plugin\'s', { timeout: T(60000) }, async () => {
+    const config2 = path.join(scratch, 'config-server.yml');
+    const base = await fs.promises.readFile(config, 'utf8');
+    await fs.promises.writeFile(config2, base.replace('plugins:\n', 'plugins:\n  config:\n    hello_header: { header: Server }\n'));
+    const g = await startGateway({ cwd: scratch, config: config2, env: gatewayEnv(fake, { HELLO_HEADER_VALUE: HELLO_VALUE }) });
+    try {
+      const res = await fetch(g.url('/v1/chat/completions'), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(chatBody('gpt-4o-mini')),
+      });
+      assert.equal(res.status, 200, await res.clone().text());
+      // fetch joins repeated headers with ", ": one value means one header.
+      assert.equal(res.headers.get('server'), HELLO_VALUE);
+      const health = await fetch(g.url('/health'));
+      assert.equal(health.headers.get('server'), 'prism', 'routes without the plugin keep Prism\'s own');
+    } finally {
+      await g.kill();
+    }
+  });
+
   it('prism list and prism info hello_header show it installed, enabled and locked', { timeout: T(30000) }, async () => {
     const list = await runPrism(['list', '--config', config], { cwd: scratch });
     assert.equal(list.code, 0, describeRun(list));
