@@ -130,9 +130,9 @@ size_t prism_json_escape_n(char *buf, size_t len, size_t cap, const char *s, siz
         memcpy(buf + len, s, k);
         len += k;
         s += k;
-        unsigned char ch = (unsigned char)*s;
         if (s == end || len + 7 >= cap) /* the run stopped at the end, or at the cap */
             break;
+        unsigned char ch = (unsigned char)*s;
         if (ch >= 0x80) {
             /* A log line must stay valid JSON: broken UTF-8 (a client's path
              * or model name) becomes U+FFFD. */

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -71,6 +72,20 @@ static void json_escape_escapes_and_stops_at_cap(void **state)
     /* Broken UTF-8 (a lone lead byte, a stray continuation, a surrogate) becomes U+FFFD; good stays. */
     n = prism_json_escape(buf, 0, sizeof(buf), "/\xff\xfe/\xc3/\x80/\xed\xa0\x80/\xe2\x82\xac");
     assert_string_equal(buf, "/\\ufffd\\ufffd/\\ufffd/\\ufffd/\\ufffd\\ufffd\\ufffd/\xe2\x82\xac");
+    /* With a length, exactly those bytes and not one more (the sanitizer
+     * build sees a read past them): a cut UTF-8 character at the end is
+     * U+FFFD, and an escape in the last byte is whole. */
+    const char *const cases[][2] = {{"ab\"", "ab\\\""}, {"a\xc3", "a\\ufffd"}, {"plain text 16 by", "plain text 16 by"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t len = strlen(cases[i][0]);
+        char *exact = malloc(len); /* no NUL after it */
+        assert_non_null(exact);
+        memcpy(exact, cases[i][0], len);
+        n = prism_json_escape_n(buf, 0, sizeof(buf), exact, len);
+        assert_string_equal(buf, cases[i][1]);
+        assert_int_equal(n, strlen(cases[i][1]));
+        free(exact);
+    }
 }
 
 /* Text that may quote client bytes, or was cut at a byte count, comes out
