@@ -75,7 +75,8 @@ static void json_escape_escapes_and_stops_at_cap(void **state)
     /* With a length, exactly those bytes and not one more (the sanitizer
      * build sees a read past them): a cut UTF-8 character at the end is
      * U+FFFD, and an escape in the last byte is whole. */
-    const char *const cases[][2] = {{"ab\"", "ab\\\""}, {"a\xc3", "a\\ufffd"}, {"plain text 16 by", "plain text 16 by"}};
+    const char *const cases[][2] = {
+        {"ab\"", "ab\\\""}, {"a\xc3", "a\\ufffd"}, {"plain text 16 by", "plain text 16 by"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t len = strlen(cases[i][0]);
         char *exact = malloc(len); /* no NUL after it */
