@@ -1,6 +1,7 @@
 // HTTP/2 (cleartext, prior knowledge) on the same listener, checked with curl when it is installed.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import { spawnSync, spawn } from 'node:child_process';
 import { startFakeOpenAI } from './lib/fake-openai.mjs';
 import { T, UPSTREAM_KEY, startGateway, gatewayEnv, stopAndAssertClean, chatBody } from './lib/gateway.mjs';
@@ -91,6 +92,33 @@ describe('HTTP/2', { skip: support.ok ? false : support.why, timeout: T(60000) }
     assert.deepEqual(JSON.parse(r.stdout.slice(0, nl)), fake.responses[0].body);
     assert.deepEqual(fake.requests[0].body, params);
     assert.equal(fake.requests[0].headers.authorization, `Bearer ${UPSTREAM_KEY}`);
+  });
+
+  it('over HTTP/2 too, one "server: prism" per response (h2o is given no server name)', { timeout: T(15000) }, async () => {
+    const session = http2.connect(gw.url('/'));
+    try {
+      for (const [path, body] of [
+        ['/health', null],
+        ['/v1/chat/completions', JSON.stringify(chatBody('gpt-4o-mini'))],
+      ]) {
+        const lines = await new Promise((resolve, reject) => {
+          const headers = { ':path': path, ':method': body ? 'POST' : 'GET' };
+          if (body) headers['content-type'] = 'application/json';
+          const req = session.request(headers);
+          req.on('response', (_h, _flags, raw) => {
+            const out = [];
+            for (let i = 0; i < raw.length; i += 2) if (/^server$/i.test(raw[i])) out.push(`${raw[i]}: ${raw[i + 1]}`);
+            resolve(out);
+            req.resume();
+          });
+          req.on('error', reject);
+          req.end(body ?? undefined);
+        });
+        assert.deepEqual(lines, ['server: prism'], `${path}: the server header lines`);
+      }
+    } finally {
+      session.close();
+    }
   });
 
   it('shuts down gracefully', { timeout: T(15000) }, async () => {
