@@ -27,12 +27,14 @@
 
 #include "grow.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <h2o.h>
@@ -65,6 +67,7 @@ ssize_t phr_decode_chunked(struct phr_chunked_decoder *decoder, char *buf, size_
 #define IDLE_MAX      1024  /* idle connections kept per worker */
 #define IDLE_TTL_MS   55000 /* under most servers' keep-alive limits */
 #define IDLE_SWEEP_MS 5000
+#define IDLE_CHECK_MS 1000 /* idle this long: asked whether still open before reuse */
 
 typedef struct h1_conn h1_conn;
 
@@ -998,13 +1001,40 @@ size_t prism_h1_pool_connections(const prism_h1_pool *pool)
     return pool ? pool->conns : 0;
 }
 
+/* Whether an idle connection is still open, asked of the socket itself.
+ * Its read watcher reports a close only when the loop next polls, and a
+ * close that came while the loop was busy (a large body being parsed) sits
+ * unread: the request given that connection would fail on a close the
+ * upstream made before it was sent. */
+static bool still_open(h1_conn *c)
+{
+    uv_os_fd_t fd;
+    char byte;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) {
+        return false;
+    }
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK); /* 0: closed; >0: spoke out of turn */
+}
+
+/* The most recently used idle connection to `key`. One idle for a while is
+ * checked first: servers close kept connections on a keep-alive timer of a
+ * second or more, and only such a close can be pending unseen. A connection
+ * reused sooner is not checked, which keeps the system call off the busy path. */
 static h1_conn *take_idle(prism_h1_pool *pool, const char *key)
 {
-    for (h1_conn *c = pool->idle; c; c = c->next) {
+    uint64_t now = uv_now(pool->loop);
+    h1_conn *c = pool->idle;
+    while (c) {
+        h1_conn *next = c->next;
         if (strcmp(c->key, key) == 0) {
-            idle_unlink(c);
-            return c;
+            if (now - c->idle_since < IDLE_CHECK_MS || still_open(c)) {
+                idle_unlink(c);
+                return c;
+            }
+            conn_close(c);
         }
+        c = next;
     }
     return NULL;
 }

@@ -1,7 +1,8 @@
 /*
  * test_h1client.c - which requests the built-in HTTP/1.1 client takes: the
  * URLs it understands, malformed header lines, and, with a proxy configured,
- * only the hosts no_proxy exempts. (Transfers themselves are exercised by
+ * only the hosts no_proxy exempts, and a kept connection the upstream closed
+ * while the loop was busy. (Transfers themselves are exercised by
  * test_upstream.c over a real socket.)
  */
 #include <setjmp.h>
@@ -11,9 +12,15 @@
 
 #include <cmocka.h>
 
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "h1client.h"
 
@@ -130,6 +137,102 @@ static void test_no_proxy(void **state)
     assert_true(takes(f, "http://anything.test:9/", NULL, 0));
 }
 
+/* ---- a kept connection closed while the loop was busy ---- */
+
+typedef struct outcome {
+    bool done;
+    prism_upstream_error err;
+    char body[64];
+    size_t body_len;
+} outcome;
+
+static int collect_body(void *data, const char *chunk, size_t len)
+{
+    outcome *o = data;
+    size_t room = sizeof o->body - o->body_len;
+    size_t n = len < room ? len : room;
+    memcpy(o->body + o->body_len, chunk, n);
+    o->body_len += n;
+    return 0;
+}
+
+static void collect_done(void *data, prism_upstream_error err, const char *message)
+{
+    (void)message;
+    outcome *o = data;
+    o->done = true;
+    o->err = err;
+}
+
+static int listen_loopback(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof addr;
+    assert_true(fd >= 0);
+    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    assert_int_equal(listen(fd, 8), 0);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+    *port = ntohs(addr.sin_port);
+    return fd;
+}
+
+/* The next connection to the listener, or -1 when none comes within 2 s. */
+static int accept_within(int listen_fd)
+{
+    struct pollfd p = {.fd = listen_fd, .events = POLLIN};
+    return poll(&p, 1, 2000) == 1 ? accept(listen_fd, NULL, NULL) : -1;
+}
+
+/* Answers the request on `fd` and runs the loop to its end. */
+static void get_answered(fixture *f, int fd, outcome *o)
+{
+    static const char answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    assert_int_equal(write(fd, answer, sizeof answer - 1), (ssize_t)(sizeof answer - 1));
+    for (int turns = 0; !o->done && turns < 1000; turns++) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_true(o->done);
+}
+
+static void test_kept_connection_closed_unseen(void **state)
+{
+    fixture *f = *state;
+    int port;
+    int listen_fd = listen_loopback(&port);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/models", port);
+    prism_http_request_t req = {.method = "GET", .url = url};
+
+    outcome first = {0};
+    prism_h1_callbacks cb = {.data = &first, .on_body = collect_body, .on_done = collect_done};
+    assert_non_null(prism_h1_start(f->pool, &req, 1000, &cb));
+    int fd1 = accept_within(listen_fd);
+    assert_true(fd1 >= 0);
+    get_answered(f, fd1, &first);
+    assert_int_equal(first.err, PRISM_UPSTREAM_OK);
+    assert_int_equal(prism_h1_pool_connections(f->pool), 1); /* kept */
+
+    /* The upstream's keep-alive timer closes the connection while the loop
+     * is busy elsewhere for over a second: the close is not polled yet. */
+    close(fd1);
+    struct timespec pause = {.tv_sec = 1, .tv_nsec = 200 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    uv_update_time(&f->loop);
+
+    outcome second = {0};
+    cb.data = &second;
+    assert_non_null(prism_h1_start(f->pool, &req, 1000, &cb));
+    int fd2 = accept_within(listen_fd);
+    assert_true(fd2 >= 0); /* a new connection, not the closed one */
+    get_answered(f, fd2, &second);
+    assert_int_equal(second.err, PRISM_UPSTREAM_OK);
+    assert_int_equal(second.body_len, 2);
+    assert_memory_equal(second.body, "ok", 2);
+    close(fd2);
+    close(listen_fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -137,6 +240,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_header_lines, setup, teardown),
         cmocka_unit_test(test_header_line_rule),
         cmocka_unit_test_setup_teardown(test_no_proxy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kept_connection_closed_unseen, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
