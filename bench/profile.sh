@@ -11,8 +11,10 @@
 #   machine's load, so they are the number to compare two builds by on a noisy machine. They
 #   are the worker thread's, in user space (Prism, its plugins and its libraries, not the
 #   kernel), divided by every request it answered.
-#   BENCH_TARGET=nginx (callgrind only) measures the nginx proxy_pass hop the same way, one
-#   worker in a single process: the floor's own instructions per request, for scale.
+#   strace: BENCH_SECONDS=3, BENCH_CONNECTIONS=4. System calls per request, by call, counted
+#   with strace -c attached for one load run (strace slows the process; the counts do not move).
+#   BENCH_TARGET=nginx (callgrind or strace) measures the nginx proxy_pass hop the same way, one
+#   worker in a single process: the floor's own instructions or system calls per request.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -23,21 +25,28 @@ TOP=${BENCH_TOP:-30}
 case "$PROFILER" in
   perf) SECS=${BENCH_SECONDS:-10} CONNS=${BENCH_CONNECTIONS:-64} ;;
   callgrind) SECS=${BENCH_SECONDS:-8} CONNS=${BENCH_CONNECTIONS:-4} ;;
-  *) die "BENCH_PROFILER is perf or callgrind, not $PROFILER" ;;
+  strace) SECS=${BENCH_SECONDS:-3} CONNS=${BENCH_CONNECTIONS:-4} ;;
+  *) die "BENCH_PROFILER is perf, callgrind or strace, not $PROFILER" ;;
 esac
 
-if [ "$PROFILER" = perf ]; then check_tools nginx wrk curl perf; else check_tools nginx wrk curl valgrind callgrind_annotate; fi
+case "$PROFILER" in
+  perf) check_tools nginx wrk curl perf ;;
+  strace) check_tools nginx wrk curl strace ;;
+  *) check_tools nginx wrk curl valgrind callgrind_annotate ;;
+esac
 TARGET=${BENCH_TARGET:-prism}
 case "$TARGET" in
   prism) ;;
-  nginx) [ "$PROFILER" = callgrind ] || die "BENCH_TARGET=nginx is measured with BENCH_PROFILER=callgrind" ;;
+  nginx) [ "$PROFILER" != perf ] || die "BENCH_TARGET=nginx is measured with BENCH_PROFILER=callgrind or strace" ;;
   *) die "BENCH_TARGET is prism or nginx, not $TARGET" ;;
 esac
 setup_work
 read -r P_FAKE P_PRISM <<<"$(free_ports 2)"
 start_nginx fake "$BENCH_DIR/nginx-fake.conf" "$P_FAKE"
 if [ "$TARGET" = nginx ]; then
-  NGINX_WRAPPER="valgrind --tool=callgrind --callgrind-out-file=$WORK/cg.out-nginx" NGINX_GLOBALS="master_process off;" \
+  wrapper=""
+  [ "$PROFILER" = callgrind ] && wrapper="valgrind --tool=callgrind --callgrind-out-file=$WORK/cg.out-nginx"
+  NGINX_WRAPPER="$wrapper" NGINX_GLOBALS="master_process off;" \
     start_nginx hop "$BENCH_DIR/nginx-proxy.conf" "$P_PRISM" "$P_FAKE" 1
 else
   [ "$PROFILER" = callgrind ] &&
@@ -73,6 +82,27 @@ if [ "$PROFILER" = perf ]; then
     grep -v '^#' | grep -v '^$' | head -"$TOP" || true
   echo "== by shared object"
   perf report -i "$WORK/perf.data" --no-children --sort dso --stdio 2>/dev/null | grep -v '^#' | grep -v '^$' | head -15 || true
+  exit 0
+fi
+
+if [ "$PROFILER" = strace ]; then
+  # -f: the worker threads (Prism) or the one process (nginx, master_process off).
+  start_bg strace strace -c -f -o "$WORK/strace.out" -p "$PRISM_PID"
+  STRACE_PID=$BG_PID
+  sleep 0.5
+  result=$(load "${SECS}s")
+  sleep 0.2
+  kill -INT "$STRACE_PID"
+  wait "$STRACE_PID" 2>/dev/null || true
+  requests=$(echo "$result" | sed 's/.*requests=\([0-9]*\).*/\1/')
+  [ "${requests:-0}" -gt 0 ] || die "no requests were answered: $result"
+  echo "== system calls per request ($TARGET, $MODEL, $SIZE body, $CONNS connections, ${SECS}s: $requests requests)"
+  # strace -c rows: % time, seconds, usecs/call, calls, [errors,] syscall.
+  awk -v n="$requests" '$1 ~ /^[0-9.]+$/ && (NF == 5 || NF == 6) {
+      errs = NF == 6 ? $5 : 0
+      if ($NF == "total") total = $4
+      else printf "%8.2f  %s%s\n", $4 / n, $NF, errs ? sprintf(" (%.2f failed)", errs / n) : "" }
+    END {printf "%8.2f  total\n", total / n}' "$WORK/strace.out"
   exit 0
 fi
 
