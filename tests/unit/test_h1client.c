@@ -12,7 +12,6 @@
 
 #include <cmocka.h>
 
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -23,6 +22,7 @@
 #include <unistd.h>
 
 #include "h1client.h"
+#include "loopback.h"
 
 typedef struct fixture {
     uv_loop_t loop;
@@ -164,19 +164,6 @@ static void collect_done(void *data, prism_upstream_error err, const char *messa
     o->err = err;
 }
 
-static int listen_loopback(int *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof addr;
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
-    assert_int_equal(listen(fd, 8), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
-    *port = ntohs(addr.sin_port);
-    return fd;
-}
-
 /* The next connection to the listener, or -1 when none comes within 2 s. */
 static int accept_within(int listen_fd)
 {
@@ -199,7 +186,8 @@ static void test_kept_connection_closed_unseen(void **state)
 {
     fixture *f = *state;
     int port;
-    int listen_fd = listen_loopback(&port);
+    int listen_fd = listen_on_loopback(&port);
+    assert_true(listen_fd >= 0);
     char url[64];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/models", port);
     prism_http_request_t req = {.method = "GET", .url = url};

@@ -25,6 +25,7 @@
 
 #include <curl/curl.h>
 
+#include "loopback.h"
 #include "upstream.h"
 
 /* ---- the test server ---- */
@@ -321,20 +322,6 @@ static int settled_conn_count(test_server *srv)
         n = now;
     }
     return n;
-}
-
-static int listen_on_loopback(int *port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = 0};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t alen = sizeof addr;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 64) != 0 ||
-        getsockname(fd, (struct sockaddr *)&addr, &alen) != 0) {
-        return -1;
-    }
-    *port = ntohs(addr.sin_port);
-    return fd;
 }
 
 static int server_setup(void **state)
