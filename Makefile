@@ -77,10 +77,10 @@ soak: deps build
 	@PRISM_BIN=$(abspath $(BUILD)/prism) bash bench/soak.sh
 
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	clang-format -i $$(git ls-files '*.c' '*.cc' '*.h')
 
 format-check:
-	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.cc' '*.h')
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

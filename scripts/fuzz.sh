@@ -17,15 +17,31 @@ targets=(
   "fuzz_claude_request|$CLAUDE/translate*.c $PRINT|-lcjson"
   "fuzz_claude_response|$CLAUDE/translate*.c $PRINT|-lcjson"
   "fuzz_claude_stream|$CLAUDE/stream.c $CLAUDE/translate*.c $PRINT|-lcjson"
+  "fuzz_json_scan|src/core/json_scan.cc|-lcjson -lsimdjson"
 )
 
 total_fail=0
 for spec in "${targets[@]}"; do
   IFS='|' read -r name sources libs <<<"$spec"
   [ -f "tests/fuzz/$name.c" ] || { echo "skip $name (no source)"; continue; }
+  flags=(-g -O1 -D_GNU_SOURCE -fsanitize=address,undefined -fno-sanitize-recover=undefined
+    -Iinclude -iquote src/core -I"$CLAUDE")
+  # Each source compiled on its own (C or C++: json_scan.cc is simdjson's
+  # interface), the target linked by clang++ when there was C++.
+  objs=() link=clang
   # shellcheck disable=SC2086
-  clang -g -O1 -std=c17 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -Iinclude -iquote src/core -I"$CLAUDE" $sources "tests/fuzz/$name.c" $libs -o "$out/$name"
+  for f in $sources "tests/fuzz/$name.c"; do
+    o="$out/$name-$(basename "$f").o"
+    if [[ "$f" == *.cc ]]; then
+      clang++ "${flags[@]}" -fsanitize=fuzzer-no-link -std=c++17 -fno-exceptions -fno-rtti -c "$f" -o "$o"
+      link=clang++
+    else
+      clang "${flags[@]}" -fsanitize=fuzzer-no-link -std=c17 -c "$f" -o "$o"
+    fi
+    objs+=("$o")
+  done
+  # shellcheck disable=SC2086
+  $link "${flags[@]}" -fsanitize=fuzzer "${objs[@]}" $libs -o "$out/$name"
   seeds="tests/fuzz/corpus/${name#fuzz_}"
   work="$out/corpus/$name"
   mkdir -p "$work" "$seeds"

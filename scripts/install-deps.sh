@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config clang clang-format libclang-rt-14-dev
   libh2o-dev libuv1-dev libcurl4-openssl-dev libssl-dev
-  libcjson-dev libyaml-dev libcmocka-dev libmimalloc-dev
+  libcjson-dev libsimdjson-dev libyaml-dev libcmocka-dev libmimalloc-dev
   nodejs npm ca-certificates curl openssl valgrind
 )
 

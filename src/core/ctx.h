@@ -16,6 +16,7 @@
 #include "chain.h"
 #include "config.h"
 #include "generation.h"
+#include "json_scan.h"
 #include "loader.h"
 #include "prism/plugin.h"
 #include "upstream.h"
@@ -35,6 +36,7 @@ typedef struct prism_worker_env {
     uv_timer_t watch_timer;                  /* fires for soon_head */
     uint64_t rng[2];                         /* xorshift state for request ids */
     struct prism_log_batch *log;             /* access lines (NULL: written at once) */
+    prism_json_scanner *scanner;             /* made on first use; NULL until then */
 } prism_worker_env;
 
 #define PRISM_TRACE_MAX 16
@@ -74,6 +76,10 @@ struct prism_ctx {
 
     cJSON *json;
     int json_parsed;
+    int scanned;                /* the body's fields: 0 not yet read, else a prism_scan_result + 1 */
+    prism_json_member *members; /* what the scan kept (in the pool) */
+    size_t nmembers;
+    unsigned long scan_serial; /* the scanner's reading of the body, for prism_ctx_json */
     prism_kv *kv;
     prism_abort_cb *aborts;
     prism_up_link *upstreams;

@@ -264,6 +264,8 @@ static void worker_dispose(prism_worker *w)
     w->env.gen = NULL;
     if (w->env.upstreams != NULL)
         prism_upstream_pool_free(w->env.upstreams);
+    prism_json_scanner_free(w->env.scanner);
+    w->env.scanner = NULL;
     close_quietly((uv_handle_t *)&w->listener);
     close_quietly((uv_handle_t *)&w->drain);
     close_quietly((uv_handle_t *)&w->wake);

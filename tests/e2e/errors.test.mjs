@@ -81,6 +81,26 @@ describe('request errors', { timeout: T(120000) }, () => {
     assert.equal(fake.requests.length, 1);
   });
 
+  it('JSON edge cases: a byte order mark and a 30-digit integer pass through unchanged; a broken \\u escape is 400 invalid_json', { timeout: T(20000) }, async () => {
+    fake.reset();
+    const ok = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}';
+    // Kept as they were: the body reader leaves these to the same verdict as before.
+    // (The byte order mark reaches the upstream, which answers for it: the fake, like OpenAI, with a 400.)
+    const passing = [`\ufeff${ok}`, ok.replace('}]}', '}],"seed":123456789012345678901234567890}'), ok.replace('}]}', '}],"temperature":1.0e+0}')];
+    for (const body of passing) {
+      const res = await raw('POST', '/v1/chat/completions', body);
+      const text = await res.text();
+      assert.ok(res.status === 200 || body.startsWith('\ufeff'), `${JSON.stringify(body)}: ${text}`);
+      assert.equal(fake.requests.at(-1).rawBody, body, 'forwarded byte for byte');
+    }
+    assert.equal(fake.requests.length, passing.length);
+    // "\u00e?" is not an escape: refused, never forwarded changed.
+    const res = await raw('POST', '/v1/chat/completions', ok.replace('"hi"', '"h\\u00e?i"'));
+    await expectErrorResponse(res, 400, { code: 'invalid_json', type: 'invalid_request_error' }, 'broken \\u escape');
+    assert.equal(fake.requests.length, passing.length);
+    await assertStillServes('JSON edge cases');
+  });
+
   it('error messages that quote client bytes are well-formed UTF-8 (a path with %FF, a long non-ASCII model name)', { timeout: T(15000) }, async () => {
     fake.reset();
     const strict = new TextDecoder('utf-8', { fatal: true });

@@ -161,12 +161,18 @@ static void on_drain(void *data)
     }
 }
 
+static cJSON *parse_event(void *data, const char *text, size_t len)
+{
+    return prism_json_parse(data, text, len);
+}
+
 static void begin_stream(call *c)
 {
     c->sse = claude_sse_new(MAX_EVENT_BYTES);
     c->st = claude_stream_new(&c->info, c->created);
     if (c->sse == NULL || c->st == NULL)
         return;
+    claude_stream_set_parser(c->st, parse_event, c->ctx);
     relay_headers(c);
     prism_stream_on_drain(c->ctx, on_drain, c);
     if (prism_stream_begin(c->ctx, 200, "text/event-stream; charset=utf-8") == 0)
@@ -241,7 +247,7 @@ static int on_body(void *data, prism_upstream *up, const char *chunk, size_t len
 
 static void respond_translated(call *c)
 {
-    cJSON *msg = cJSON_ParseWithLength(c->body.data ? c->body.data : "", c->body.len);
+    cJSON *msg = prism_json_parse(c->ctx, c->body.data, c->body.len);
     claude_error err = {0};
     cJSON *out = msg ? claude_response_to_openai(msg, &c->info, c->created, &err) : NULL;
     cJSON_Delete(msg);

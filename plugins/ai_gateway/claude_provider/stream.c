@@ -257,6 +257,8 @@ struct claude_stream {
     unsigned char started;   /* message_start seen */
     unsigned char role_sent; /* the first chunk, with the role, went out */
     unsigned char state;     /* claude_stream_state */
+    claude_parse_fn *parse;  /* NULL: parse_exact */
+    void *parse_data;
 };
 
 /* Handlers return NULL on success, else why the stream broke the protocol;
@@ -273,6 +275,12 @@ claude_stream *claude_stream_new(const claude_request_info *info, long created)
     s->info.json_tool_name[sizeof(s->info.json_tool_name) - 1] = '\0';
     s->created = created;
     return s;
+}
+
+void claude_stream_set_parser(claude_stream *s, claude_parse_fn *parse, void *data)
+{
+    s->parse = parse;
+    s->parse_data = data;
 }
 
 void claude_stream_free(claude_stream *s)
@@ -873,7 +881,7 @@ claude_stream_state claude_stream_event(claude_stream *s, const char *event, con
         return CLAUDE_STREAM_ERROR;
     if (s->state != CLAUDE_STREAM_OPEN)
         return (claude_stream_state)s->state;
-    cJSON *ev = parse_exact(data, len);
+    cJSON *ev = s->parse ? s->parse(s->parse_data, data, len) : parse_exact(data, len);
     const char *err = "event data that is not a JSON object";
     if (cJSON_IsObject(ev)) {
         /* The JSON "type" is what Anthropic documents as authoritative; the

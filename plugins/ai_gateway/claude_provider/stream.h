@@ -51,6 +51,11 @@ typedef enum claude_stream_state {
 
 /* `created` is the Unix time every chunk reports. */
 claude_stream *claude_stream_new(const claude_request_info *info, long created);
+/* How event data becomes a tree: one JSON value and nothing after it but
+ * whitespace, else NULL. The default is cJSON's parse; the provider passes
+ * prism_json_parse, which gives the same tree in about half the time. */
+typedef cJSON *claude_parse_fn(void *data, const char *text, size_t len);
+void claude_stream_set_parser(claude_stream *s, claude_parse_fn *parse, void *data);
 /* Translates one Anthropic event (name + JSON data) and appends the OpenAI
  * frames ("data: {...}\n\n", and "data: [DONE]\n\n" at the end) to out. */
 claude_stream_state claude_stream_event(claude_stream *s, const char *event, const char *data, size_t len,

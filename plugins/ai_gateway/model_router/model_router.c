@@ -11,87 +11,77 @@
 
 /* The checks every provider relies on, done once here with the messages
  * OpenAI gives for the same mistakes. 1 when the request may go on. */
-static int validate_body(prism_ctx *ctx, const cJSON *body)
+static int validate_body(prism_ctx *ctx)
 {
+    /* An object body is well-formed UTF-8 without raw control characters
+     * (prism_ctx_body_kind); only a refused one is looked at again, to say why. */
+    if (prism_ctx_body_kind(ctx) == PRISM_BODY_OBJECT)
+        return 1;
     size_t len = 0;
     const char *raw = prism_ctx_body(ctx, &len);
-    /* JSON must be UTF-8 (RFC 8259) without raw control characters; cJSON
-     * would pass either on. */
     int bytes = prism_json_bytes_check(raw, len);
-    if (bytes == PRISM_JSON_BAD_UTF8) {
+    if (bytes == PRISM_JSON_BAD_UTF8)
         prism_respond_error(ctx, 400, "invalid_request_error", "invalid_utf8", NULL,
                             "The request body is not valid UTF-8.");
-        return 0;
-    }
-    if (bytes == PRISM_JSON_CONTROL) {
+    else if (bytes == PRISM_JSON_CONTROL)
         prism_respond_error(ctx, 400, "invalid_request_error", "invalid_json", NULL,
                             "The request body holds a raw control character; JSON allows them only escaped "
                             "(\\u0000 to \\u001f).");
-        return 0;
-    }
-    if (body == NULL || !cJSON_IsObject(body)) {
+    else
         prism_respond_error(ctx, 400, "invalid_request_error", "invalid_json", NULL,
                             "We could not parse the JSON body of your request. The body must be one JSON object "
                             "(Content-Type: application/json), nested at most 1000 levels deep.");
-        return 0;
-    }
-    return 1;
+    return 0;
 }
 
 /* The fields Prism itself acts on. A body that names one twice would be
  * routed by the first and answered, upstream, by the last (most JSON
- * parsers keep the last): refused instead. One pass, whatever the size. */
-static const char *duplicated_field(const cJSON *body)
+ * parsers keep the last): refused instead. */
+static const char *duplicated_field(prism_ctx *ctx)
 {
     static const char *const watched[] = {"model", "stream", "stream_options", "messages"};
-    enum { NWATCHED = sizeof(watched) / sizeof(watched[0]) };
-    unsigned char seen[NWATCHED] = {0};
-    const cJSON *item;
-    cJSON_ArrayForEach(item, body)
-    {
-        const char *k = item->string;
-        if (k == NULL || (k[0] != 'm' && k[0] != 's')) /* what every watched name starts with */
-            continue;
-        for (size_t i = 0; i < NWATCHED; i++) {
-            if (strcmp(k, watched[i]) == 0 && seen[i]++)
-                return watched[i];
-        }
-    }
+    for (size_t i = 0; i < sizeof(watched) / sizeof(watched[0]); i++)
+        if (prism_ctx_body_field(ctx, NULL, watched[i]).times > 1)
+            return watched[i];
     return NULL;
 }
 
-static int validate(prism_ctx *ctx, const route_table *r, const cJSON *body, const char **model)
+/* Reads the body's fields without building a tree (prism_ctx_body_field):
+ * a pass-through provider never needs one. */
+static int validate(prism_ctx *ctx, const route_table *r, const char **model)
 {
-    if (!validate_body(ctx, body))
+    if (!validate_body(ctx))
         return 0;
-    const char *dup = duplicated_field(body);
+    const char *dup = duplicated_field(ctx);
     if (dup != NULL) {
         prism_respond_error(ctx, 400, "invalid_request_error", "invalid_json", dup,
                             "The request body names '%s' more than once.", dup);
         return 0;
     }
-    const cJSON *m = prism_json_get(body, "model");
-    if (!cJSON_IsString(m) || m->valuestring[0] == '\0') {
+    prism_json_field m = prism_ctx_body_field(ctx, NULL, "model");
+    if (m.type != PRISM_JSON_STRING || m.string[0] == '\0') {
         prism_respond_error(ctx, 400, "invalid_request_error", "missing_required_parameter", "model",
-                            m == NULL ? "You must provide a model parameter." : "'model' must be a non-empty string.");
+                            m.type == PRISM_JSON_ABSENT ? "You must provide a model parameter."
+                                                        : "'model' must be a non-empty string.");
         return 0;
     }
     if (prism_str_ends_with(prism_ctx_path(ctx), "/chat/completions")) {
-        const cJSON *msgs = prism_json_get(body, "messages");
-        if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0) {
-            prism_respond_error(ctx, 400, "invalid_request_error",
-                                msgs == NULL ? "missing_required_parameter" : "invalid_type", "messages",
-                                msgs == NULL ? "Missing required parameter: 'messages'."
-                                             : "'messages' must be a non-empty array of message objects.");
+        prism_json_field msgs = prism_ctx_body_field(ctx, NULL, "messages");
+        if (msgs.type != PRISM_JSON_ARRAY || msgs.count == 0) {
+            prism_respond_error(
+                ctx, 400, "invalid_request_error",
+                msgs.type == PRISM_JSON_ABSENT ? "missing_required_parameter" : "invalid_type", "messages",
+                msgs.type == PRISM_JSON_ABSENT ? "Missing required parameter: 'messages'."
+                                               : "'messages' must be a non-empty array of message objects.");
             return 0;
         }
-        if ((size_t)cJSON_GetArraySize(msgs) > route_table_max_messages(r)) {
+        if (msgs.count > route_table_max_messages(r)) {
             prism_respond_error(ctx, 400, "invalid_request_error", "too_many_messages", "messages",
                                 "A request may carry at most %zu messages.", route_table_max_messages(r));
             return 0;
         }
     }
-    *model = m->valuestring;
+    *model = m.string;
     return 1;
 }
 
@@ -164,7 +154,7 @@ static prism_status router_handle(void *instance, prism_ctx *ctx)
 {
     const route_table *r = instance;
     const char *model = NULL;
-    if (!validate(ctx, r, prism_ctx_json(ctx), &model))
+    if (!validate(ctx, r, &model))
         return PRISM_DONE;
     char *const *list = NULL;
     size_t n = route_table_fallbacks(r, model, &list);

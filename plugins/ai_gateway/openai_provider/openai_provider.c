@@ -351,10 +351,8 @@ static void on_complete(void *data, prism_upstream *up, prism_upstream_error err
 
 static int wants_stream(prism_ctx *ctx, int *usage)
 {
-    const cJSON *body = prism_ctx_json(ctx);
-    const cJSON *opts = prism_json_get(body, "stream_options");
-    *usage = cJSON_IsTrue(prism_json_get(opts, "include_usage"));
-    return cJSON_IsTrue(prism_json_get(body, "stream"));
+    *usage = prism_ctx_body_field(ctx, "stream_options", "include_usage").type == PRISM_JSON_TRUE;
+    return prism_ctx_body_field(ctx, NULL, "stream").type == PRISM_JSON_TRUE;
 }
 
 static endpoint endpoint_of(prism_ctx *ctx)

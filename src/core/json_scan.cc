@@ -1,0 +1,331 @@
+/*
+ * json_scan.cc - a request body's top level with simdjson (json_scan.h).
+ *
+ * simdjson's DOM parser validates the whole text and lays it out on a tape
+ * in buffers the parser keeps, so a worker's parser allocates nothing per
+ * request once warm. What the scan keeps is copied into the request's pool
+ * before the next parse reuses those buffers. Built without exceptions:
+ * every simdjson call here returns an error code.
+ */
+#include "json_scan.h"
+
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <simdjson.h>
+#include <type_traits>
+
+namespace
+{
+
+/* cJSON's CJSON_NESTING_LIMIT: a body either parser would refuse for its
+ * depth is refused by both. */
+constexpr size_t MAX_DEPTH = 1000;
+/* The worker's parser grows to the largest body it has read and keeps that
+ * size; a larger body gets a parser of its own, freed after the scan. */
+constexpr size_t KEEP_CAPACITY = 1u << 20;
+constexpr size_t FIRST_CAPACITY = 64u << 10;
+/* simdjson stores a container's size in 24 bits and saturates there. */
+constexpr size_t SATURATED = 0xFFFFFF;
+
+using simdjson::dom::element;
+using simdjson::dom::element_type;
+
+struct sink {
+    prism_scan_alloc alloc;
+    void *pool;
+    bool oom;
+};
+
+const char *copy_text(sink &out, std::string_view s)
+{
+    char *p = static_cast<char *>(out.alloc(out.pool, s.size() + 1));
+    if (p == nullptr) {
+        out.oom = true;
+        return "";
+    }
+    memcpy(p, s.data(), s.size());
+    p[s.size()] = '\0';
+    return p;
+}
+
+template <typename Container> size_t count_of(const Container &c)
+{
+    size_t n = c.size();
+    if (n < SATURATED)
+        return n;
+    n = 0;
+    for (auto it = c.begin(); it != c.end(); ++it)
+        n++;
+    return n;
+}
+
+prism_json_field describe(sink &out, element v)
+{
+    prism_json_field f{};
+    simdjson::dom::array a;
+    simdjson::dom::object o;
+    std::string_view s;
+    double d = 0;
+    bool b = false;
+    if (v.get(s) == simdjson::SUCCESS) {
+        f.type = PRISM_JSON_STRING;
+        f.string = copy_text(out, s);
+        f.len = s.size();
+    } else if (v.get(d) == simdjson::SUCCESS) { /* any number; integers too */
+        f.type = PRISM_JSON_NUMBER;
+        f.number = d;
+    } else if (v.get(a) == simdjson::SUCCESS) {
+        f.type = PRISM_JSON_ARRAY;
+        f.count = count_of(a);
+    } else if (v.get(o) == simdjson::SUCCESS) {
+        f.type = PRISM_JSON_OBJECT;
+        f.count = count_of(o);
+    } else if (v.get(b) == simdjson::SUCCESS) {
+        f.type = b ? PRISM_JSON_TRUE : PRISM_JSON_FALSE;
+    } else {
+        f.type = PRISM_JSON_NULL;
+    }
+    return f;
+}
+
+prism_scan_result verdict(simdjson::error_code e)
+{
+    switch (e) {
+    case simdjson::SUCCESS: return PRISM_SCAN_OBJECT;
+    case simdjson::MEMALLOC: return PRISM_SCAN_NOMEM;
+    case simdjson::NUMBER_ERROR:
+    case simdjson::NUMBER_OUT_OF_RANGE: return PRISM_SCAN_UNSURE;
+    default: return PRISM_SCAN_INVALID;
+    }
+}
+
+/* Members of the top-level object, each object member followed by its own. */
+size_t member_count(const simdjson::dom::object &top)
+{
+    size_t n = 0;
+    for (auto kv : top) {
+        simdjson::dom::object inner;
+        n += 1 + (kv.value.get(inner) == simdjson::SUCCESS ? count_of(inner) : 0);
+    }
+    return n;
+}
+
+prism_scan_result collect(sink &out, const simdjson::dom::object &top, prism_json_member **members, size_t *count)
+{
+    size_t n = member_count(top);
+    if (n > SIZE_MAX / sizeof(prism_json_member))
+        return PRISM_SCAN_NOMEM;
+    auto *m = static_cast<prism_json_member *>(out.alloc(out.pool, (n ? n : 1) * sizeof(prism_json_member)));
+    if (m == nullptr)
+        return PRISM_SCAN_NOMEM;
+    size_t i = 0;
+    for (auto kv : top) {
+        long at = static_cast<long>(i);
+        m[i++] = {copy_text(out, kv.key), kv.key.size(), -1, describe(out, kv.value)};
+        simdjson::dom::object obj;
+        if (kv.value.get(obj) != simdjson::SUCCESS)
+            continue;
+        for (auto inner : obj)
+            m[i++] = {copy_text(out, inner.key), inner.key.size(), at, describe(out, inner.value)};
+    }
+    if (out.oom)
+        return PRISM_SCAN_NOMEM;
+    *members = m;
+    *count = n;
+    return PRISM_SCAN_OBJECT;
+}
+
+/* true: the text is copied into the parser's padded buffer (simdjson reads
+ * up to 64 bytes past the end; a body's buffer has no such guarantee). */
+simdjson::error_code read_text(simdjson::dom::parser &parser, const char *text, size_t len, element &root)
+{
+    return parser.parse(text, len, true).get(root);
+}
+
+prism_scan_result scan_root(element root, sink &out, prism_json_member **members, size_t *count)
+{
+    simdjson::dom::object top;
+    if (root.get(top) != simdjson::SUCCESS)
+        return PRISM_SCAN_OTHER;
+    return collect(out, top, members, count);
+}
+
+/* ---- cJSON trees ---- */
+
+char *copy_for_cjson(std::string_view s)
+{
+    char *p = static_cast<char *>(cJSON_malloc(s.size() + 1));
+    if (p != nullptr) {
+        memcpy(p, s.data(), s.size());
+        p[s.size()] = '\0';
+    }
+    return p;
+}
+
+cJSON *build(element v);
+
+/* Children appended in order; an object's keys copied (freed by cJSON_Delete). */
+template <typename Container> cJSON *build_container(cJSON *node, const Container &c)
+{
+    for (auto e : c) {
+        cJSON *child;
+        if constexpr (std::is_same_v<Container, simdjson::dom::object>) {
+            child = build(e.value);
+            if (child != nullptr && (child->string = copy_for_cjson(e.key)) == nullptr) {
+                cJSON_Delete(child);
+                child = nullptr;
+            }
+        } else {
+            child = build(e);
+        }
+        if (child == nullptr || !cJSON_AddItemToArray(node, child)) {
+            cJSON_Delete(child);
+            cJSON_Delete(node);
+            return nullptr;
+        }
+    }
+    return node;
+}
+
+/* The node cJSON's parser would make for v. */
+cJSON *build(element v)
+{
+    simdjson::dom::array a;
+    simdjson::dom::object o;
+    std::string_view s;
+    double d = 0;
+    bool b = false;
+    if (v.get(s) == simdjson::SUCCESS) {
+        cJSON *node = cJSON_CreateNull(); /* then made a string that owns its copy */
+        char *copy = node ? copy_for_cjson(s) : nullptr;
+        if (copy == nullptr) {
+            cJSON_Delete(node);
+            return nullptr;
+        }
+        node->type = cJSON_String;
+        node->valuestring = copy;
+        return node;
+    }
+    if (v.get(d) == simdjson::SUCCESS)
+        return cJSON_CreateNumber(d);
+    if (v.get(o) == simdjson::SUCCESS) {
+        cJSON *node = cJSON_CreateObject();
+        return node ? build_container(node, o) : nullptr;
+    }
+    if (v.get(a) == simdjson::SUCCESS) {
+        cJSON *node = cJSON_CreateArray();
+        return node ? build_container(node, a) : nullptr;
+    }
+    if (v.get(b) == simdjson::SUCCESS)
+        return cJSON_CreateBool(b);
+    return cJSON_CreateNull();
+}
+
+/* simdjson reads the integer -0 as 0; cJSON keeps the sign (a double), and
+ * the printer writes it back as -0. A text that may hold one (the bytes -0
+ * not followed by a digit, '.', 'e' or 'E'; inside a string too, which
+ * only costs the fallback) is left to cJSON. */
+bool may_hold_negative_zero(const char *text, size_t len)
+{
+    /* memchr for the '-' (vectorised; glibc's memmem is not, for a short needle). */
+    const char *p = text, *end = text + len;
+    while ((p = static_cast<const char *>(memchr(p, '-', static_cast<size_t>(end - p)))) != nullptr) {
+        if (++p == end || *p != '0')
+            continue;
+        if (++p == end || !(isdigit(static_cast<unsigned char>(*p)) || *p == '.' || *p == 'e' || *p == 'E'))
+            return true;
+    }
+    return false;
+}
+
+/* A UTF-8 byte order mark before the text: cJSON skips one, and so does
+ * the scan (some clients write one) rather than refuse a body cJSON took. */
+bool has_bom(const char *text, size_t len)
+{
+    return len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0;
+}
+
+} // namespace
+
+struct prism_json_scanner {
+    simdjson::dom::parser parser;
+    unsigned long serial; /* counts the parser's readings: which one its tape holds */
+};
+
+/* malloc and free for the scanner itself, like every other core object
+ * (simdjson's own buffers are its business). */
+extern "C" prism_json_scanner *prism_json_scanner_new(void)
+{
+    void *mem = malloc(sizeof(prism_json_scanner));
+    if (mem == nullptr)
+        return nullptr;
+    auto *s = new (mem) prism_json_scanner();
+    if (s->parser.allocate(FIRST_CAPACITY, MAX_DEPTH) != simdjson::SUCCESS) {
+        prism_json_scanner_free(s);
+        return nullptr;
+    }
+    return s;
+}
+
+extern "C" void prism_json_scanner_free(prism_json_scanner *s)
+{
+    if (s == nullptr)
+        return;
+    s->~prism_json_scanner();
+    free(s);
+}
+
+extern "C" prism_scan_result prism_json_scan(prism_json_scanner *s, const char *text, size_t len,
+                                             prism_scan_alloc alloc, void *pool, prism_json_member **members,
+                                             size_t *count, unsigned long *serial)
+{
+    sink out{alloc, pool, false};
+    *members = nullptr;
+    *count = 0;
+    *serial = 0;
+    if (has_bom(text, len)) {
+        text += 3;
+        len -= 3;
+    }
+    element root;
+    simdjson::error_code e;
+    if (len <= KEEP_CAPACITY) {
+        e = read_text(s->parser, text, len, root);
+        ++s->serial;
+        *serial = e == simdjson::SUCCESS ? s->serial : 0;
+        return e == simdjson::SUCCESS ? scan_root(root, out, members, count) : verdict(e);
+    }
+    simdjson::dom::parser big;
+    if (big.allocate(len, MAX_DEPTH) != simdjson::SUCCESS)
+        return PRISM_SCAN_NOMEM;
+    e = read_text(big, text, len, root);
+    return e == simdjson::SUCCESS ? scan_root(root, out, members, count) : verdict(e);
+}
+
+extern "C" cJSON *prism_json_tree(prism_json_scanner *s, const char *text, size_t len, unsigned long serial,
+                                  int *unsure)
+{
+    element root;
+    cJSON *tree = nullptr;
+    *unsure = 1;
+    /* cJSON keeps a few quirks with a byte order mark (it refuses one
+     * before a number): it decides those texts. */
+    if (has_bom(text, len) || may_hold_negative_zero(text, len))
+        return nullptr;
+    if (serial != 0 && serial == s->serial) { /* the tape is still this text's */
+        tree = build(s->parser.doc.root());
+    } else if (len <= KEEP_CAPACITY) {
+        ++s->serial;
+        if (read_text(s->parser, text, len, root) == simdjson::SUCCESS)
+            tree = build(root);
+    } else {
+        simdjson::dom::parser big;
+        if (big.allocate(len, MAX_DEPTH) == simdjson::SUCCESS && read_text(big, text, len, root) == simdjson::SUCCESS)
+            tree = build(root);
+    }
+    if (tree != nullptr)
+        *unsure = 0;
+    return tree;
+}
