@@ -1,0 +1,185 @@
+/*
+ * ctx_body.c - a request's body as JSON: its top-level fields read without a
+ * tree (prism_ctx_body_field) and its cJSON tree (prism_ctx_json), both from
+ * the worker's simdjson scanner (json_scan.h), with cJSON deciding the few
+ * texts simdjson leaves to it. Other JSON a plugin receives goes through
+ * prism_json_parse, the same way.
+ */
+#include <string.h>
+
+#include "ctx.h"
+
+static void *pool_alloc(void *pool, size_t size)
+{
+    return h2o_mem_alloc_pool((h2o_mem_pool_t *)pool, size);
+}
+
+/* The worker's scanner, made on first use; NULL when memory ran out. */
+static prism_json_scanner *scanner_of(prism_worker_env *env)
+{
+    if (env->scanner == NULL)
+        env->scanner = prism_json_scanner_new();
+    return env->scanner;
+}
+
+/* One JSON value and nothing after it but whitespace: cJSON alone stops at
+ * the end of the first value and ignores what follows. */
+static cJSON *parse_whole(const char *text, size_t len)
+{
+    const char *end = NULL;
+    cJSON *json = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+    if (json == NULL || end == NULL)
+        return json;
+    for (size_t i = (size_t)(end - text); i < len; i++) {
+        char c = text[i];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+            cJSON_Delete(json);
+            return NULL;
+        }
+    }
+    return json;
+}
+
+/* The tree from simdjson's reading, or from cJSON's where simdjson refused
+ * (json_scan.h: the tree is the same either way). */
+static cJSON *tree_of(prism_json_scanner *scanner, const char *text, size_t len, unsigned long serial)
+{
+    int unsure = 1;
+    cJSON *tree = scanner != NULL ? prism_json_tree(scanner, text, len, serial, &unsure) : NULL;
+    return tree == NULL && unsure ? parse_whole(text, len) : tree;
+}
+
+cJSON *prism_ctx_json(prism_ctx *ctx)
+{
+    if (!ctx->json_parsed) {
+        ctx->json_parsed = 1;
+        h2o_iovec_t b = ctx->body;
+        /* Right after the router's scan of the same body (the usual case),
+         * the scanner still holds its reading. */
+        unsigned long serial = ctx->scanned == PRISM_SCAN_OBJECT + 1 ? ctx->scan_serial : 0;
+        if (b.base != NULL && b.len > 0)
+            ctx->json = tree_of(scanner_of(ctx->env), b.base, b.len, serial);
+    }
+    return ctx->json;
+}
+
+cJSON *prism_json_parse(prism_ctx *ctx, const char *text, size_t len)
+{
+    return text != NULL && len > 0 ? tree_of(scanner_of(ctx->env), text, len, 0) : NULL;
+}
+
+static prism_scan_result scan_body(prism_ctx *ctx)
+{
+    if (ctx->scanned == 0) {
+        prism_json_scanner *scanner = scanner_of(ctx->env);
+        prism_scan_result r = PRISM_SCAN_UNSURE; /* no scanner (out of memory): cJSON decides */
+        if (scanner != NULL)
+            r = prism_json_scan(scanner, ctx->body.base ? ctx->body.base : "", ctx->body.len, pool_alloc,
+                                &ctx->req->pool, &ctx->members, &ctx->nmembers, &ctx->scan_serial);
+        if (r == PRISM_SCAN_NOMEM)
+            r = PRISM_SCAN_UNSURE;
+        /* simdjson refuses broken UTF-8 and raw control characters before it
+         * reads a number; cJSON, which decides the rest, lets both by. */
+        if (r == PRISM_SCAN_UNSURE &&
+            prism_json_bytes_check(ctx->body.base ? ctx->body.base : "", ctx->body.len) != PRISM_JSON_BYTES_OK)
+            r = PRISM_SCAN_INVALID;
+        ctx->scanned = (int)r + 1;
+    }
+    return (prism_scan_result)(ctx->scanned - 1);
+}
+
+int prism_ctx_body_kind(prism_ctx *ctx)
+{
+    switch (scan_body(ctx)) {
+    case PRISM_SCAN_OBJECT: return PRISM_BODY_OBJECT;
+    case PRISM_SCAN_OTHER: return PRISM_BODY_OTHER;
+    case PRISM_SCAN_INVALID: return PRISM_BODY_INVALID;
+    default: break;
+    }
+    const cJSON *j = prism_ctx_json(ctx);
+    return j == NULL ? PRISM_BODY_INVALID : cJSON_IsObject(j) ? PRISM_BODY_OBJECT : PRISM_BODY_OTHER;
+}
+
+/* The same description from a cJSON node, for bodies the scan left to cJSON. */
+static prism_json_field field_of_node(const cJSON *v)
+{
+    prism_json_field f = {0};
+    if (cJSON_IsNull(v))
+        f.type = PRISM_JSON_NULL;
+    else if (cJSON_IsFalse(v))
+        f.type = PRISM_JSON_FALSE;
+    else if (cJSON_IsTrue(v))
+        f.type = PRISM_JSON_TRUE;
+    else if (cJSON_IsNumber(v))
+        f.type = PRISM_JSON_NUMBER, f.number = v->valuedouble;
+    else if (cJSON_IsString(v))
+        f.type = PRISM_JSON_STRING, f.string = v->valuestring, f.len = strlen(v->valuestring);
+    else if (cJSON_IsArray(v) || cJSON_IsObject(v))
+        f.type = cJSON_IsArray(v) ? PRISM_JSON_ARRAY : PRISM_JSON_OBJECT, f.count = (size_t)cJSON_GetArraySize(v);
+    return f;
+}
+
+static prism_json_field field_in_tree(const cJSON *obj, const char *name)
+{
+    prism_json_field f = {0};
+    unsigned times = 0;
+    if (!cJSON_IsObject(obj))
+        return f;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, obj)
+    {
+        if (c->string == NULL || strcmp(c->string, name) != 0)
+            continue;
+        if (times++ == 0)
+            f = field_of_node(c);
+    }
+    f.times = times;
+    return f;
+}
+
+static prism_json_field field_in_scan(const prism_ctx *ctx, long parent, const char *name)
+{
+    prism_json_field f = {0};
+    unsigned times = 0;
+    size_t n = strlen(name);
+    for (size_t i = 0; i < ctx->nmembers; i++) {
+        const prism_json_member *m = &ctx->members[i];
+        if (m->parent != parent || m->key_len != n || memcmp(m->key, name, n) != 0)
+            continue;
+        if (times++ == 0)
+            f = m->value;
+    }
+    f.times = times;
+    return f;
+}
+
+/* The index of the first top-level member `name` that is an object; -2 when none. */
+static long object_member(const prism_ctx *ctx, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; i < ctx->nmembers; i++) {
+        const prism_json_member *m = &ctx->members[i];
+        if (m->parent == -1 && m->key_len == n && memcmp(m->key, name, n) == 0)
+            return m->value.type == PRISM_JSON_OBJECT ? (long)i : -2;
+    }
+    return -2;
+}
+
+prism_json_field prism_ctx_body_field(prism_ctx *ctx, const char *object, const char *name)
+{
+    prism_json_field none = {0};
+    if (name == NULL)
+        return none;
+    switch (scan_body(ctx)) {
+    case PRISM_SCAN_OBJECT: {
+        long parent = object != NULL ? object_member(ctx, object) : -1;
+        return parent == -2 ? none : field_in_scan(ctx, parent, name);
+    }
+    case PRISM_SCAN_UNSURE: {
+        const cJSON *j = prism_ctx_json(ctx);
+        return field_in_tree(object != NULL ? prism_json_get(j, object) : j, name);
+    }
+    default: return none;
+    }
+}
+
