@@ -1,11 +1,12 @@
 /*
- * json_scan.cc - a request body's top level with simdjson (json_scan.h).
+ * json_scan.cc - JSON text read by simdjson (json_scan.h): a body's top
+ * level for routing, and cJSON trees for the plugins that need one.
  *
  * simdjson's DOM parser validates the whole text and lays it out on a tape
  * in buffers the parser keeps, so a worker's parser allocates nothing per
- * request once warm. What the scan keeps is copied into the request's pool
- * before the next parse reuses those buffers. Built without exceptions:
- * every simdjson call here returns an error code.
+ * request once warm. What the scan keeps is copied into the request's pool,
+ * and a tree into cJSON's nodes, before the next parse reuses those buffers.
+ * Built without exceptions: every simdjson call here returns an error code.
  */
 #include "json_scan.h"
 
