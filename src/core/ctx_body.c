@@ -182,4 +182,3 @@ prism_json_field prism_ctx_body_field(prism_ctx *ctx, const char *object, const 
     default: return none;
     }
 }
-
