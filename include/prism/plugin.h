@@ -98,7 +98,9 @@ cJSON *prism_json_parse(prism_ctx *ctx, const char *text, size_t len);
  * body once (validated as strictly as JSON gets, UTF-8 included) and keep
  * the members of its top-level object and of that object's object members.
  * They see the body's bytes: prism_ctx_set_body changes what they return,
- * edits to the prism_ctx_json tree do not. */
+ * edits to the prism_ctx_json tree do not, except for a body simdjson leaves
+ * to cJSON (a number such as 01 or 1e400 in it), whose fields are read from
+ * that tree. */
 typedef enum prism_json_type {
     PRISM_JSON_ABSENT = 0,
     PRISM_JSON_NULL,
