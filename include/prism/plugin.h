@@ -319,6 +319,40 @@ static inline cJSON *prism_json_add(cJSON *obj, const char *key, cJSON *item)
  * length in *len when len is not NULL. NULL when memory ran out or the tree
  * holds an invalid node. */
 char *prism_json_print(const cJSON *item, size_t *len);
+/* JSON text written front to back, for output whose shape the code knows:
+ * no tree to build, print and free. Commas come by themselves; keys and
+ * strings are escaped as prism_json_print escapes them (a string of len
+ * bytes; NULL writes null); string_begin/part/end write one string from
+ * pieces; prism_json_value writes a tree where a value goes. Any failure
+ * (memory, a tree that cannot be printed, unbalanced levels) is kept, and
+ * finish then returns NULL. finish and free release the writer; finish
+ * hands over the malloc'd, NUL-terminated text and its length. */
+typedef struct prism_json_writer prism_json_writer;
+prism_json_writer *prism_json_writer_new(void);
+char *prism_json_writer_finish(prism_json_writer *w, size_t *len);
+void prism_json_writer_free(prism_json_writer *w);
+void prism_json_object_begin(prism_json_writer *w);
+void prism_json_object_end(prism_json_writer *w);
+void prism_json_array_begin(prism_json_writer *w);
+void prism_json_array_end(prism_json_writer *w);
+void prism_json_key(prism_json_writer *w, const char *key, size_t len);
+void prism_json_string(prism_json_writer *w, const char *s, size_t len);
+void prism_json_string_begin(prism_json_writer *w);
+void prism_json_string_part(prism_json_writer *w, const char *s, size_t len);
+void prism_json_string_end(prism_json_writer *w);
+void prism_json_number(prism_json_writer *w, double d);
+void prism_json_bool(prism_json_writer *w, int b);
+void prism_json_null(prism_json_writer *w);
+void prism_json_value(prism_json_writer *w, const cJSON *tree);
+/* Text written as it is, trusted to be JSON: a key already quoted and
+ * followed by its colon, or one whole value. For the macros below. */
+void prism_json_raw_key(prism_json_writer *w, const char *quoted, size_t len);
+void prism_json_raw(prism_json_writer *w, const char *json, size_t len);
+/* A key, or a string value, that is a string literal with nothing to
+ * escape (no quote, backslash or control character): quoted by the
+ * compiler and copied, with no escaping at run time. */
+#define PRISM_JSON_KEY(w, lit) prism_json_raw_key((w), "\"" lit "\":", sizeof(lit) + 2)
+#define PRISM_JSON_LIT(w, lit) prism_json_raw((w), "\"" lit "\"", sizeof(lit) + 1)
 /* 1 when s ends with tail (a request path with an endpoint, say). */
 int prism_str_ends_with(const char *s, const char *tail);
 /* 1 when s holds a control character (never allowed in header values). */

@@ -10,12 +10,19 @@
  * a fifth of a request's instructions (docs/BENCHMARKS.md). Here integral
  * numbers are written digit by digit, plain runs of a string are copied
  * whole, and the buffer is handed over as it is.
+ *
+ * The same writer is also open to plugins as prism_json_writer: a
+ * translation that knows its output's shape writes it straight to text,
+ * with no tree to build, print and free (the Claude provider's answers).
  */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "json_print.h"
 
@@ -67,6 +74,60 @@ static int needs_escape(unsigned char ch)
     return ch < 0x20 || ch == '"' || ch == '\\';
 }
 
+#ifdef __SSE2__
+/* Sixteen bytes at a time (SSE2 is part of x86-64): a bit per byte that is
+ * below 0x20, a quote or a backslash (or, with ascii_only, 0x80 or above). */
+static inline unsigned stop_mask(__m128i x, int ascii_only)
+{
+    __m128i ctl = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x);
+    __m128i quote = _mm_cmpeq_epi8(x, _mm_set1_epi8('"')), bslash = _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'));
+    unsigned mask = (unsigned)_mm_movemask_epi8(_mm_or_si128(ctl, _mm_or_si128(quote, bslash)));
+    return ascii_only ? mask | (unsigned)_mm_movemask_epi8(x) : mask;
+}
+
+/* Strings shorter than a register are read as two overlapping halves (the
+ * first and the last 8 or 4 bytes), so no byte outside the string is read
+ * and the first stop found is exact. */
+static inline size_t plain_run(const char *s, size_t n, int ascii_only)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    if (n >= 16) {
+        size_t i = 0;
+        for (; i + 16 <= n; i += 16) {
+            unsigned m = stop_mask(_mm_loadu_si128((const __m128i *)(const void *)(p + i)), ascii_only);
+            if (m != 0)
+                return i + (size_t)__builtin_ctz(m);
+        }
+        if (i == n)
+            return n;
+        /* The last 16 bytes: those before i are known to pass. */
+        unsigned m = stop_mask(_mm_loadu_si128((const __m128i *)(const void *)(p + n - 16)), ascii_only);
+        return m != 0 ? n - 16 + (size_t)__builtin_ctz(m) : n;
+    }
+    if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+        unsigned m = stop_mask(_mm_set_epi64x((long long)b, (long long)a), ascii_only);
+        if (m == 0)
+            return n;
+        return (m & 0xff) != 0 ? (size_t)__builtin_ctz(m) : n - 8 + (size_t)__builtin_ctz(m >> 8);
+    }
+    if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        unsigned m = stop_mask(_mm_set_epi32(0, 0, (int)b, (int)a), ascii_only) & 0xff;
+        if (m == 0)
+            return n;
+        return (m & 0xf) != 0 ? (size_t)__builtin_ctz(m) : n - 4 + (size_t)__builtin_ctz(m >> 4);
+    }
+    size_t i = 0;
+    while (i < n && !needs_escape(p[i]) && !(ascii_only && p[i] >= 0x80))
+        i++;
+    return i;
+}
+#else
 /* Eight bytes at a time while none of them is below 0x20, a quote or a
  * backslash (or, with ascii_only, 0x80 or above): the usual bit tricks for
  * "some byte is less than" and "some byte equals", exact about whether
@@ -79,7 +140,6 @@ static int word_needs_escape(uint64_t x, uint64_t stop_high)
             (x & stop_high)) != 0;
 }
 
-/* Inlined into put_string, which calls it for every key and string value. */
 static inline size_t plain_run(const char *s, size_t n, int ascii_only)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -102,6 +162,7 @@ static inline size_t plain_run(const char *s, size_t n, int ascii_only)
         i++;
     return i;
 }
+#endif
 
 size_t prism_json_plain_run(const char *s, size_t n, int ascii_only)
 {
@@ -130,23 +191,32 @@ static void put_escaped(out *o, unsigned char ch)
     put(o, e, n);
 }
 
-static void put_string(out *o, const char *s)
+/* The n bytes at s, escaped, without the quotes. */
+static void put_string_n(out *o, const char *s, size_t n)
 {
-    size_t n = s != NULL ? strlen(s) : 0;
+    while (n > 0 && !o->failed) {
+        size_t k = plain_run(s, n, 0);
+        put(o, s, k);
+        if (k == n)
+            break;
+        put_escaped(o, (unsigned char)s[k]);
+        s += k + 1;
+        n -= k + 1;
+    }
+}
+
+static void put_quoted(out *o, const char *s, size_t n)
+{
     if (room(o, n + 2) != 0) /* the usual case, nothing to escape, in one reservation */
         return;
     o->buf[o->len++] = '"';
-    const unsigned char *p = (const unsigned char *)s;
-    while (n > 0) {
-        size_t k = plain_run((const char *)p, n, 0);
-        put(o, (const char *)p, k);
-        if (k == n)
-            break;
-        put_escaped(o, p[k]);
-        p += k + 1;
-        n -= k + 1;
-    }
+    put_string_n(o, s, n);
     put_char(o, '"');
+}
+
+static void put_string(out *o, const char *s)
+{
+    put_quoted(o, s, s != NULL ? strlen(s) : 0);
 }
 
 /* Numbers keep their exact value. Integral ones below 2^63 are written as
@@ -275,4 +345,163 @@ char *prism_json_print(const cJSON *item, size_t *len)
     if (len != NULL)
         *len = o.len;
     return o.buf;
+}
+
+/* ---- the streaming writer ---- */
+
+struct prism_json_writer {
+    out o;
+    int comma; /* a value ends the text so far at this level: the next one needs a ',' */
+    int depth; /* open objects and arrays, so an unbalanced text is refused */
+    int in_string;
+};
+
+prism_json_writer *prism_json_writer_new(void)
+{
+    return calloc(1, sizeof(prism_json_writer));
+}
+
+void prism_json_writer_free(prism_json_writer *w)
+{
+    if (w != NULL)
+        free(w->o.buf);
+    free(w);
+}
+
+char *prism_json_writer_finish(prism_json_writer *w, size_t *len)
+{
+    if (w == NULL)
+        return NULL;
+    char *text = NULL;
+    if (w->depth == 0 && !w->in_string && w->o.len > 0 && room(&w->o, 0) == 0) {
+        text = w->o.buf;
+        text[w->o.len] = '\0';
+        if (len != NULL)
+            *len = w->o.len;
+        w->o.buf = NULL;
+    }
+    prism_json_writer_free(w);
+    return text;
+}
+
+/* Before any value or key: the separator its level needs. */
+static inline void next_item(prism_json_writer *w)
+{
+    if (w->comma)
+        put_char(&w->o, ',');
+    w->comma = 1;
+}
+
+static void open_level(prism_json_writer *w, char c)
+{
+    next_item(w);
+    put_char(&w->o, c);
+    w->comma = 0;
+    w->depth++;
+}
+
+static void close_level(prism_json_writer *w, char c)
+{
+    if (w->depth-- <= 0)
+        grow_for(&w->o, SIZE_MAX); /* more closed than opened: the text is refused */
+    put_char(&w->o, c);
+    w->comma = 1;
+}
+
+void prism_json_object_begin(prism_json_writer *w)
+{
+    open_level(w, '{');
+}
+void prism_json_object_end(prism_json_writer *w)
+{
+    close_level(w, '}');
+}
+void prism_json_array_begin(prism_json_writer *w)
+{
+    open_level(w, '[');
+}
+void prism_json_array_end(prism_json_writer *w)
+{
+    close_level(w, ']');
+}
+
+void prism_json_raw_key(prism_json_writer *w, const char *quoted, size_t len)
+{
+    next_item(w);
+    put(&w->o, quoted, len);
+    w->comma = 0;
+}
+
+void prism_json_raw(prism_json_writer *w, const char *json, size_t len)
+{
+    next_item(w);
+    put(&w->o, json, len);
+}
+
+void prism_json_key(prism_json_writer *w, const char *key, size_t len)
+{
+    next_item(w);
+    put_quoted(&w->o, key, len);
+    put_char(&w->o, ':');
+    w->comma = 0;
+}
+
+void prism_json_string(prism_json_writer *w, const char *s, size_t len)
+{
+    if (s == NULL) {
+        prism_json_null(w);
+        return;
+    }
+    next_item(w);
+    put_quoted(&w->o, s, len);
+}
+
+void prism_json_string_begin(prism_json_writer *w)
+{
+    next_item(w);
+    put_char(&w->o, '"');
+    w->in_string = 1;
+}
+
+void prism_json_string_part(prism_json_writer *w, const char *s, size_t len)
+{
+    if (!w->in_string)
+        grow_for(&w->o, SIZE_MAX); /* a part outside a string would break the text */
+    put_string_n(&w->o, s, len);
+}
+
+void prism_json_string_end(prism_json_writer *w)
+{
+    put_char(&w->o, '"');
+    w->in_string = 0;
+}
+
+void prism_json_number(prism_json_writer *w, double d)
+{
+    next_item(w);
+    put_number(&w->o, d);
+}
+
+void prism_json_bool(prism_json_writer *w, int b)
+{
+    next_item(w);
+    if (b)
+        put(&w->o, "true", 4);
+    else
+        put(&w->o, "false", 5);
+}
+
+void prism_json_null(prism_json_writer *w)
+{
+    next_item(w);
+    put(&w->o, "null", 4);
+}
+
+void prism_json_value(prism_json_writer *w, const cJSON *tree)
+{
+    next_item(w);
+    if (tree == NULL)
+        grow_for(&w->o, SIZE_MAX);
+    else
+        put_value(&w->o, tree);
 }

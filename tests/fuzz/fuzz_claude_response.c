@@ -5,6 +5,7 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -22,11 +23,20 @@ static void check_message(const uint8_t *data, size_t size)
     claude_request_info info = {.json_tool = (int)(size & 1)};
     strcpy(info.json_tool_name, "json_response");
     claude_error err;
-    cJSON *out = claude_response_to_openai(in, &info, 1750000000L, &err);
-    if (out == NULL && err.status != 502)
+    claude_usage counts;
+    size_t len = 0;
+    char *text = claude_response_to_openai(in, &info, 1750000000L, &counts, &len, &err);
+    if (text == NULL && err.status != 502)
         __builtin_trap();
-    char *text = out ? cJSON_PrintUnformatted(out) : NULL;
-    cJSON_free(text);
+    /* The text is one JSON object, of the length reported, whose usage
+     * holds the counts reported. */
+    cJSON *out = text ? cJSON_ParseWithLengthOpts(text, len, NULL, 1) : NULL;
+    const cJSON *prompt =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(out, "usage"), "prompt_tokens");
+    if (text != NULL && (strlen(text) != len || !cJSON_IsObject(out) || !cJSON_IsNumber(prompt) ||
+                         prompt->valuedouble != (double)counts.prompt))
+        __builtin_trap();
+    free(text);
     cJSON_Delete(out);
     cJSON *usage = claude_usage_to_openai(cJSON_GetObjectItemCaseSensitive(in, "usage"));
     if (usage == NULL)

@@ -822,11 +822,32 @@ static void hostile_values_everywhere(void **state)
 
 /* ---- response ---- */
 
+/* claude_response_to_openai's text, read back as a tree (NULL when it
+ * refused); the text must be one JSON value of the length it reports, and
+ * the usage it reports must be the counts the text holds. */
+static cJSON *answer_of(const cJSON *in, const claude_request_info *info, claude_error *err)
+{
+    size_t len = 0;
+    claude_usage usage = {-1, -1, -1, -1};
+    char *text = claude_response_to_openai(in, info, CREATED, &usage, &len, err);
+    if (text == NULL)
+        return NULL;
+    assert_int_equal(len, strlen(text));
+    const char *end = NULL;
+    cJSON *out = cJSON_ParseWithOpts(text, &end, 1);
+    if (out == NULL)
+        fail_msg("not JSON: %s", text);
+    free(text);
+    assert_num_at(out, "usage/prompt_tokens", (double)usage.prompt);
+    assert_num_at(out, "usage/completion_tokens", (double)usage.completion);
+    return out;
+}
+
 static cJSON *respond(const char *fixture_name, const claude_request_info *info)
 {
     cJSON *in = fixture(fixture_name);
     claude_error err;
-    cJSON *out = claude_response_to_openai(in, info, CREATED, &err);
+    cJSON *out = answer_of(in, info, &err);
     cJSON_Delete(in);
     if (out == NULL)
         fail_msg("refused: %d %s", err.status, err.message);
@@ -898,7 +919,7 @@ static void every_stop_reason(void **state)
                  cases[i].stop);
         cJSON *in = parse_quoted(body);
         claude_error err;
-        cJSON *out = claude_response_to_openai(in, NULL, CREATED, &err);
+        cJSON *out = answer_of(in, NULL, &err);
         assert_str_at(out, "choices/0/finish_reason", cases[i].finish);
         cJSON_Delete(out);
         cJSON_Delete(in);
@@ -939,7 +960,7 @@ static void content_edge_cases(void **state)
                              "'name':'web_search','input':{'query':'x'}},{'type':'text','text':'Part two.'}],"
                              "'stop_reason':'end_turn'}");
     claude_error err;
-    cJSON *out = claude_response_to_openai(in, NULL, CREATED, &err);
+    cJSON *out = answer_of(in, NULL, &err);
     assert_str_at(out, "choices/0/message/content", "Part one. Part two.");
     assert_null(at(out, "choices/0/message/tool_calls"));
     assert_null(at(out, "choices/0/message/reasoning_content"));
@@ -949,7 +970,7 @@ static void content_edge_cases(void **state)
 
     in = parse_quoted("{'id':'msg_3','type':'message','model':'claude-sonnet-4-20250514','content':[],"
                       "'stop_reason':'end_turn'}");
-    out = claude_response_to_openai(in, NULL, CREATED, &err);
+    out = answer_of(in, NULL, &err);
     assert_true(cJSON_IsNull(at(out, "choices/0/message/content")));
     cJSON_Delete(out);
     cJSON_Delete(in);
@@ -965,7 +986,7 @@ static void tool_arguments_keep_exact_numbers(void **state)
                              "'neg':-1234567890123456,'third':0.3333333333333333,'t':0.7}}],"
                              "'stop_reason':'tool_use'}");
     claude_error err;
-    cJSON *out = claude_response_to_openai(in, NULL, CREATED, &err);
+    cJSON *out = answer_of(in, NULL, &err);
     assert_str_at(out, "choices/0/message/tool_calls/0/function/arguments",
                   "{\"order\":4503599627370497,\"neg\":-1234567890123456,\"third\":0.3333333333333333,\"t\":0.7}");
     cJSON_Delete(out);
@@ -990,14 +1011,14 @@ static void malformed_messages_are_502(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         cJSON *in = parse_quoted(bad[i]);
         claude_error err;
-        assert_null(claude_response_to_openai(in, NULL, CREATED, &err));
+        assert_null(answer_of(in, NULL, &err));
         assert_int_equal(err.status, 502);
         assert_string_equal(err.type, "api_error");
         assert_string_equal(err.code, "upstream_protocol_error");
         cJSON_Delete(in);
     }
     claude_error err;
-    assert_null(claude_response_to_openai(NULL, NULL, CREATED, &err));
+    assert_null(answer_of(NULL, NULL, &err));
     assert_int_equal(err.status, 502);
 }
 

@@ -1,7 +1,8 @@
 /*
  * prism_json_print must write the text cJSON_PrintUnformatted writes, for
  * every kind of node (numbers exactly), and leave the tree as it was;
- * prism_json_get must find what cJSON's lookup finds.
+ * prism_json_get must find what cJSON's lookup finds; the writer must
+ * write what prism_json_print writes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -240,6 +241,186 @@ static void plain_run_stops_at_the_first_byte_to_escape(void **state)
     }
 }
 
+/* Every length up to a few registers, every stopping byte at every offset
+ * (short strings are read as overlapping halves, the last bytes of longer
+ * ones as one overlapping block), with a stopping byte just past the end
+ * that must not count. */
+static void plain_run_of_short_strings(void **state)
+{
+    (void)state;
+    static const unsigned char stops[] = {0x00, 0x01, 0x1f, '"', '\\', 0x80, 0xff};
+    static const unsigned char passes[] = {' ', 'a', '~', 0x7f, '#', ']', '!'};
+    char buf[48];
+    for (size_t n = 1; n < 40; n++) {
+        for (size_t f = 0; f < sizeof(buf); f++)
+            buf[f] = (char)passes[(f * 3) % sizeof(passes)];
+        buf[n] = '"';
+        assert_int_equal(prism_json_plain_run(buf, n, 1), n);
+        assert_int_equal(prism_json_plain_run(buf, n, 0), n);
+        for (size_t s = 0; s < sizeof(stops); s++) {
+            for (size_t at = 0; at < n; at++) {
+                char saved = buf[at];
+                buf[at] = (char)stops[s];
+                int high = stops[s] >= 0x80;
+                assert_int_equal(prism_json_plain_run(buf, n, 1), at);
+                assert_int_equal(prism_json_plain_run(buf, n, 0), high ? n : at);
+                buf[at] = saved;
+            }
+        }
+    }
+}
+
+/* Writes the tree through the writer, node by node. */
+static void write_tree(prism_json_writer *w, const cJSON *t)
+{
+    if (cJSON_IsObject(t) || cJSON_IsArray(t)) {
+        int object = cJSON_IsObject(t);
+        object ? prism_json_object_begin(w) : prism_json_array_begin(w);
+        for (const cJSON *c = t->child; c != NULL; c = c->next) {
+            if (object)
+                prism_json_key(w, c->string, strlen(c->string));
+            write_tree(w, c);
+        }
+        object ? prism_json_object_end(w) : prism_json_array_end(w);
+    } else if (cJSON_IsString(t)) {
+        prism_json_string(w, t->valuestring, strlen(t->valuestring));
+    } else if (cJSON_IsNumber(t)) {
+        prism_json_number(w, t->valuedouble);
+    } else if (cJSON_IsBool(t)) {
+        prism_json_bool(w, cJSON_IsTrue(t));
+    } else {
+        prism_json_null(w);
+    }
+}
+
+/* The writer writes what prism_json_print writes, whether a document is
+ * written node by node, whole, or as a value inside another. */
+static void writer_writes_what_print_writes(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {
+        "{}",
+        "[]",
+        "{\"a\":[],\"b\":{},\"c\":[{}],\"d\":[[],[1]]}",
+        "[1,-0.5,1e300,\"x\",true,false,null,{\"k\":\"v\"}]",
+        "{\"esc\":\"q\\\"b\\\\n\\nt\\tu\\u0001\\u001f\",\"k\\\"ey\":1,\"utf8\":\"h\u00e9\u2028\"}",
+        "{\"model\":\"claude-sonnet-4-5\",\"messages\":[{\"role\":\"user\",\"content\":\"Hello there, how are you?\"}],"
+        "\"max_tokens\":1024,\"temperature\":0.7,\"stream\":false}",
+    };
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        cJSON *t = cJSON_Parse(docs[i]);
+        assert_non_null(t);
+        char *want = prism_json_print(t, NULL);
+        prism_json_writer *w = prism_json_writer_new();
+        write_tree(w, t);
+        size_t len = 0;
+        char *got = prism_json_writer_finish(w, &len);
+        assert_non_null(got);
+        assert_string_equal(got, want);
+        assert_int_equal(len, strlen(want));
+        free(got);
+
+        w = prism_json_writer_new(); /* the whole tree as one value, then inside an array */
+        prism_json_array_begin(w);
+        prism_json_value(w, t);
+        PRISM_JSON_LIT(w, "after");
+        prism_json_array_end(w);
+        got = prism_json_writer_finish(w, NULL);
+        char expect[1024];
+        snprintf(expect, sizeof(expect), "[%s,\"after\"]", want);
+        assert_string_equal(got, expect);
+        free(got);
+        free(want);
+        cJSON_Delete(t);
+    }
+}
+
+/* A string written in pieces is the string written whole; nothing escaped
+ * is split. */
+static void writer_strings_in_pieces(void **state)
+{
+    (void)state;
+    static const char text[] = "Line one\n\"quoted\" \\ tab\t and \x01 caf\xc3\xa9.";
+    prism_json_writer *whole = prism_json_writer_new();
+    prism_json_string(whole, text, sizeof(text) - 1);
+    char *want = prism_json_writer_finish(whole, NULL);
+    assert_non_null(want);
+    for (size_t cut = 0; cut <= sizeof(text) - 1; cut++) {
+        prism_json_writer *w = prism_json_writer_new();
+        prism_json_string_begin(w);
+        prism_json_string_part(w, text, cut);
+        prism_json_string_part(w, text + cut, sizeof(text) - 1 - cut);
+        prism_json_string_end(w);
+        char *got = prism_json_writer_finish(w, NULL);
+        assert_non_null(got);
+        assert_string_equal(got, want);
+        free(got);
+    }
+    assert_string_equal(want, "\"Line one\\n\\\"quoted\\\" \\\\ tab\\t and \\u0001 caf\xc3\xa9.\"");
+    free(want);
+
+    prism_json_writer *w = prism_json_writer_new(); /* NULL is null; an empty string is "" */
+    prism_json_array_begin(w);
+    prism_json_string(w, NULL, 0);
+    prism_json_string(w, "", 0);
+    prism_json_string_begin(w);
+    prism_json_string_end(w);
+    prism_json_array_end(w);
+    char *got = prism_json_writer_finish(w, NULL);
+    assert_string_equal(got, "[null,\"\",\"\"]");
+    free(got);
+
+    w = prism_json_writer_new(); /* literal keys and values, quoted by the compiler */
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "role");
+    PRISM_JSON_LIT(w, "assistant");
+    PRISM_JSON_KEY(w, "n");
+    prism_json_number(w, 1);
+    PRISM_JSON_KEY(w, "e");
+    PRISM_JSON_LIT(w, "");
+    prism_json_object_end(w);
+    got = prism_json_writer_finish(w, NULL);
+    assert_string_equal(got, "{\"role\":\"assistant\",\"n\":1,\"e\":\"\"}");
+    free(got);
+}
+
+/* Text that would not be one JSON value is refused, and nothing leaks. */
+static void writer_refuses_broken_text(void **state)
+{
+    (void)state;
+    prism_json_writer *w = prism_json_writer_new();
+    assert_null(prism_json_writer_finish(w, NULL)); /* nothing written */
+
+    w = prism_json_writer_new();
+    prism_json_object_begin(w); /* never closed */
+    assert_null(prism_json_writer_finish(w, NULL));
+
+    w = prism_json_writer_new();
+    prism_json_array_end(w); /* closed, never opened */
+    assert_null(prism_json_writer_finish(w, NULL));
+
+    w = prism_json_writer_new();
+    prism_json_string_begin(w); /* a string left open */
+    assert_null(prism_json_writer_finish(w, NULL));
+
+    w = prism_json_writer_new();
+    prism_json_string_part(w, "x", 1); /* a piece outside a string */
+    prism_json_null(w);
+    assert_null(prism_json_writer_finish(w, NULL));
+
+    w = prism_json_writer_new();
+    prism_json_array_begin(w);
+    prism_json_value(w, NULL); /* no tree */
+    prism_json_array_end(w);
+    assert_null(prism_json_writer_finish(w, NULL));
+
+    w = prism_json_writer_new();
+    prism_json_object_begin(w);
+    prism_json_writer_free(w); /* abandoned */
+    prism_json_writer_free(NULL);
+    assert_null(prism_json_writer_finish(NULL, NULL));
+}
+
 /* prism_json_get finds what cJSON_GetObjectItemCaseSensitive finds. */
 static void get_matches_cjson_lookup(void **state)
 {
@@ -266,6 +447,10 @@ int main(void)
         cmocka_unit_test(built_trees_print_as_cjson_prints_them),
         cmocka_unit_test(what_cannot_be_printed_is_null),
         cmocka_unit_test(plain_run_stops_at_the_first_byte_to_escape),
+        cmocka_unit_test(plain_run_of_short_strings),
+        cmocka_unit_test(writer_writes_what_print_writes),
+        cmocka_unit_test(writer_strings_in_pieces),
+        cmocka_unit_test(writer_refuses_broken_text),
         cmocka_unit_test(get_matches_cjson_lookup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -249,25 +249,19 @@ static void respond_translated(call *c)
 {
     cJSON *msg = prism_json_parse(c->ctx, c->body.data, c->body.len);
     claude_error err = {0};
-    cJSON *out = msg ? claude_response_to_openai(msg, &c->info, c->created, &err) : NULL;
+    claude_usage usage;
+    size_t len = 0;
+    char *json = msg ? claude_response_to_openai(msg, &c->info, c->created, &usage, &len, &err) : NULL;
     cJSON_Delete(msg);
-    if (out == NULL) {
-        prism_respond_error(c->ctx, 502, "api_error", "upstream_protocol_error", NULL, "%s",
-                            err.message[0] ? err.message : "Anthropic answered with a body that is not a message.");
-        return;
-    }
-    const cJSON *usage = prism_json_get(out, "usage");
-    const cJSON *p = prism_json_get(usage, "prompt_tokens");
-    const cJSON *k = prism_json_get(usage, "completion_tokens");
-    if (cJSON_IsNumber(p) && cJSON_IsNumber(k))
-        prism_ctx_set_usage(c->ctx, (long)p->valuedouble, (long)k->valuedouble);
-    size_t len;
-    char *json = prism_json_print(out, &len);
-    cJSON_Delete(out);
     if (json == NULL) {
-        prism_respond_error(c->ctx, 500, "server_error", "internal_error", NULL, "Could not encode the response.");
+        if (err.status == 500)
+            prism_respond_error(c->ctx, 500, "server_error", "internal_error", NULL, "Could not encode the response.");
+        else
+            prism_respond_error(c->ctx, 502, "api_error", "upstream_protocol_error", NULL, "%s",
+                                err.message[0] ? err.message : "Anthropic answered with a body that is not a message.");
         return;
     }
+    prism_ctx_set_usage(c->ctx, (long)usage.prompt, (long)usage.completion);
     prism_respond(c->ctx, 200, "application/json", json, len);
     free(json);
 }

@@ -59,10 +59,24 @@ typedef struct claude_request_info {
 cJSON *claude_request_from_openai(const cJSON *openai, const claude_options *opt, claude_request_info *info,
                                   claude_error *err);
 
-/* `created` is the Unix time to report. NULL with *err (status 502) when the
- * upstream body is not an Anthropic message. */
-cJSON *claude_response_to_openai(const cJSON *anthropic, const claude_request_info *info, long created,
-                                 claude_error *err);
+/* Token counts in OpenAI's terms: prompt includes the cached tokens and
+ * the ones written to the cache, which Anthropic counts apart. */
+typedef struct claude_usage {
+    long long prompt, completion;
+    long long cached;      /* cache_read_input_tokens */
+    long long cache_write; /* cache_creation_input_tokens */
+} claude_usage;
+
+/* An Anthropic usage object's counts (0 for any absent or not a sane count). */
+claude_usage claude_usage_of(const cJSON *usage);
+
+/* The chat.completion text (malloc'd, its length in *len), written straight
+ * from the message with no tree in between; `created` is the Unix time to
+ * report; *usage (when not NULL) gets the counts. NULL with *err (status
+ * 502) when the upstream body is not an Anthropic message, or 500 when
+ * memory ran out. */
+char *claude_response_to_openai(const cJSON *anthropic, const claude_request_info *info, long created,
+                                claude_usage *usage, size_t *len, claude_error *err);
 
 /* Maps an upstream error (status + raw body, which may be anything) to the
  * status to send and a malloc'd OpenAI error body (free with cJSON_free). */

@@ -14,20 +14,14 @@
 
 #define ODD_BODY_CHARS 200 /* how much of a non-JSON error body a client gets to see */
 
-/* A growable string for the concatenated text and thinking blocks. */
-typedef struct text_buf {
-    char *data;
-    size_t len, cap;
-    int used; /* at least one block contributed, even an empty one */
-} text_buf;
-
-/* What the content blocks of one Anthropic message add up to. */
+/* What the content blocks of one Anthropic message add up to: read in a
+ * first pass that also checks them, so the answer is written in one go. */
 typedef struct collected {
-    text_buf text, reasoning;
-    cJSON *tool_calls;      /* OpenAI tool_calls, NULL until the first */
-    cJSON *thinking_blocks; /* as returned, NULL until the first */
-    char *json_answer;      /* the forced json tool's input, serialised (free) */
-    int oom;
+    int text;                 /* text blocks */
+    int thinking;             /* thinking blocks (with text) */
+    int thinking_blocks;      /* thinking and redacted_thinking blocks */
+    int tool_calls;           /* tool_use blocks that become tool calls */
+    const cJSON *json_answer; /* the block of the forced json tool's first call, if any */
 } collected;
 
 static void protocol_error(claude_error *err, const char *why)
@@ -37,23 +31,6 @@ static void protocol_error(claude_error *err, const char *why)
     snprintf(err->type, sizeof(err->type), "api_error");
     snprintf(err->code, sizeof(err->code), "upstream_protocol_error");
     snprintf(err->message, sizeof(err->message), "Anthropic answered with something that is not a message: %s", why);
-}
-
-static int text_append(text_buf *b, const char *s)
-{
-    size_t n = strlen(s);
-    b->used = 1;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = (b->len + n + 1) * 2;
-        char *data = realloc(b->data, cap);
-        if (data == NULL)
-            return -1;
-        b->data = data;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, s, n + 1);
-    b->len += n;
-    return 0;
 }
 
 /* ---- finish reason and usage ---- */
@@ -72,112 +49,92 @@ const char *claude_finish_reason(const char *stop_reason, const claude_request_i
 }
 
 /* A token count, or 0 when absent or not a sane count. */
-static double count_of(const cJSON *usage, const char *key)
+static long long count_of(const cJSON *usage, const char *key)
 {
     const cJSON *v = field(usage, key);
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 1e15))
         return 0;
-    return (double)(long long)v->valuedouble;
+    return (long long)v->valuedouble;
+}
+
+claude_usage claude_usage_of(const cJSON *usage)
+{
+    claude_usage u = {.cache_write = count_of(usage, "cache_creation_input_tokens"),
+                      .cached = count_of(usage, "cache_read_input_tokens"),
+                      .completion = count_of(usage, "output_tokens")};
+    /* Anthropic's input_tokens excludes cached ones; OpenAI's prompt_tokens includes them. */
+    u.prompt = count_of(usage, "input_tokens") + u.cache_write + u.cached;
+    return u;
 }
 
 cJSON *claude_usage_to_openai(const cJSON *usage)
 {
-    double input = count_of(usage, "input_tokens");
-    double cache_write = count_of(usage, "cache_creation_input_tokens");
-    double cache_read = count_of(usage, "cache_read_input_tokens");
-    double output = count_of(usage, "output_tokens");
-    /* Anthropic's input_tokens excludes cached ones; OpenAI's prompt_tokens includes them. */
-    double prompt = input + cache_write + cache_read;
+    claude_usage u = claude_usage_of(usage);
     cJSON *out = cJSON_CreateObject();
     cJSON *details = cJSON_CreateObject();
-    if (!prism_json_add(out, "prompt_tokens", cJSON_CreateNumber(prompt)) ||
-        !prism_json_add(out, "completion_tokens", cJSON_CreateNumber(output)) ||
-        !prism_json_add(out, "total_tokens", cJSON_CreateNumber(prompt + output)) ||
-        !prism_json_add(details, "cached_tokens", cJSON_CreateNumber(cache_read)) ||
+    if (!prism_json_add(out, "prompt_tokens", cJSON_CreateNumber((double)u.prompt)) ||
+        !prism_json_add(out, "completion_tokens", cJSON_CreateNumber((double)u.completion)) ||
+        !prism_json_add(out, "total_tokens", cJSON_CreateNumber((double)(u.prompt + u.completion))) ||
+        !prism_json_add(details, "cached_tokens", cJSON_CreateNumber((double)u.cached)) ||
         !cJSON_AddItemToObjectCS(out, "prompt_tokens_details", details)) {
         cJSON_Delete(details);
         cJSON_Delete(out);
         return NULL;
     }
-    if (cache_write > 0 && !prism_json_add(out, "cache_creation_input_tokens", cJSON_CreateNumber(cache_write))) {
+    if (u.cache_write > 0 &&
+        !prism_json_add(out, "cache_creation_input_tokens", cJSON_CreateNumber((double)u.cache_write))) {
         cJSON_Delete(out);
         return NULL;
     }
     return out;
 }
 
+/* The same object as claude_usage_to_openai, written. */
+static void write_usage(prism_json_writer *w, const claude_usage *u)
+{
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "prompt_tokens");
+    prism_json_number(w, (double)u->prompt);
+    PRISM_JSON_KEY(w, "completion_tokens");
+    prism_json_number(w, (double)u->completion);
+    PRISM_JSON_KEY(w, "total_tokens");
+    prism_json_number(w, (double)(u->prompt + u->completion));
+    PRISM_JSON_KEY(w, "prompt_tokens_details");
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "cached_tokens");
+    prism_json_number(w, (double)u->cached);
+    prism_json_object_end(w);
+    if (u->cache_write > 0) {
+        PRISM_JSON_KEY(w, "cache_creation_input_tokens");
+        prism_json_number(w, (double)u->cache_write);
+    }
+    prism_json_object_end(w);
+}
+
 /* ---- content blocks ---- */
 
-static cJSON *tool_call_of(const char *id, const char *name, const char *arguments)
+static int block_is(const cJSON *block, const char *type)
 {
-    cJSON *call = cJSON_CreateObject(), *fn = cJSON_CreateObject();
-    if (!prism_json_add(call, "id", cJSON_CreateString(id)) ||
-        !prism_json_add(call, "type", cJSON_CreateString("function")) ||
-        !prism_json_add(fn, "name", cJSON_CreateString(name)) ||
-        !prism_json_add(fn, "arguments", cJSON_CreateString(arguments)) ||
-        !cJSON_AddItemToObjectCS(call, "function", fn)) {
-        cJSON_Delete(fn);
-        cJSON_Delete(call);
-        return NULL;
-    }
-    return call;
+    const char *t = str_of(field(block, "type"));
+    return t != NULL && strcmp(t, type) == 0;
 }
 
-static int append_to(cJSON **list, cJSON *item)
+static int check_tool_use(collected *c, const cJSON *block, const claude_request_info *info, claude_error *err)
 {
-    if (*list == NULL)
-        *list = cJSON_CreateArray();
-    if (item == NULL || *list == NULL || !cJSON_AddItemToArray(*list, item)) {
-        cJSON_Delete(item);
-        return -1;
-    }
-    return 0;
-}
-
-static int collect_tool_use(collected *c, const cJSON *block, const claude_request_info *info, claude_error *err)
-{
-    const char *id = str_of(field(block, "id")), *name = str_of(field(block, "name"));
-    const cJSON *input = field(block, "input");
-    if (id == NULL || name == NULL) {
+    const char *name = str_of(field(block, "name"));
+    if (str_of(field(block, "id")) == NULL || name == NULL) {
         protocol_error(err, "a tool_use block without a string id and name.");
         return -1;
     }
-    cJSON *empty = input ? NULL : cJSON_CreateObject(); /* a call without input took no arguments */
-    char *args = prism_json_print(input ? input : empty, NULL);
-    cJSON_Delete(empty);
-    if (args == NULL) {
-        c->oom = 1;
-        return 0;
-    }
-    if (info && info->json_tool && c->json_answer == NULL && strcmp(name, info->json_tool_name) == 0) {
-        c->json_answer = args; /* the first call of the forced tool is the answer */
-        return 0;
-    }
-    if (append_to(&c->tool_calls, tool_call_of(id, name, args)) != 0)
-        c->oom = 1;
-    free(args);
-    return 0;
-}
-
-static int collect_thinking(collected *c, const cJSON *block, const char *type, claude_error *err)
-{
-    if (strcmp(type, "thinking") == 0) {
-        const char *thinking = str_of(field(block, "thinking"));
-        if (thinking == NULL) {
-            protocol_error(err, "a thinking block without a string thinking.");
-            return -1;
-        }
-        if (text_append(&c->reasoning, thinking) != 0)
-            c->oom = 1;
-    }
-    /* Handed back as returned: the client sends them again next turn and the signature covers them. */
-    if (append_to(&c->thinking_blocks, cJSON_Duplicate(block, 1)) != 0)
-        c->oom = 1;
+    if (info && info->json_tool && c->json_answer == NULL && strcmp(name, info->json_tool_name) == 0)
+        c->json_answer = block; /* the first call of the forced tool is the answer */
+    else
+        c->tool_calls++;
     return 0;
 }
 
 /* Unknown block types (server tools and whatever comes next) are skipped. */
-static int collect_block(collected *c, const cJSON *block, const claude_request_info *info, claude_error *err)
+static int check_block(collected *c, const cJSON *block, const claude_request_info *info, claude_error *err)
 {
     const char *type = str_of(field(block, "type"));
     if (type == NULL) {
@@ -185,108 +142,155 @@ static int collect_block(collected *c, const cJSON *block, const claude_request_
         return -1;
     }
     if (strcmp(type, "text") == 0) {
-        const char *text = str_of(field(block, "text"));
-        if (text == NULL) {
+        if (str_of(field(block, "text")) == NULL) {
             protocol_error(err, "a text block without a string text.");
             return -1;
         }
-        if (text_append(&c->text, text) != 0)
-            c->oom = 1;
-        return 0;
+        c->text++;
+    } else if (strcmp(type, "tool_use") == 0) {
+        return check_tool_use(c, block, info, err);
+    } else if (strcmp(type, "thinking") == 0) {
+        if (str_of(field(block, "thinking")) == NULL) {
+            protocol_error(err, "a thinking block without a string thinking.");
+            return -1;
+        }
+        c->thinking++;
+        c->thinking_blocks++;
+    } else if (strcmp(type, "redacted_thinking") == 0) {
+        c->thinking_blocks++;
     }
-    if (strcmp(type, "tool_use") == 0)
-        return collect_tool_use(c, block, info, err);
-    if (strcmp(type, "thinking") == 0 || strcmp(type, "redacted_thinking") == 0)
-        return collect_thinking(c, block, type, err);
     return 0;
 }
 
-static void collected_free(collected *c)
+/* The blocks of one type, their `key` strings joined as one JSON string
+ * (null when there is no such block). */
+static void write_joined(prism_json_writer *w, const cJSON *content, const char *type, const char *key, int count)
 {
-    free(c->text.data);
-    free(c->reasoning.data);
-    cJSON_Delete(c->tool_calls);
-    cJSON_Delete(c->thinking_blocks);
-    free(c->json_answer);
+    if (count == 0) {
+        prism_json_null(w);
+        return;
+    }
+    prism_json_string_begin(w);
+    const cJSON *block;
+    cJSON_ArrayForEach(block, content)
+    {
+        const cJSON *text = field(block, key);
+        if (block_is(block, type) && cJSON_IsString(text))
+            prism_json_string_part(w, text->valuestring, strlen(text->valuestring));
+    }
+    prism_json_string_end(w);
+}
+
+/* A tool's input as the string OpenAI's arguments are: a call without
+ * input took no arguments. */
+static void write_arguments(prism_json_writer *w, const cJSON *input)
+{
+    size_t len = 0;
+    char *args = input ? prism_json_print(input, &len) : NULL;
+    if (input == NULL)
+        PRISM_JSON_LIT(w, "{}");
+    else if (args == NULL)
+        prism_json_value(w, NULL); /* fails the writer: out of memory */
+    else
+        prism_json_string(w, args, len);
+    free(args);
+}
+
+static void write_tool_calls(prism_json_writer *w, const cJSON *content, const collected *c)
+{
+    PRISM_JSON_KEY(w, "tool_calls");
+    prism_json_array_begin(w);
+    const cJSON *block;
+    cJSON_ArrayForEach(block, content)
+    {
+        if (!block_is(block, "tool_use") || block == c->json_answer)
+            continue;
+        const char *id = str_of(field(block, "id")), *name = str_of(field(block, "name"));
+        prism_json_object_begin(w);
+        PRISM_JSON_KEY(w, "id");
+        prism_json_string(w, id, strlen(id));
+        PRISM_JSON_KEY(w, "type");
+        PRISM_JSON_LIT(w, "function");
+        PRISM_JSON_KEY(w, "function");
+        prism_json_object_begin(w);
+        PRISM_JSON_KEY(w, "name");
+        prism_json_string(w, name, strlen(name));
+        PRISM_JSON_KEY(w, "arguments");
+        write_arguments(w, field(block, "input"));
+        prism_json_object_end(w);
+        prism_json_object_end(w);
+    }
+    prism_json_array_end(w);
+}
+
+/* Handed back as returned: the client sends them again next turn and the
+ * signature covers them. */
+static void write_thinking(prism_json_writer *w, const cJSON *content, const collected *c)
+{
+    PRISM_JSON_KEY(w, "reasoning_content");
+    write_joined(w, content, "thinking", "thinking", c->thinking);
+    PRISM_JSON_KEY(w, "thinking_blocks");
+    prism_json_array_begin(w);
+    const cJSON *block;
+    cJSON_ArrayForEach(block, content)
+    {
+        if (block_is(block, "thinking") || block_is(block, "redacted_thinking"))
+            prism_json_value(w, block);
+    }
+    prism_json_array_end(w);
 }
 
 /* ---- the chat.completion ---- */
 
-/* key: a string literal (not copied). */
-static int add_text_or_null(cJSON *obj, const char *key, const text_buf *b)
+static void write_message(prism_json_writer *w, const cJSON *content, const collected *c)
 {
-    if (!b->used)
-        return prism_json_add(obj, key, cJSON_CreateNull()) != NULL;
-    return prism_json_add(obj, key, cJSON_CreateString(b->data ? b->data : "")) != NULL;
-}
-
-/* Moves the collected lists into the message (c no longer owns them). */
-static cJSON *message_of(collected *c)
-{
-    cJSON *msg = cJSON_CreateObject();
-    int ok = prism_json_add(msg, "role", cJSON_CreateString("assistant")) != NULL;
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "role");
+    PRISM_JSON_LIT(w, "assistant");
+    PRISM_JSON_KEY(w, "content");
     if (c->json_answer) /* the forced tool's input is the answer; any text beside it would break the JSON */
-        ok = ok && prism_json_add(msg, "content", cJSON_CreateString(c->json_answer)) != NULL;
+        write_arguments(w, field(c->json_answer, "input"));
     else
-        ok = ok && add_text_or_null(msg, "content", &c->text);
-    ok = ok && prism_json_add(msg, "refusal", cJSON_CreateNull()) != NULL;
-    if (ok && c->tool_calls) {
-        ok = cJSON_AddItemToObjectCS(msg, "tool_calls", c->tool_calls);
-        c->tool_calls = ok ? NULL : c->tool_calls;
-    }
-    if (ok && c->thinking_blocks) {
-        ok = add_text_or_null(msg, "reasoning_content", &c->reasoning) &&
-             cJSON_AddItemToObjectCS(msg, "thinking_blocks", c->thinking_blocks);
-        c->thinking_blocks = ok ? NULL : c->thinking_blocks;
-    }
-    if (!ok) {
-        cJSON_Delete(msg);
-        return NULL;
-    }
-    return msg;
+        write_joined(w, content, "text", "text", c->text);
+    PRISM_JSON_KEY(w, "refusal");
+    prism_json_null(w);
+    if (c->tool_calls > 0)
+        write_tool_calls(w, content, c);
+    if (c->thinking_blocks > 0)
+        write_thinking(w, content, c);
+    prism_json_object_end(w);
 }
 
-static cJSON *choice_of(cJSON *message, const cJSON *anthropic, const claude_request_info *info)
+static void write_completion(prism_json_writer *w, const cJSON *anthropic, const collected *c, const claude_usage *u,
+                             const claude_request_info *info, long created)
 {
-    cJSON *choice = cJSON_CreateObject();
+    const char *id = str_of(field(anthropic, "id")), *model = str_of(field(anthropic, "model"));
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "id");
+    prism_json_string(w, id, strlen(id));
+    PRISM_JSON_KEY(w, "object");
+    PRISM_JSON_LIT(w, "chat.completion");
+    PRISM_JSON_KEY(w, "created");
+    prism_json_number(w, (double)created);
+    PRISM_JSON_KEY(w, "model");
+    prism_json_string(w, model ? model : "", model ? strlen(model) : 0);
+    PRISM_JSON_KEY(w, "choices");
+    prism_json_array_begin(w);
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "index");
+    prism_json_number(w, 0);
+    PRISM_JSON_KEY(w, "message");
+    write_message(w, field(anthropic, "content"), c);
+    PRISM_JSON_KEY(w, "logprobs");
+    prism_json_null(w);
+    PRISM_JSON_KEY(w, "finish_reason");
     const char *finish = claude_finish_reason(str_of(field(anthropic, "stop_reason")), info);
-    if (!prism_json_add(choice, "index", cJSON_CreateNumber(0)) ||
-        !cJSON_AddItemToObjectCS(choice, "message", message)) {
-        cJSON_Delete(message);
-        cJSON_Delete(choice);
-        return NULL;
-    }
-    if (!prism_json_add(choice, "logprobs", cJSON_CreateNull()) ||
-        !prism_json_add(choice, "finish_reason", cJSON_CreateString(finish))) {
-        cJSON_Delete(choice);
-        return NULL;
-    }
-    return choice;
-}
-
-static cJSON *completion_of(const cJSON *anthropic, cJSON *choice, long created)
-{
-    cJSON *out = cJSON_CreateObject(), *choices = cJSON_CreateArray();
-    const char *model = str_of(field(anthropic, "model"));
-    int ok = cJSON_AddItemToArray(choices, choice);
-    if (!ok)
-        cJSON_Delete(choice);
-    ok = ok && prism_json_add(out, "id", cJSON_CreateString(field(anthropic, "id")->valuestring)) &&
-         prism_json_add(out, "object", cJSON_CreateString("chat.completion")) &&
-         prism_json_add(out, "created", cJSON_CreateNumber((double)created)) &&
-         prism_json_add(out, "model", cJSON_CreateString(model ? model : ""));
-    if (ok && cJSON_AddItemToObjectCS(out, "choices", choices))
-        choices = NULL;
-    else
-        ok = 0;
-    cJSON_Delete(choices);
-    cJSON *usage = ok ? claude_usage_to_openai(field(anthropic, "usage")) : NULL;
-    if (usage == NULL || !cJSON_AddItemToObjectCS(out, "usage", usage)) {
-        cJSON_Delete(usage);
-        cJSON_Delete(out);
-        return NULL;
-    }
-    return out;
+    prism_json_string(w, finish, strlen(finish));
+    prism_json_object_end(w);
+    prism_json_array_end(w);
+    PRISM_JSON_KEY(w, "usage");
+    write_usage(w, u);
+    prism_json_object_end(w);
 }
 
 static int check_message(const cJSON *a, claude_error *err)
@@ -305,8 +309,8 @@ static int check_message(const cJSON *a, claude_error *err)
     return -1;
 }
 
-cJSON *claude_response_to_openai(const cJSON *anthropic, const claude_request_info *info, long created,
-                                 claude_error *err)
+char *claude_response_to_openai(const cJSON *anthropic, const claude_request_info *info, long created,
+                                claude_usage *usage, size_t *len, claude_error *err)
 {
     memset(err, 0, sizeof(*err));
     if (check_message(anthropic, err) != 0)
@@ -315,23 +319,23 @@ cJSON *claude_response_to_openai(const cJSON *anthropic, const claude_request_in
     const cJSON *block;
     cJSON_ArrayForEach(block, field(anthropic, "content"))
     {
-        if (collect_block(&c, block, info, err) != 0 || c.oom)
-            break;
+        if (check_block(&c, block, info, err) != 0)
+            return NULL;
     }
-    cJSON *out = NULL;
-    if (err->status == 0 && !c.oom) {
-        cJSON *message = message_of(&c);
-        cJSON *choice = message ? choice_of(message, anthropic, info) : NULL;
-        out = choice ? completion_of(anthropic, choice, created) : NULL;
-    }
-    collected_free(&c);
-    if (out == NULL && err->status == 0) { /* out of memory: not the upstream's fault */
+    claude_usage u = claude_usage_of(field(anthropic, "usage"));
+    prism_json_writer *w = prism_json_writer_new();
+    if (w != NULL)
+        write_completion(w, anthropic, &c, &u, info, created);
+    char *text = prism_json_writer_finish(w, len);
+    if (text == NULL) { /* out of memory: not the upstream's fault */
         err->status = 500;
         snprintf(err->type, sizeof(err->type), "api_error");
         snprintf(err->code, sizeof(err->code), "internal_error");
         snprintf(err->message, sizeof(err->message), "Out of memory while translating Anthropic's answer.");
+    } else if (usage != NULL) {
+        *usage = u;
     }
-    return out;
+    return text;
 }
 
 /* ---- errors ---- */
