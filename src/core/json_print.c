@@ -53,10 +53,34 @@ static inline int room(out *o, size_t n)
     return n < o->cap - o->len ? 0 : grow_for(o, n);
 }
 
+/* Most pieces are a few bytes: copied as two overlapping words, with no
+ * call into memcpy for them. */
+static inline void copy_bytes(char *d, const char *s, size_t n)
+{
+    if (n >= 16) {
+        memcpy(d, s, n);
+    } else if (n >= 8) {
+        uint64_t a, b;
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+    } else if (n >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + n - 4, 4);
+        memcpy(d, &a, 4);
+        memcpy(d + n - 4, &b, 4);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            d[i] = s[i];
+    }
+}
+
 static inline void put(out *o, const char *s, size_t n)
 {
     if (room(o, n) == 0) {
-        memcpy(o->buf + o->len, s, n);
+        copy_bytes(o->buf + o->len, s, n);
         o->len += n;
     }
 }
@@ -88,7 +112,7 @@ static inline unsigned stop_mask(__m128i x, int ascii_only)
 /* Strings shorter than a register are read as two overlapping halves (the
  * first and the last 8 or 4 bytes), so no byte outside the string is read
  * and the first stop found is exact. */
-static inline size_t plain_run(const char *s, size_t n, int ascii_only)
+__attribute__((always_inline)) static inline size_t plain_run(const char *s, size_t n, int ascii_only)
 {
     const unsigned char *p = (const unsigned char *)s;
     if (n >= 16) {
@@ -191,8 +215,9 @@ static void put_escaped(out *o, unsigned char ch)
     put(o, e, n);
 }
 
-/* The n bytes at s, escaped, without the quotes. */
-static void put_string_n(out *o, const char *s, size_t n)
+/* The n bytes at s, escaped, without the quotes: the slow way, for a
+ * string with something to escape. */
+static void put_escaped_string(out *o, const char *s, size_t n)
 {
     while (n > 0 && !o->failed) {
         size_t k = plain_run(s, n, 0);
@@ -205,18 +230,31 @@ static void put_string_n(out *o, const char *s, size_t n)
     }
 }
 
-static void put_quoted(out *o, const char *s, size_t n)
+/* The string in quotes, then `after` when it is not NUL (a key's colon).
+ * Most strings have nothing to escape: one reservation, one copy. */
+static inline void put_quoted(out *o, const char *s, size_t n, char after)
 {
-    if (room(o, n + 2) != 0) /* the usual case, nothing to escape, in one reservation */
+    if (room(o, n + 3) != 0)
         return;
+    if (plain_run(s, n, 0) == n) {
+        char *d = o->buf + o->len;
+        d[0] = '"';
+        copy_bytes(d + 1, s, n);
+        d[n + 1] = '"';
+        d[n + 2] = after;
+        o->len += n + 2 + (after != '\0');
+        return;
+    }
     o->buf[o->len++] = '"';
-    put_string_n(o, s, n);
+    put_escaped_string(o, s, n);
     put_char(o, '"');
+    if (after != '\0')
+        put_char(o, after);
 }
 
 static void put_string(out *o, const char *s)
 {
-    put_quoted(o, s, s != NULL ? strlen(s) : 0);
+    put_quoted(o, s, s != NULL ? strlen(s) : 0, '\0');
 }
 
 /* Numbers keep their exact value. Integral ones below 2^63 are written as
@@ -304,10 +342,8 @@ static void put_children(out *o, const cJSON *item, int object)
     for (const cJSON *c = item->child; c != NULL && !o->failed; c = c->next) {
         if (c != item->child)
             put_char(o, ',');
-        if (object) {
-            put_string(o, c->string);
-            put_char(o, ':');
-        }
+        if (object)
+            put_quoted(o, c->string, c->string != NULL ? strlen(c->string) : 0, ':');
         put_value(o, c);
     }
     put_char(o, object ? '}' : ']');
@@ -441,8 +477,7 @@ void prism_json_raw(prism_json_writer *w, const char *json, size_t len)
 void prism_json_key(prism_json_writer *w, const char *key, size_t len)
 {
     next_item(w);
-    put_quoted(&w->o, key, len);
-    put_char(&w->o, ':');
+    put_quoted(&w->o, key, len, ':');
     w->comma = 0;
 }
 
@@ -453,7 +488,7 @@ void prism_json_string(prism_json_writer *w, const char *s, size_t len)
         return;
     }
     next_item(w);
-    put_quoted(&w->o, s, len);
+    put_quoted(&w->o, s, len, '\0');
 }
 
 void prism_json_string_begin(prism_json_writer *w)
@@ -467,7 +502,7 @@ void prism_json_string_part(prism_json_writer *w, const char *s, size_t len)
 {
     if (!w->in_string)
         grow_for(&w->o, SIZE_MAX); /* a part outside a string would break the text */
-    put_string_n(&w->o, s, len);
+    put_escaped_string(&w->o, s, len);
 }
 
 void prism_json_string_end(prism_json_writer *w)

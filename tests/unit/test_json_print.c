@@ -270,6 +270,28 @@ static void plain_run_of_short_strings(void **state)
     }
 }
 
+/* Keys and values of every length up to a few registers, plain and with
+ * something to escape at the start, the middle and the end. */
+static void strings_of_every_length_print_as_cjson(void **state)
+{
+    (void)state;
+    char text[48];
+    for (size_t n = 0; n < 40; n++) {
+        for (int esc = -1; esc < 3; esc++) {
+            for (size_t i = 0; i < n; i++)
+                text[i] = (char)('a' + i % 26);
+            if (esc >= 0 && n > 0)
+                text[esc == 0 ? 0 : esc == 1 ? n / 2 : n - 1] = esc == 1 ? '"' : '\n';
+            text[n] = '\0';
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, text, text);
+            cJSON_AddNumberToObject(o, "n", (double)n);
+            same_as_cjson(o);
+            cJSON_Delete(o);
+        }
+    }
+}
+
 /* Writes the tree through the writer, node by node. */
 static void write_tree(prism_json_writer *w, const cJSON *t)
 {
@@ -448,6 +470,7 @@ int main(void)
         cmocka_unit_test(what_cannot_be_printed_is_null),
         cmocka_unit_test(plain_run_stops_at_the_first_byte_to_escape),
         cmocka_unit_test(plain_run_of_short_strings),
+        cmocka_unit_test(strings_of_every_length_print_as_cjson),
         cmocka_unit_test(writer_writes_what_print_writes),
         cmocka_unit_test(writer_strings_in_pieces),
         cmocka_unit_test(writer_refuses_broken_text),
