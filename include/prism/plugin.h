@@ -85,11 +85,21 @@ const char *prism_ctx_body(const prism_ctx *ctx, size_t *len);
  * JSON. Owned by the context: never free it. Plugins may edit it. */
 cJSON *prism_ctx_json(prism_ctx *ctx);
 
+/* The body's tree for a plugin that only reads it (a translating
+ * provider): the prism_ctx_json tree once a plugin has asked for that one
+ * (with its edits), else the same tree built in the request's memory, with
+ * no allocation per node and nothing to free. Never change or free it. */
+const cJSON *prism_ctx_json_read(prism_ctx *ctx);
+
 /* JSON text (an upstream's answer, say) as a cJSON tree, exactly what
  * cJSON would build, in about half its time (read by simdjson, which the
  * context's worker keeps); NULL when the text is not one JSON value with
  * nothing but whitespace after it. Free it with cJSON_Delete. */
 cJSON *prism_json_parse(prism_ctx *ctx, const char *text, size_t len);
+/* The same tree, to read only, in the request's memory: released with the
+ * request, never to be changed or freed (for text handled once per
+ * request; a stream's many events want prism_json_parse). */
+const cJSON *prism_json_read(prism_ctx *ctx, const char *text, size_t len);
 
 /* The body's fields without a tree. Routing and pass-through need a few
  * top-level fields; prism_ctx_json builds a node and copies a string for

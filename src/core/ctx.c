@@ -179,6 +179,7 @@ void prism_ctx_set_body(prism_ctx *ctx, const char *data, size_t len)
 {
     ctx->body = h2o_strdup(&ctx->req->pool, data, len);
     ctx->scanned = 0; /* the fields are read again from the new body */
+    ctx->json_view = NULL;
 }
 
 void prism_ctx_on_error_response(prism_ctx *ctx, int (*fn)(void *data, prism_ctx *ctx, int status), void *data)

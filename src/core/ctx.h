@@ -76,6 +76,7 @@ struct prism_ctx {
 
     cJSON *json;
     int json_parsed;
+    const cJSON *json_view;     /* prism_ctx_json_read's tree, in the pool; NULL until asked for */
     int scanned;                /* the body's fields: 0 not yet read, else a prism_scan_result + 1 */
     prism_json_member *members; /* what the scan kept (in the pool) */
     size_t nmembers;

@@ -1,9 +1,10 @@
 /*
  * ctx_body.c - a request's body as JSON: its top-level fields read without a
- * tree (prism_ctx_body_field) and its cJSON tree (prism_ctx_json), both from
- * the worker's simdjson scanner (json_scan.h), with cJSON deciding the few
- * texts simdjson leaves to it. Other JSON a plugin receives goes through
- * prism_json_parse, the same way.
+ * tree (prism_ctx_body_field) and its cJSON tree (prism_ctx_json, or
+ * prism_ctx_json_read for a tree only read, kept in the request's pool),
+ * all from the worker's simdjson scanner (json_scan.h), with cJSON deciding
+ * the few texts simdjson leaves to it. Other JSON a plugin receives goes
+ * through prism_json_parse or prism_json_read, the same way.
  */
 #include <string.h>
 
@@ -45,8 +46,28 @@ static cJSON *parse_whole(const char *text, size_t len)
 static cJSON *tree_of(prism_json_scanner *scanner, const char *text, size_t len, unsigned long serial)
 {
     int unsure = 1;
-    cJSON *tree = scanner != NULL ? prism_json_tree(scanner, text, len, serial, &unsure) : NULL;
+    cJSON *tree = scanner != NULL ? prism_json_tree(scanner, text, len, serial, NULL, NULL, &unsure) : NULL;
     return tree == NULL && unsure ? parse_whole(text, len) : tree;
+}
+
+static void delete_tree(void *p)
+{
+    cJSON_Delete(*(cJSON **)p);
+}
+
+/* A read-only tree in the request's pool; where cJSON decides the text, its
+ * tree, deleted when the pool goes. */
+static const cJSON *pool_tree_of(prism_ctx *ctx, const char *text, size_t len, unsigned long serial)
+{
+    int unsure = 1;
+    prism_json_scanner *scanner = scanner_of(ctx->env);
+    cJSON *tree =
+        scanner != NULL ? prism_json_tree(scanner, text, len, serial, pool_alloc, &ctx->req->pool, &unsure) : NULL;
+    if (tree != NULL || !unsure)
+        return tree;
+    cJSON **owned = h2o_mem_alloc_shared(&ctx->req->pool, sizeof(cJSON *), delete_tree);
+    *owned = parse_whole(text, len);
+    return *owned;
 }
 
 cJSON *prism_ctx_json(prism_ctx *ctx)
@@ -63,9 +84,25 @@ cJSON *prism_ctx_json(prism_ctx *ctx)
     return ctx->json;
 }
 
+const cJSON *prism_ctx_json_read(prism_ctx *ctx)
+{
+    if (ctx->json_parsed) /* a plugin asked for the tree, and may have changed it */
+        return ctx->json;
+    if (ctx->json_view == NULL && ctx->body.base != NULL && ctx->body.len > 0) {
+        unsigned long serial = ctx->scanned == PRISM_SCAN_OBJECT + 1 ? ctx->scan_serial : 0;
+        ctx->json_view = pool_tree_of(ctx, ctx->body.base, ctx->body.len, serial);
+    }
+    return ctx->json_view;
+}
+
 cJSON *prism_json_parse(prism_ctx *ctx, const char *text, size_t len)
 {
     return text != NULL && len > 0 ? tree_of(scanner_of(ctx->env), text, len, 0) : NULL;
+}
+
+const cJSON *prism_json_read(prism_ctx *ctx, const char *text, size_t len)
+{
+    return text != NULL && len > 0 ? pool_tree_of(ctx, text, len, 0) : NULL;
 }
 
 static prism_scan_result scan_body(prism_ctx *ctx)

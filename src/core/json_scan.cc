@@ -5,12 +5,14 @@
  * simdjson's DOM parser validates the whole text and lays it out on a tape
  * in buffers the parser keeps, so a worker's parser allocates nothing per
  * request once warm. What the scan keeps is copied into the request's pool,
- * and a tree into cJSON's nodes, before the next parse reuses those buffers.
+ * and a tree into cJSON's nodes (malloc'd, or in the pool for a tree only
+ * read), before the next parse reuses those buffers.
  * Built without exceptions: every simdjson call here returns an error code.
  */
 #include "json_scan.h"
 
 #include <cctype>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -155,9 +157,47 @@ prism_scan_result scan_root(element root, sink &out, prism_json_member **members
 
 /* ---- cJSON trees ---- */
 
-char *copy_for_cjson(std::string_view s)
+/* Where a tree's nodes and strings come from: cJSON's allocator (a tree
+ * the caller frees with cJSON_Delete), or the request's pool (a tree to
+ * read, released with the request: no allocation per node to free). */
+struct maker {
+    prism_scan_alloc alloc; /* NULL: cJSON_malloc */
+    void *pool;
+    bool oom;
+    char *slab; /* pool memory carved up a piece at a time: one pool call per few kilobytes */
+    size_t left;
+};
+
+constexpr size_t SLAB = 4096;
+
+void *take_from_pool(maker &m, size_t size)
 {
-    char *p = static_cast<char *>(cJSON_malloc(s.size() + 1));
+    size = (size + 7) & ~static_cast<size_t>(7); /* every piece stays aligned for a cJSON node */
+    if (size > m.left) {
+        if (size > SLAB / 4) /* a long string: a piece of its own */
+            return m.alloc(m.pool, size);
+        m.slab = static_cast<char *>(m.alloc(m.pool, SLAB));
+        m.left = m.slab != nullptr ? SLAB : 0;
+        if (m.slab == nullptr)
+            return nullptr;
+    }
+    void *p = m.slab;
+    m.slab += size;
+    m.left -= size;
+    return p;
+}
+
+void *take(maker &m, size_t size)
+{
+    void *p = m.alloc != nullptr ? take_from_pool(m, size) : cJSON_malloc(size);
+    if (p == nullptr)
+        m.oom = true;
+    return p;
+}
+
+char *copy_for_cjson(maker &m, std::string_view s)
+{
+    char *p = static_cast<char *>(take(m, s.size() + 1));
     if (p != nullptr) {
         memcpy(p, s.data(), s.size());
         p[s.size()] = '\0';
@@ -165,63 +205,101 @@ char *copy_for_cjson(std::string_view s)
     return p;
 }
 
-cJSON *build(element v);
-
-/* Children appended in order; an object's keys copied (freed by cJSON_Delete). */
-template <typename Container> cJSON *build_container(cJSON *node, const Container &c)
+cJSON *new_node(maker &m, int type)
 {
-    for (auto e : c) {
-        cJSON *child;
-        if constexpr (std::is_same_v<Container, simdjson::dom::object>) {
-            child = build(e.value);
-            if (child != nullptr && (child->string = copy_for_cjson(e.key)) == nullptr) {
-                cJSON_Delete(child);
-                child = nullptr;
-            }
-        } else {
-            child = build(e);
-        }
-        if (child == nullptr || !cJSON_AddItemToArray(node, child)) {
-            cJSON_Delete(child);
-            cJSON_Delete(node);
-            return nullptr;
-        }
+    auto *node = static_cast<cJSON *>(take(m, sizeof(cJSON)));
+    if (node != nullptr) {
+        memset(node, 0, sizeof(*node));
+        node->type = type;
     }
     return node;
 }
 
-/* The node cJSON's parser would make for v. */
-cJSON *build(element v)
+/* Appended as cJSON appends: the first child's prev is the last child. */
+void append(cJSON *parent, cJSON *child)
+{
+    cJSON *first = parent->child;
+    if (first == nullptr) {
+        parent->child = child;
+        child->prev = child;
+        return;
+    }
+    child->prev = first->prev;
+    first->prev->next = child;
+    first->prev = child;
+}
+
+cJSON *build(maker &m, element v);
+
+/* Children appended in order, an object's keys copied. A failure stops the
+ * walk; the caller frees what was linked so far (a cJSON tree) or leaves
+ * it to the pool. */
+template <typename Container> bool build_children(maker &m, cJSON *node, const Container &c)
+{
+    for (auto e : c) {
+        cJSON *child;
+        if constexpr (std::is_same_v<Container, simdjson::dom::object>) {
+            child = build(m, e.value);
+            if (child != nullptr) {
+                append(node, child);
+                child->string = copy_for_cjson(m, e.key);
+            }
+        } else {
+            child = build(m, e);
+            if (child != nullptr)
+                append(node, child);
+        }
+        if (m.oom)
+            return false;
+    }
+    return true;
+}
+
+/* The node cJSON's parser would make for v (its children linked into it
+ * even when memory ran out part way). */
+cJSON *build(maker &m, element v)
 {
     simdjson::dom::array a;
     simdjson::dom::object o;
     std::string_view s;
     double d = 0;
     bool b = false;
+    cJSON *node;
     if (v.get(s) == simdjson::SUCCESS) {
-        cJSON *node = cJSON_CreateNull(); /* then made a string that owns its copy */
-        char *copy = node ? copy_for_cjson(s) : nullptr;
-        if (copy == nullptr) {
-            cJSON_Delete(node);
-            return nullptr;
+        node = new_node(m, cJSON_String);
+        if (node != nullptr)
+            node->valuestring = copy_for_cjson(m, s);
+    } else if (v.get(d) == simdjson::SUCCESS) {
+        node = new_node(m, cJSON_Number);
+        if (node != nullptr) { /* as cJSON_CreateNumber sets it */
+            node->valuedouble = d;
+            node->valueint = d >= INT_MAX ? INT_MAX : d <= static_cast<double>(INT_MIN) ? INT_MIN : static_cast<int>(d);
         }
-        node->type = cJSON_String;
-        node->valuestring = copy;
-        return node;
+    } else if (v.get(o) == simdjson::SUCCESS) {
+        node = new_node(m, cJSON_Object);
+        if (node != nullptr)
+            build_children(m, node, o);
+    } else if (v.get(a) == simdjson::SUCCESS) {
+        node = new_node(m, cJSON_Array);
+        if (node != nullptr)
+            build_children(m, node, a);
+    } else if (v.get(b) == simdjson::SUCCESS) {
+        node = new_node(m, b ? cJSON_True : cJSON_False);
+    } else {
+        node = new_node(m, cJSON_NULL);
     }
-    if (v.get(d) == simdjson::SUCCESS)
-        return cJSON_CreateNumber(d);
-    if (v.get(o) == simdjson::SUCCESS) {
-        cJSON *node = cJSON_CreateObject();
-        return node ? build_container(node, o) : nullptr;
-    }
-    if (v.get(a) == simdjson::SUCCESS) {
-        cJSON *node = cJSON_CreateArray();
-        return node ? build_container(node, a) : nullptr;
-    }
-    if (v.get(b) == simdjson::SUCCESS)
-        return cJSON_CreateBool(b);
-    return cJSON_CreateNull();
+    return node;
+}
+
+/* The whole tree, or NULL (nothing left to free) when memory ran out. */
+cJSON *build_tree(maker &m, element root)
+{
+    cJSON *tree = build(m, root);
+    if (!m.oom)
+        return tree;
+    if (m.alloc == nullptr)
+        cJSON_Delete(tree);
+    return nullptr;
 }
 
 /* simdjson reads the integer -0 as 0; cJSON keeps the sign (a double), and
@@ -306,25 +384,26 @@ extern "C" prism_scan_result prism_json_scan(prism_json_scanner *s, const char *
 }
 
 extern "C" cJSON *prism_json_tree(prism_json_scanner *s, const char *text, size_t len, unsigned long serial,
-                                  int *unsure)
+                                  prism_scan_alloc alloc, void *pool, int *unsure)
 {
     element root;
     cJSON *tree = nullptr;
+    maker m{alloc, pool, false, nullptr, 0};
     *unsure = 1;
     /* cJSON keeps a few quirks with a byte order mark (it refuses one
      * before a number): it decides those texts. */
     if (has_bom(text, len) || may_hold_negative_zero(text, len))
         return nullptr;
     if (serial != 0 && serial == s->serial) { /* the tape is still this text's */
-        tree = build(s->parser.doc.root());
+        tree = build_tree(m, s->parser.doc.root());
     } else if (len <= KEEP_CAPACITY) {
         ++s->serial;
         if (read_text(s->parser, text, len, root) == simdjson::SUCCESS)
-            tree = build(root);
+            tree = build_tree(m, root);
     } else {
         simdjson::dom::parser big;
         if (big.allocate(len, MAX_DEPTH) == simdjson::SUCCESS && read_text(big, text, len, root) == simdjson::SUCCESS)
-            tree = build(root);
+            tree = build_tree(m, root);
     }
     if (tree != nullptr)
         *unsure = 0;

@@ -62,8 +62,12 @@ prism_scan_result prism_json_scan(prism_json_scanner *s, const char *text, size_
  * scanner has read nothing since. NULL with *unsure set when simdjson
  * refused the text or memory ran out: cJSON then decides, since it accepts
  * a few texts simdjson does not (01, 1e400, raw control characters in
- * strings), and a tree must come out the same either way. */
-cJSON *prism_json_tree(prism_json_scanner *s, const char *text, size_t len, unsigned long serial, int *unsure);
+ * strings), and a tree must come out the same either way. With alloc NULL
+ * the tree is cJSON's to free (cJSON_Delete); otherwise its nodes and
+ * strings come from alloc and go with the pool: a tree to read, which
+ * cJSON_Delete must never see. */
+cJSON *prism_json_tree(prism_json_scanner *s, const char *text, size_t len, unsigned long serial,
+                       prism_scan_alloc alloc, void *pool, int *unsure);
 
 #ifdef __cplusplus
 }

@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned long serial = 0;
     prism_scan_result r = prism_json_scan(scanner, text, size, arena_alloc, &a, &m, &n, &serial);
     int unsure = 0;
-    cJSON *ours = prism_json_tree(scanner, text, size, serial, &unsure);
+    cJSON *ours = prism_json_tree(scanner, text, size, serial, NULL, NULL, &unsure);
     if (ours != NULL) {
         if (theirs == NULL) /* simdjson read a text cJSON refuses */
             __builtin_trap();

@@ -179,7 +179,7 @@ static int same_node(const cJSON *a, const cJSON *b)
 static void assert_same_tree(prism_json_scanner *s, const char *text, unsigned long serial)
 {
     int unsure = 0;
-    cJSON *ours = prism_json_tree(s, text, strlen(text), serial, &unsure);
+    cJSON *ours = prism_json_tree(s, text, strlen(text), serial, NULL, NULL, &unsure);
     cJSON *theirs = cJSON_Parse(text);
     assert_non_null(theirs);
     if (ours == NULL)
@@ -189,6 +189,13 @@ static void assert_same_tree(prism_json_scanner *s, const char *text, unsigned l
         fail_msg("%s\n  simdjson: %s\n  cJSON:    %s", text, a, b);
     if (!same_node(ours, theirs))
         fail_msg("%s: the trees differ", text);
+    /* The same tree again, nodes and strings from a pool (freed only with
+     * the pool: ASan would see any other free). */
+    static arena pool;
+    cJSON *pooled = prism_json_tree(s, text, strlen(text), 0, arena_alloc, &pool, &unsure);
+    if (pooled == NULL || !same_node(pooled, theirs))
+        fail_msg("%s: the pool's tree differs", text);
+    arena_free(&pool);
     cJSON_free(a);
     cJSON_free(b);
     cJSON_Delete(ours);
@@ -249,10 +256,58 @@ static void test_tree_unsure(void **state)
                                         "{\"a\":\"\x01\"}", "{\"a\":1} x", "",     "\xef\xbb\xbf{}"};
     for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
         int unsure = 0;
-        cJSON *t = prism_json_tree(s, texts[i], strlen(texts[i]), 0, &unsure);
+        cJSON *t = prism_json_tree(s, texts[i], strlen(texts[i]), 0, NULL, NULL, &unsure);
         assert_null(t);
         assert_int_equal(unsure, 1);
     }
+    prism_json_scanner_free(s);
+}
+
+static int allocations_left;
+
+static void *failing_malloc(size_t size)
+{
+    return allocations_left-- > 0 ? malloc(size) : NULL;
+}
+
+/* Memory running out at any point of a tree gives NULL and unsure (cJSON
+ * then decides), with nothing leaked: cJSON's allocator and a pool's. */
+static void test_tree_out_of_memory(void **state)
+{
+    (void)state;
+    prism_json_scanner *s = prism_json_scanner_new();
+    const char *text = "{\"model\":\"m\",\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\","
+                       "\"text\":\"hi\"}]}],\"n\":1,\"t\":true,\"z\":null}";
+    cJSON_Hooks hooks = {failing_malloc, free};
+    cJSON_InitHooks(&hooks);
+    int built = 0;
+    for (int k = 0; k < 64 && !built; k++) {
+        allocations_left = k;
+        int unsure = 0;
+        cJSON *t = prism_json_tree(s, text, strlen(text), 0, NULL, NULL, &unsure);
+        if (t != NULL) {
+            built = 1;
+            assert_int_equal(unsure, 0);
+            cJSON_Delete(t);
+        } else {
+            assert_int_equal(unsure, 1);
+        }
+    }
+    cJSON_InitHooks(NULL);
+    assert_true(built); /* and it failed at every count before */
+    static arena pool;
+    built = 0;
+    for (size_t k = 0; k < 64 && !built; k++) {
+        pool.n = sizeof(pool.blocks) / sizeof(pool.blocks[0]) - k; /* room for k blocks */
+        for (size_t i = 0; i < pool.n; i++)
+            pool.blocks[i] = NULL;
+        int unsure = 0;
+        cJSON *t = prism_json_tree(s, text, strlen(text), 0, arena_alloc, &pool, &unsure);
+        assert_true(t == NULL ? unsure == 1 : unsure == 0);
+        built = t != NULL;
+        arena_free(&pool);
+    }
+    assert_true(built);
     prism_json_scanner_free(s);
 }
 
@@ -275,7 +330,7 @@ static void test_large_body(void **state)
     assert_int_equal(scan(s, &a, text, &m, &n), PRISM_SCAN_OBJECT);
     assert_int_equal(find(m, n, -1, "messages")->value.count, count);
     int unsure = 0;
-    cJSON *t = prism_json_tree(s, text, strlen(text), 0, &unsure);
+    cJSON *t = prism_json_tree(s, text, strlen(text), 0, NULL, NULL, &unsure);
     assert_non_null(t);
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(t, "messages")), (int)count);
     cJSON_Delete(t);
@@ -290,7 +345,7 @@ int main(void)
         cmocka_unit_test(test_members),         cmocka_unit_test(test_verdicts),
         cmocka_unit_test(test_depth),           cmocka_unit_test(test_trees_match_cjson),
         cmocka_unit_test(test_tree_after_scan), cmocka_unit_test(test_tree_unsure),
-        cmocka_unit_test(test_large_body),
+        cmocka_unit_test(test_large_body),      cmocka_unit_test(test_tree_out_of_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -247,12 +247,11 @@ static int on_body(void *data, prism_upstream *up, const char *chunk, size_t len
 
 static void respond_translated(call *c)
 {
-    cJSON *msg = prism_json_parse(c->ctx, c->body.data, c->body.len);
+    const cJSON *msg = prism_json_read(c->ctx, c->body.data, c->body.len);
     claude_error err = {0};
     claude_usage usage;
     size_t len = 0;
     char *json = msg ? claude_response_to_openai(msg, &c->info, c->created, &usage, &len, &err) : NULL;
-    cJSON_Delete(msg);
     if (json == NULL) {
         if (err.status == 500)
             prism_respond_error(c->ctx, 500, "server_error", "internal_error", NULL, "Could not encode the response.");
@@ -330,7 +329,7 @@ static void respond_translation_error(prism_ctx *ctx, const claude_error *e)
 static const char *translate(prism_ctx *ctx, const provider *p, claude_request_info *info, size_t *len)
 {
     claude_error err = {0};
-    cJSON *req = claude_request_from_openai(prism_ctx_json(ctx), &p->opt, info, &err);
+    cJSON *req = claude_request_from_openai(prism_ctx_json_read(ctx), &p->opt, info, &err);
     if (req == NULL) {
         respond_translation_error(ctx, &err);
         return NULL;
