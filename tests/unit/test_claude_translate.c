@@ -113,10 +113,13 @@ static cJSON *translate(const char *quoted, claude_request_info *info)
     claude_request_info local;
     claude_error err;
     cJSON *out = claude_request_from_openai(in, &OPTS, info ? info : &local, &err);
-    cJSON_Delete(in);
     if (out == NULL)
         fail_msg("refused: %d %s %s %s", err.status, err.code, err.param, err.message);
-    return out;
+    /* The tree refers to the input's strings: a copy outlives the input. */
+    cJSON *copy = cJSON_Duplicate(out, 1);
+    cJSON_Delete(out);
+    cJSON_Delete(in);
+    return copy;
 }
 
 static void assert_refused(const char *quoted, const char *param, const char *code)
@@ -125,14 +128,15 @@ static void assert_refused(const char *quoted, const char *param, const char *co
     claude_request_info info;
     claude_error err;
     cJSON *out = claude_request_from_openai(in, &OPTS, &info, &err);
-    cJSON_Delete(in);
     if (out) {
         char *s = cJSON_PrintUnformatted(out);
         print_error("accepted as %s\n", s);
         cJSON_free(s);
         cJSON_Delete(out);
+        cJSON_Delete(in);
         fail();
     }
+    cJSON_Delete(in);
     assert_int_equal(err.status, 400);
     assert_string_equal(err.type, "invalid_request_error");
     assert_string_equal(err.param, param);

@@ -55,7 +55,9 @@ typedef struct claude_request_info {
     char json_tool_name[64];
 } claude_request_info;
 
-/* NULL with *err filled when the request cannot be carried across. */
+/* NULL with *err filled when the request cannot be carried across. The
+ * tree refers to the strings and objects it carries over from `openai`
+ * rather than copying them: print it and delete it before `openai`. */
 cJSON *claude_request_from_openai(const cJSON *openai, const claude_options *opt, claude_request_info *info,
                                   claude_error *err);
 

@@ -99,6 +99,21 @@ static cJSON *push(req *r, cJSON *arr, cJSON *item)
     return item;
 }
 
+/* A string of the input, or a literal, in the translated tree without a
+ * copy (translate.h: the tree is printed and deleted while the input
+ * lives). Most of a translated request is the client's text. */
+static cJSON *str_ref(const char *s)
+{
+    return cJSON_CreateStringReference(s);
+}
+
+/* An object of the input carried over unchanged (a tool's JSON Schema, a
+ * signed thinking block), without a copy. */
+static cJSON *object_ref(const cJSON *obj)
+{
+    return cJSON_CreateObjectReference(obj->child);
+}
+
 static void set_error(claude_error *err, int status, const char *type, const char *code, const char *param,
                       const char *message)
 {
@@ -139,7 +154,7 @@ static void copy_cache_control(req *r, const cJSON *part, cJSON *block)
 {
     const cJSON *cc = field(part, "cache_control");
     if (cJSON_IsObject(cc))
-        put(r, block, "cache_control", cJSON_Duplicate(cc, 1));
+        put(r, block, "cache_control", object_ref(cc));
 }
 
 /* Appends a text block unless the text is blank: Anthropic refuses text
@@ -149,8 +164,8 @@ static void add_text(req *r, cJSON *dest, const char *text, const cJSON *part)
     if (is_blank(text))
         return;
     cJSON *block = push(r, dest, cJSON_CreateObject());
-    put(r, block, "type", cJSON_CreateString("text"));
-    put(r, block, "text", cJSON_CreateString(text));
+    put(r, block, "type", str_ref("text"));
+    put(r, block, "text", str_ref(text));
     if (part)
         copy_cache_control(r, part, block);
 }
@@ -158,7 +173,7 @@ static void add_text(req *r, cJSON *dest, const char *text, const cJSON *part)
 static void add_source_block(req *r, cJSON *dest, const char *type, cJSON *source, const cJSON *part)
 {
     cJSON *block = push(r, dest, cJSON_CreateObject());
-    put(r, block, "type", cJSON_CreateString(type));
+    put(r, block, "type", str_ref(type));
     put(r, block, "source", source);
     if (block == NULL)
         return;
@@ -187,9 +202,9 @@ static int parse_data_url(const char *url, char media[MAX_MEDIA_TYPE + 1], const
 static cJSON *base64_source(const char *media, const char *data)
 {
     cJSON *source = cJSON_CreateObject();
-    if (!prism_json_add(source, "type", cJSON_CreateString("base64")) ||
+    if (!prism_json_add(source, "type", str_ref("base64")) ||
         !prism_json_add(source, "media_type", cJSON_CreateString(media)) ||
-        !prism_json_add(source, "data", cJSON_CreateString(data))) {
+        !prism_json_add(source, "data", str_ref(data))) {
         cJSON_Delete(source);
         return NULL;
     }
@@ -207,8 +222,7 @@ static int add_image(req *r, cJSON *dest, const cJSON *part, int mi, int pj)
     }
     if (url && (strncasecmp(url, "https://", 8) == 0 || strncasecmp(url, "http://", 7) == 0)) {
         cJSON *source = cJSON_CreateObject();
-        if (!prism_json_add(source, "type", cJSON_CreateString("url")) ||
-            !prism_json_add(source, "url", cJSON_CreateString(url))) {
+        if (!prism_json_add(source, "type", str_ref("url")) || !prism_json_add(source, "url", str_ref(url))) {
             cJSON_Delete(source);
             source = NULL;
         }
@@ -314,7 +328,7 @@ static int add_thinking_blocks(req *r, cJSON *dest, const cJSON *blocks, int mi)
         if (type == NULL || (strcmp(type, "thinking") != 0 && strcmp(type, "redacted_thinking") != 0))
             return fail(r, "invalid_value", "expected a thinking or redacted_thinking block.",
                         "messages[%d].thinking_blocks[%d]", mi, k);
-        push(r, dest, cJSON_Duplicate(b, 1)); /* unchanged: the signature covers it */
+        push(r, dest, object_ref(b)); /* unchanged: the signature covers it */
         k++;
     }
     return 0;
@@ -355,9 +369,9 @@ static int add_tool_call(req *r, cJSON *dest, const cJSON *call, int mi, int tj)
     if (parse_arguments(r, call, mi, tj, &input) != 0)
         return -1;
     cJSON *block = push(r, dest, cJSON_CreateObject());
-    put(r, block, "type", cJSON_CreateString("tool_use"));
-    put(r, block, "id", cJSON_CreateString(id));
-    put(r, block, "name", cJSON_CreateString(name));
+    put(r, block, "type", str_ref("tool_use"));
+    put(r, block, "id", str_ref(id));
+    put(r, block, "name", str_ref(name));
     put(r, block, "input", input);
     return 0;
 }
@@ -404,12 +418,12 @@ static int tool_blocks(req *r, const cJSON *msg, cJSON *lead, int mi)
     if (content == NULL)
         return fail(r, "missing_required_parameter", "tool messages need content.", "messages[%d].content", mi);
     cJSON *result = push(r, lead, cJSON_CreateObject());
-    put(r, result, "type", cJSON_CreateString("tool_result"));
-    put(r, result, "tool_use_id", cJSON_CreateString(id));
+    put(r, result, "type", str_ref("tool_result"));
+    put(r, result, "tool_use_id", str_ref(id));
     /* A blank result is sent without content (allowed), never as an empty text block (refused). */
     if (cJSON_IsString(content)) {
         if (!is_blank(content->valuestring))
-            put(r, result, "content", cJSON_CreateString(content->valuestring));
+            put(r, result, "content", str_ref(content->valuestring));
         return 0;
     }
     cJSON *blocks = cJSON_CreateArray();
@@ -438,7 +452,7 @@ static void flush_turn(req *r, turn *t, cJSON *messages)
     if (t->role == NULL || (t->lead->child == NULL && t->rest->child == NULL))
         return;
     cJSON *msg = push(r, messages, cJSON_CreateObject());
-    put(r, msg, "role", cJSON_CreateString(t->role));
+    put(r, msg, "role", str_ref(t->role));
     cJSON *content = put(r, msg, "content", cJSON_CreateArray());
     if (content) {
         move_all(t->lead, content);
@@ -582,7 +596,7 @@ static int add_stop(req *r, cJSON *seqs, const cJSON *s, int k)
         return k < 0 ? fail(r, "invalid_type", "expected a string or an array of strings.", "stop")
                      : fail(r, "invalid_type", "expected a string.", "stop[%d]", k);
     if (!is_blank(s->valuestring))
-        push(r, seqs, cJSON_CreateString(s->valuestring));
+        push(r, seqs, str_ref(s->valuestring));
     return 0;
 }
 
@@ -621,7 +635,7 @@ static int translate_user(req *r)
     if (user->valuestring[0] == '\0')
         return 0;
     cJSON *metadata = put(r, r->out, "metadata", cJSON_CreateObject());
-    put(r, metadata, "user_id", cJSON_CreateString(user->valuestring));
+    put(r, metadata, "user_id", str_ref(user->valuestring));
     return 0;
 }
 
@@ -675,11 +689,10 @@ static int add_tool(req *r, cJSON *tools, const cJSON *tool, int k)
     if (params && !cJSON_IsObject(params))
         return fail(r, "invalid_type", "expected a JSON Schema object.", "tools[%d].function.parameters", k);
     cJSON *out = push(r, tools, cJSON_CreateObject());
-    put(r, out, "name", cJSON_CreateString(name));
+    put(r, out, "name", str_ref(name));
     if (desc)
-        put(r, out, "description", cJSON_CreateString(desc->valuestring));
-    put(r, out, "input_schema",
-        params ? cJSON_Duplicate(params, 1) : cJSON_Parse("{\"type\":\"object\",\"properties\":{}}"));
+        put(r, out, "description", str_ref(desc->valuestring));
+    put(r, out, "input_schema", params ? object_ref(params) : cJSON_Parse("{\"type\":\"object\",\"properties\":{}}"));
     return 0;
 }
 
@@ -707,7 +720,7 @@ static int translate_tools(req *r)
 static cJSON *choice_of_type(const char *type)
 {
     cJSON *choice = cJSON_CreateObject();
-    if (!prism_json_add(choice, "type", cJSON_CreateString(type))) {
+    if (!prism_json_add(choice, "type", str_ref(type))) {
         cJSON_Delete(choice);
         return NULL;
     }
@@ -812,7 +825,7 @@ static int translate_tool_choice(req *r, int ntools)
         return 0;
     cJSON *choice = put(r, r->out, "tool_choice", choice_of_type(type ? type : "auto"));
     if (name)
-        put(r, choice, "name", cJSON_CreateString(name));
+        put(r, choice, "name", str_ref(name));
     if (serial)
         put(r, choice, "disable_parallel_tool_use", cJSON_CreateTrue());
     return 0;
@@ -837,11 +850,11 @@ static void add_json_tool(req *r, const char *name, const cJSON *schema)
     if (tools == NULL)
         tools = put(r, r->out, "tools", cJSON_CreateArray());
     cJSON *tool = push(r, tools, cJSON_CreateObject());
-    put(r, tool, "name", cJSON_CreateString(name));
-    put(r, tool, "description", cJSON_CreateString(JSON_TOOL_DESCRIPTION));
-    put(r, tool, "input_schema", schema ? cJSON_Duplicate(schema, 1) : cJSON_Parse("{\"type\":\"object\"}"));
+    put(r, tool, "name", str_ref(name));
+    put(r, tool, "description", str_ref(JSON_TOOL_DESCRIPTION));
+    put(r, tool, "input_schema", schema ? object_ref(schema) : cJSON_Parse("{\"type\":\"object\"}"));
     cJSON *choice = put(r, r->out, "tool_choice", choice_of_type("tool"));
-    put(r, choice, "name", cJSON_CreateString(name));
+    put(r, choice, "name", str_ref(name));
     r->info->json_tool = 1;
     snprintf(r->info->json_tool_name, sizeof(r->info->json_tool_name), "%s", name);
 }
@@ -930,7 +943,7 @@ static long long translate_thinking(req *r)
     if (own) {
         if (!cJSON_IsObject(own))
             return fail(r, "invalid_type", "expected an Anthropic thinking object.", "thinking");
-        put(r, r->out, "thinking", cJSON_Duplicate(own, 1));
+        put(r, r->out, "thinking", object_ref(own));
         const char *type = str_of(field(own, "type"));
         if (type && strcmp(type, "disabled") == 0)
             return 0;
@@ -946,7 +959,7 @@ static long long translate_thinking(req *r)
     if (budget <= 0 || tool_turn_without_thinking(r))
         return budget < 0 ? -1 : 0;
     cJSON *thinking = put(r, r->out, "thinking", cJSON_CreateObject());
-    put(r, thinking, "type", cJSON_CreateString("enabled"));
+    put(r, thinking, "type", str_ref("enabled"));
     put(r, thinking, "budget_tokens", cJSON_CreateNumber(budget));
     return budget;
 }
@@ -975,7 +988,7 @@ static int translate_model(req *r)
     const char *model = str_of(field(r->in, "model"));
     if (model == NULL || model[0] == '\0')
         return fail(r, "missing_required_parameter", "expected a non-empty string.", "model");
-    put(r, r->out, "model", cJSON_CreateString(model));
+    put(r, r->out, "model", str_ref(model));
     return 0;
 }
 
