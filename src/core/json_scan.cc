@@ -256,39 +256,43 @@ template <typename Container> bool build_children(maker &m, cJSON *node, const C
 }
 
 /* The node cJSON's parser would make for v (its children linked into it
- * even when memory ran out part way). */
+ * even when memory ran out part way). One look at the tape's type, then the
+ * value: integers read as doubles, as cJSON reads every number. */
 cJSON *build(maker &m, element v)
 {
-    simdjson::dom::array a;
-    simdjson::dom::object o;
-    std::string_view s;
-    double d = 0;
-    bool b = false;
     cJSON *node;
-    if (v.get(s) == simdjson::SUCCESS) {
+    switch (v.type()) {
+    case element_type::STRING: {
+        std::string_view s = v.get_string().value_unsafe();
         node = new_node(m, cJSON_String);
         if (node != nullptr)
             node->valuestring = copy_for_cjson(m, s);
-    } else if (v.get(d) == simdjson::SUCCESS) {
+        return node;
+    }
+    case element_type::INT64:
+    case element_type::UINT64:
+    case element_type::DOUBLE: {
+        double d = v.get_double().value_unsafe();
         node = new_node(m, cJSON_Number);
         if (node != nullptr) { /* as cJSON_CreateNumber sets it */
             node->valuedouble = d;
             node->valueint = d >= INT_MAX ? INT_MAX : d <= static_cast<double>(INT_MIN) ? INT_MIN : static_cast<int>(d);
         }
-    } else if (v.get(o) == simdjson::SUCCESS) {
+        return node;
+    }
+    case element_type::OBJECT:
         node = new_node(m, cJSON_Object);
         if (node != nullptr)
-            build_children(m, node, o);
-    } else if (v.get(a) == simdjson::SUCCESS) {
+            build_children(m, node, simdjson::dom::object(v.get_object().value_unsafe()));
+        return node;
+    case element_type::ARRAY:
         node = new_node(m, cJSON_Array);
         if (node != nullptr)
-            build_children(m, node, a);
-    } else if (v.get(b) == simdjson::SUCCESS) {
-        node = new_node(m, b ? cJSON_True : cJSON_False);
-    } else {
-        node = new_node(m, cJSON_NULL);
+            build_children(m, node, simdjson::dom::array(v.get_array().value_unsafe()));
+        return node;
+    case element_type::BOOL: return new_node(m, v.get_bool().value_unsafe() ? cJSON_True : cJSON_False);
+    default: return new_node(m, cJSON_NULL);
     }
-    return node;
 }
 
 /* The whole tree, or NULL (nothing left to free) when memory ran out. */
