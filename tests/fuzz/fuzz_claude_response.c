@@ -30,7 +30,7 @@ static void check_message(const uint8_t *data, size_t size)
         __builtin_trap();
     /* The text is one JSON object, of the length reported, whose usage
      * holds the counts reported. */
-    cJSON *out = text ? cJSON_ParseWithLengthOpts(text, len, NULL, 1) : NULL;
+    cJSON *out = text ? cJSON_ParseWithOpts(text, NULL, 1) : NULL;
     const cJSON *prompt =
         cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(out, "usage"), "prompt_tokens");
     if (text != NULL && (strlen(text) != len || !cJSON_IsObject(out) || !cJSON_IsNumber(prompt) ||

@@ -2,7 +2,7 @@
  * libFuzzer target: any bytes as a request body, read three ways. The scan
  * (json_scan.h) and the tree built from simdjson's reading must agree with
  * cJSON's own parse of the same text: a tree, when there is one, prints and
- * nests exactly like cJSON's; the scan's members are the tree's; and a text
+ * nests exactly like cJSON's, whether cJSON's allocator or a pool made it; the scan's members are the tree's; and a text
  * the scan calls invalid is one cJSON refuses too, unless its bytes alone
  * are wrong (broken UTF-8, raw control characters, tabs and newlines
  * included, inside a string) or it has a \u escape
@@ -78,6 +78,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (theirs == NULL) /* simdjson read a text cJSON refuses */
             __builtin_trap();
         same_print(ours, theirs);
+        /* The same tree in a pool (freed below, block by block, never by cJSON). */
+        cJSON *pooled = prism_json_tree(scanner, text, size, 0, arena_alloc, &a, &unsure);
+        if (pooled == NULL || unsure)
+            __builtin_trap();
+        same_print(pooled, theirs);
     } else if (!unsure) {
         __builtin_trap();
     }
