@@ -685,6 +685,24 @@ describe('Claude via the OpenAI SDK: request and response translation (non-strea
     assert.equal(data.choices[0].finish_reason, 'tool_calls');
   });
 
+  it('an answer cJSON must read (a -0, an integer past 64 bits): tool arguments keep the numbers it reads', { timeout: T(15000) }, async () => {
+    const id = toolUseId();
+    fake.reset();
+    fake.next({
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+      rawBody: `{"id":"msg_01Num","type":"message","role":"assistant","model":"${MODEL}","content":[` +
+        `{"type":"tool_use","id":"${id}","name":"get_weather","input":{"neg_zero":-0,"big":123456789012345678901234567890,"n":1.5}}],` +
+        '"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":7,"output_tokens":3}}',
+    });
+    const data = await client.chat.completions.create({ model: MODEL, messages: [user('x')], tools: TOOLS });
+    const call = data.choices[0].message.tool_calls[0];
+    assert.equal(call.id, id);
+    assert.equal(call.function.arguments, '{"neg_zero":-0,"big":1.2345678901234568e+29,"n":1.5}');
+    assert.equal(data.usage.prompt_tokens, 7);
+    assert.equal(data.usage.completion_tokens, 3);
+  });
+
   const STOP_REASONS = [
     ['end_turn', 'stop'],
     ['stop_sequence', 'stop'],
