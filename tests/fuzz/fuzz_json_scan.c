@@ -2,11 +2,10 @@
  * libFuzzer target: any bytes as a request body, read three ways. The scan
  * (json_scan.h) and the tree built from simdjson's reading must agree with
  * cJSON's own parse of the same text: a tree, when there is one, prints and
- * nests exactly like cJSON's, whether cJSON's allocator or a pool made it; the scan's members are the tree's; and a text
- * the scan calls invalid is one cJSON refuses too, unless its bytes alone
- * are wrong (broken UTF-8, raw control characters, tabs and newlines
- * included, inside a string) or it has a \u escape
- * (cJSON reads "\u00e?" as an empty string): cJSON lets those by.
+ * nests exactly like cJSON's, whether cJSON's allocator or a pool made it; the scan's members are the tree's; and a
+ * text the scan calls invalid is one cJSON refuses too, unless its bytes alone are wrong (broken UTF-8, raw control
+ * characters, tabs and newlines included, inside a string) or it has a \u escape (cJSON reads "\u00e?" as an empty
+ * string): cJSON lets those by.
  */
 #include <stddef.h>
 #include <stdint.h>

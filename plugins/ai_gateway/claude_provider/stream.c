@@ -456,37 +456,42 @@ static cJSON *chunk_new(const claude_stream *s)
     return c;
 }
 
-/* choices[0]; takes ownership of delta. */
-static cJSON *choice_new(cJSON *delta, const char *finish)
-{
-    cJSON *ch = delta ? cJSON_CreateObject() : NULL;
-    if (!ch || !prism_json_add(ch, "index", cJSON_CreateNumber(0)) || !cJSON_AddItemToObjectCS(ch, "delta", delta)) {
-        cJSON_Delete(delta);
-        cJSON_Delete(ch);
-        return NULL;
-    }
-    int ok = prism_json_add(ch, "logprobs", cJSON_CreateNull()) != NULL;
-    ok = ok && (finish ? prism_json_add(ch, "finish_reason", cJSON_CreateString(finish))
-                       : prism_json_add(ch, "finish_reason", cJSON_CreateNull()));
-    if (!ok) {
-        cJSON_Delete(ch);
-        return NULL;
-    }
-    return ch;
-}
-
-/* One chunk with one choice; takes ownership of delta. */
+/* One chunk with one choice, written (the envelope is the same for every
+ * event: no tree for it); takes ownership of delta. */
 static const char *emit_delta(claude_stream *s, cJSON *delta, const char *finish, claude_buf *out)
 {
-    cJSON *choice = choice_new(delta, finish);
-    cJSON *c = choice ? chunk_new(s) : NULL;
-    cJSON *choices = c ? prism_json_add(c, "choices", cJSON_CreateArray()) : NULL;
-    if (!choices || !cJSON_AddItemToArray(choices, choice)) {
-        cJSON_Delete(choice);
-        cJSON_Delete(c);
-        return NOMEM;
+    prism_json_writer *w = delta && s->id && s->model ? prism_json_writer_new() : NULL;
+    if (w != NULL) {
+        prism_json_object_begin(w);
+        PRISM_JSON_KEY(w, "id");
+        prism_json_string(w, s->id, strlen(s->id));
+        PRISM_JSON_KEY(w, "object");
+        PRISM_JSON_LIT(w, "chat.completion.chunk");
+        PRISM_JSON_KEY(w, "created");
+        prism_json_number(w, (double)s->created);
+        PRISM_JSON_KEY(w, "model");
+        prism_json_string(w, s->model, strlen(s->model));
+        PRISM_JSON_KEY(w, "choices");
+        prism_json_array_begin(w);
+        prism_json_object_begin(w);
+        PRISM_JSON_KEY(w, "index");
+        prism_json_number(w, 0);
+        PRISM_JSON_KEY(w, "delta");
+        prism_json_value(w, delta);
+        PRISM_JSON_KEY(w, "logprobs");
+        prism_json_null(w);
+        PRISM_JSON_KEY(w, "finish_reason");
+        prism_json_string(w, finish, finish ? strlen(finish) : 0); /* NULL: null */
+        prism_json_object_end(w);
+        prism_json_array_end(w);
+        prism_json_object_end(w);
     }
-    return emit_json(out, c) == 0 ? NULL : NOMEM;
+    cJSON_Delete(delta);
+    size_t len = 0;
+    char *text = prism_json_writer_finish(w, &len);
+    int rc = text ? emit_frame(out, text, len) : -1;
+    free(text);
+    return rc == 0 ? NULL : NOMEM;
 }
 
 /* {key: value}; keys here and below are string literals, not copied. */
