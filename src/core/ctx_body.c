@@ -91,6 +91,8 @@ const cJSON *prism_ctx_json_read(prism_ctx *ctx)
     if (ctx->json_view == NULL && ctx->body.base != NULL && ctx->body.len > 0) {
         unsigned long serial = ctx->scanned == PRISM_SCAN_OBJECT + 1 ? ctx->scan_serial : 0;
         ctx->json_view = pool_tree_of(ctx, ctx->body.base, ctx->body.len, serial);
+        if (ctx->json_view == NULL) /* not JSON: remembered as prism_ctx_json remembers it */
+            return prism_ctx_json(ctx);
     }
     return ctx->json_view;
 }

@@ -1,11 +1,12 @@
-// Model fallbacks (model_router: fallbacks: {gpt-4o-mini: [claude-sonnet-4-5]}, fallback_on: ["5xx", "429"]):
+// Model fallbacks (model_router: fallbacks: {gpt-4o-mini: [claude-sonnet-4-5], claude-opus-4-1:
+// [claude-sonnet-4-5]}, fallback_on: ["5xx", "429"]):
 // when OpenAI fails with a listed status the request is answered by Claude, with x-prism-provider and
 // x-prism-fallback-from; a 400 does not fall back; a stream falls back when the first provider fails
 // before any byte.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { openaiError } from '../e2e/lib/fake-openai.mjs';
-import { assertAnthropicRequest } from '../e2e/lib/fake-anthropic.mjs';
+import { assertAnthropicRequest, anthropicError } from '../e2e/lib/fake-anthropic.mjs';
 import { T } from '../e2e/lib/gateway.mjs';
 import {
   OPENAI_MODEL,
@@ -22,6 +23,7 @@ import {
 } from './lib/faults.mjs';
 
 const DATED = 'claude-sonnet-4-5-20250929';
+const CLAUDE_FIRST = 'claude-opus-4-1';
 
 describe('model fallbacks', { timeout: T(120000) }, () => {
   let stack;
@@ -32,7 +34,10 @@ describe('model fallbacks', { timeout: T(120000) }, () => {
       overrides: {
         plugins: {
           config: {
-            model_router: { fallbacks: { [OPENAI_MODEL]: [CLAUDE_MODEL] }, fallback_on: ['5xx', '429'] },
+            model_router: {
+              fallbacks: { [OPENAI_MODEL]: [CLAUDE_MODEL], [CLAUDE_FIRST]: [CLAUDE_MODEL] },
+              fallback_on: ['5xx', '429'],
+            },
           },
         },
       },
@@ -76,6 +81,24 @@ describe('model fallbacks', { timeout: T(120000) }, () => {
       await assertStillServes(stack, `a fallback after ${status}`);
     });
   }
+
+  // The first Claude call reads the body's tree without changing it; the fallback edits the model
+  // in the request's tree, and the second call must see the edit.
+  it('Claude answers 529: the fallback Claude model gets the same translated request with its own model', { timeout: T(20000) }, async () => {
+    reset();
+    stack.anthropic.next({ status: 529, body: anthropicError('overloaded_error', 'Overloaded') });
+    stack.anthropic.next({ model: DATED, content: [{ type: 'text', text: 'The second Claude.' }] });
+    const r = await post(stack.gw, chat(CLAUDE_FIRST));
+    assert.equal(r.status, 200, r.text.slice(0, 400));
+    assert.equal(r.json.choices[0].message.content, 'The second Claude.');
+    assert.equal(r.headers.get('x-prism-fallback-from'), CLAUDE_FIRST);
+    assert.equal(stack.anthropic.requests.length, 2);
+    const [first, second] = stack.anthropic.requests.map((q) => q.body);
+    assert.equal(first.model, CLAUDE_FIRST);
+    assert.equal(second.model, CLAUDE_MODEL, 'the fallback model is sent to Anthropic');
+    assert.deepEqual({ ...second, model: CLAUDE_FIRST }, first, 'otherwise the same request');
+    await assertStillServes(stack, 'a Claude to Claude fallback');
+  });
 
   it('OpenAI answers 400: no fallback, the 400 reaches the client', { timeout: T(20000) }, async () => {
     reset();
