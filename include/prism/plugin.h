@@ -334,7 +334,8 @@ char *prism_json_print(const cJSON *item, size_t *len);
  * strings are escaped as prism_json_print escapes them (a string of len
  * bytes; NULL writes null); string_begin/part/end write one string from
  * pieces; prism_json_value writes a tree where a value goes. Any failure
- * (memory, a tree that cannot be printed, unbalanced levels) is kept, and
+ * (memory, a tree that cannot be printed, unbalanced levels or strings, a
+ * second value at the top) is kept, and
  * finish then returns NULL. finish and free release the writer; finish
  * hands over the malloc'd, NUL-terminated text and its length. */
 typedef struct prism_json_writer prism_json_writer;

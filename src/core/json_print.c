@@ -420,11 +420,15 @@ char *prism_json_writer_finish(prism_json_writer *w, size_t *len)
     return text;
 }
 
-/* Before any value or key: the separator its level needs. */
+/* Before any value or key: the separator its level needs. A second value
+ * at the top would make the text two values: refused. */
 static inline void next_item(prism_json_writer *w)
 {
-    if (w->comma)
+    if (w->comma) {
+        if (w->depth == 0)
+            grow_for(&w->o, SIZE_MAX);
         put_char(&w->o, ',');
+    }
     w->comma = 1;
 }
 
@@ -507,6 +511,8 @@ void prism_json_string_part(prism_json_writer *w, const char *s, size_t len)
 
 void prism_json_string_end(prism_json_writer *w)
 {
+    if (!w->in_string)
+        grow_for(&w->o, SIZE_MAX); /* no string to end */
     put_char(&w->o, '"');
     w->in_string = 0;
 }

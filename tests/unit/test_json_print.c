@@ -431,6 +431,16 @@ static void writer_refuses_broken_text(void **state)
     assert_null(prism_json_writer_finish(w, NULL));
 
     w = prism_json_writer_new();
+    prism_json_string_end(w); /* ended, never begun */
+    assert_null(prism_json_writer_finish(w, NULL));
+
+    w = prism_json_writer_new();
+    prism_json_object_begin(w);
+    prism_json_object_end(w);
+    prism_json_null(w); /* a second value at the top: "{},null" is not JSON */
+    assert_null(prism_json_writer_finish(w, NULL));
+
+    w = prism_json_writer_new();
     prism_json_array_begin(w);
     prism_json_value(w, NULL); /* no tree */
     prism_json_array_end(w);
