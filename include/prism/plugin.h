@@ -298,16 +298,24 @@ void prism_utf8_scrub(char *s);
  * through inside strings). */
 enum { PRISM_JSON_BYTES_OK = 0, PRISM_JSON_BAD_UTF8 = 1, PRISM_JSON_CONTROL = 2 };
 int prism_json_bytes_check(const char *s, size_t len);
-/* cJSON_GetObjectItemCaseSensitive, faster: a key's first byte is compared
- * before a strcmp is paid for (translating a request looks up dozens of
- * keys, most of them absent). The first match; NULL when obj is NULL, not
- * an object or without the key. */
+/* Whether s is key: its first two bytes are compared before a strcmp is
+ * paid for (translating a request looks up dozens of keys, most of them
+ * absent, and keys that share a first letter are common: model, messages,
+ * max_tokens). */
+static inline int prism_json_key_is(const char *s, const char *key)
+{
+    if (s[0] != key[0] || key[0] == '\0')
+        return s[0] == key[0];
+    return s[1] == key[1] && (key[1] == '\0' || strcmp(s + 2, key + 2) == 0);
+}
+/* cJSON_GetObjectItemCaseSensitive, faster (prism_json_key_is). The first
+ * match; NULL when obj is NULL, not an object or without the key. */
 static inline cJSON *prism_json_get(const cJSON *obj, const char *key)
 {
     if (obj == NULL || key == NULL)
         return NULL;
     for (cJSON *c = obj->child; c != NULL; c = c->next)
-        if (c->string != NULL && c->string[0] == key[0] && strcmp(c->string, key) == 0)
+        if (c->string != NULL && prism_json_key_is(c->string, key))
             return c;
     return NULL;
 }

@@ -26,6 +26,7 @@
 
 #include "json_print.h"
 
+#include "copy.h"
 #include "grow.h"
 #include "prism/plugin.h"
 
@@ -53,34 +54,10 @@ static inline int room(out *o, size_t n)
     return n < o->cap - o->len ? 0 : grow_for(o, n);
 }
 
-/* Most pieces are a few bytes: copied as two overlapping words, with no
- * call into memcpy for them. */
-static inline void copy_bytes(char *d, const char *s, size_t n)
-{
-    if (n >= 16) {
-        memcpy(d, s, n);
-    } else if (n >= 8) {
-        uint64_t a, b;
-        memcpy(&a, s, 8);
-        memcpy(&b, s + n - 8, 8);
-        memcpy(d, &a, 8);
-        memcpy(d + n - 8, &b, 8);
-    } else if (n >= 4) {
-        uint32_t a, b;
-        memcpy(&a, s, 4);
-        memcpy(&b, s + n - 4, 4);
-        memcpy(d, &a, 4);
-        memcpy(d + n - 4, &b, 4);
-    } else {
-        for (size_t i = 0; i < n; i++)
-            d[i] = s[i];
-    }
-}
-
 static inline void put(out *o, const char *s, size_t n)
 {
     if (room(o, n) == 0) {
-        copy_bytes(o->buf + o->len, s, n);
+        prism_copy_bytes(o->buf + o->len, s, n);
         o->len += n;
     }
 }
@@ -239,7 +216,7 @@ static inline void put_quoted(out *o, const char *s, size_t n, char after)
     if (plain_run(s, n, 0) == n) {
         char *d = o->buf + o->len;
         d[0] = '"';
-        copy_bytes(d + 1, s, n);
+        prism_copy_bytes(d + 1, s, n);
         d[n + 1] = '"';
         d[n + 2] = after;
         o->len += n + 2 + (after != '\0');

@@ -1,6 +1,8 @@
 /*
  * libFuzzer target: any bytes as an OpenAI chat request. The translation
- * must either produce an Anthropic request or a 400, with nothing leaked.
+ * must either write an Anthropic request (one JSON object, of the length it
+ * reports, with a model, messages and max_tokens) or give a 400, with
+ * nothing leaked.
  * The JSON printer is checked on the way: whatever cJSON parsed prints as
  * JSON cJSON parses again, and printing that gives the same text (numbers
  * and strings survive the round trip exactly).
@@ -44,15 +46,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                 .thinking_budget_high = 4096};
     claude_request_info info;
     claude_error err;
-    cJSON *out = claude_request_from_openai(in, &opt, &info, &err);
-    if (out) {
-        if (err.status != 0)
+    size_t len = 0;
+    char *body = claude_request_from_openai(in, &opt, &info, &len, &err);
+    if (body) {
+        cJSON *out = cJSON_ParseWithOpts(body, NULL, 1);
+        if (err.status != 0 || strlen(body) != len || !cJSON_IsObject(out) ||
+            !cJSON_IsString(prism_json_get(out, "model")) || !cJSON_IsArray(prism_json_get(out, "messages")) ||
+            !cJSON_IsNumber(prism_json_get(out, "max_tokens")))
             __builtin_trap();
         print_round_trip(out); /* the upstream body the provider would send */
-    } else if (err.status != 400 || err.message[0] == '\0' || info.json_tool) {
+        cJSON_Delete(out);
+    } else if (err.status != 400 || err.message[0] == '\0' || info.json_tool || len != 0) {
         __builtin_trap();
     }
-    cJSON_Delete(out);
+    free(body);
     cJSON_Delete(in);
     return 0;
 }

@@ -107,19 +107,35 @@ static void assert_num_at(const cJSON *root, const char *path, double want)
     assert_true(node->valuedouble == want);
 }
 
+/* claude_request_from_openai's body, read back as a tree (NULL when it
+ * refused); the body must be one JSON value of the length it reports. */
+static cJSON *request_tree(const cJSON *in, const claude_options *opts, claude_request_info *info, claude_error *err)
+{
+    size_t len = 0;
+    char *text = claude_request_from_openai(in, opts, info, &len, err);
+    if (text == NULL) {
+        assert_int_equal(len, 0);
+        return NULL;
+    }
+    assert_int_equal(strlen(text), len);
+    assert_int_equal(err->status, 0);
+    cJSON *tree = cJSON_ParseWithOpts(text, NULL, 1);
+    if (tree == NULL)
+        fail_msg("not JSON: %s", text);
+    free(text);
+    return tree;
+}
+
 static cJSON *translate(const char *quoted, claude_request_info *info)
 {
     cJSON *in = parse_quoted(quoted);
     claude_request_info local;
     claude_error err;
-    cJSON *out = claude_request_from_openai(in, &OPTS, info ? info : &local, &err);
+    cJSON *out = request_tree(in, &OPTS, info ? info : &local, &err);
     if (out == NULL)
         fail_msg("refused: %d %s %s %s", err.status, err.code, err.param, err.message);
-    /* The tree refers to the input's strings: a copy outlives the input. */
-    cJSON *copy = cJSON_Duplicate(out, 1);
-    cJSON_Delete(out);
     cJSON_Delete(in);
-    return copy;
+    return out;
 }
 
 static void assert_refused(const char *quoted, const char *param, const char *code)
@@ -127,7 +143,7 @@ static void assert_refused(const char *quoted, const char *param, const char *co
     cJSON *in = parse_quoted(quoted);
     claude_request_info info;
     claude_error err;
-    cJSON *out = claude_request_from_openai(in, &OPTS, &info, &err);
+    cJSON *out = request_tree(in, &OPTS, &info, &err);
     if (out) {
         char *s = cJSON_PrintUnformatted(out);
         print_error("accepted as %s\n", s);
@@ -148,7 +164,7 @@ static void translates_fixture(const char *in_name, const char *want_name, claud
 {
     cJSON *in = fixture(in_name), *want = fixture(want_name);
     claude_error err;
-    cJSON *out = claude_request_from_openai(in, &OPTS, info, &err);
+    cJSON *out = request_tree(in, &OPTS, info, &err);
     if (out == NULL)
         fail_msg("refused: %s %s", err.param, err.message);
     assert_same_json(out, want);
@@ -204,6 +220,67 @@ static void consecutive_roles_merge(void **state)
                 "{'role':'assistant','content':[{'type':'text','text':'A'},{'type':'text','text':'B'}]},"
                 "{'role':'user','content':[{'type':'text','text':'Three'},{'type':'text','text':'Four'}]}]");
     cJSON_Delete(out);
+}
+
+/* A conversation longer than the notes kept without an allocation: turns
+ * of a tool loop, with system messages between them and blank messages of
+ * either side inside an assistant turn. Each tool_use must carry its own call's arguments, which
+ * the translation parses first and writes later, in another order of walk. */
+static void long_tool_loop_keeps_each_calls_arguments(void **state)
+{
+    (void)state;
+    enum { ROUNDS = 40 };
+    cJSON *in = cJSON_Parse("{\"model\":\"claude-sonnet-4-5\",\"messages\":[]}");
+    cJSON *msgs = cJSON_GetObjectItemCaseSensitive(in, "messages");
+    for (int i = 0; i < ROUNDS; i++) {
+        char text[640];
+        snprintf(text, sizeof(text),
+                 "[{\"role\":\"user\",\"content\":\"question %d\"},"
+                 "{\"role\":\"system\",\"content\":\"rule %d\"},"
+                 "{\"role\":\"assistant\",\"content\":\"looking %d\"},{\"role\":\"user\",\"content\":\"\"},"
+                 "{\"role\":\"assistant\",\"tool_calls\":[{\"id\":\"call_%d\","
+                 "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"i\\\": %d}\"}}]},"
+                 "{\"role\":\"assistant\",\"content\":\" \"},"
+                 "{\"role\":\"tool\",\"tool_call_id\":\"call_%d\",\"content\":\"result %d\"}]",
+                 i, i, i, i, i, i, i);
+        cJSON *round = cJSON_Parse(text), *m;
+        assert_non_null(round);
+        while ((m = round->child) != NULL)
+            cJSON_AddItemToArray(msgs, cJSON_DetachItemViaPointer(round, m));
+        cJSON_Delete(round);
+    }
+    claude_request_info info;
+    claude_error err;
+    cJSON *out = request_tree(in, &OPTS, &info, &err);
+    assert_non_null(out);
+    const cJSON *system = at(out, "system"), *turns = at(out, "messages");
+    assert_int_equal(cJSON_GetArraySize(system), ROUNDS);
+    /* The last round's tool result is a user turn of its own. */
+    assert_int_equal(cJSON_GetArraySize(turns), 2 * ROUNDS + 1);
+    assert_json(cJSON_GetArrayItem(turns, 2 * ROUNDS),
+                "{'role':'user','content':[{'type':'tool_result','tool_use_id':'call_39','content':'result 39'}]}");
+    for (int i = 0; i < ROUNDS; i++) {
+        char want[256], path[64];
+        snprintf(path, sizeof(path), "%d/text", i);
+        snprintf(want, sizeof(want), "rule %d", i);
+        assert_string_equal(at(system, path)->valuestring, want);
+        /* The user turn: the previous round's tool result first, then the question. */
+        const cJSON *user = at(cJSON_GetArrayItem(turns, 2 * i), "content");
+        assert_int_equal(cJSON_GetArraySize(user), i == 0 ? 1 : 2);
+        if (i > 0) {
+            snprintf(want, sizeof(want), "{'type':'tool_result','tool_use_id':'call_%d','content':'result %d'}", i - 1,
+                     i - 1);
+            assert_json(user->child, want);
+        }
+        const cJSON *asst = cJSON_GetArrayItem(turns, 2 * i + 1);
+        snprintf(want, sizeof(want),
+                 "{'role':'assistant','content':[{'type':'text','text':'looking %d'},"
+                 "{'type':'tool_use','id':'call_%d','name':'f','input':{'i':%d}}]}",
+                 i, i, i);
+        assert_json(asst, want);
+    }
+    cJSON_Delete(out);
+    cJSON_Delete(in);
 }
 
 static void tool_results_lead_the_merged_user_turn(void **state)
@@ -414,7 +491,7 @@ static void roles_and_shapes_are_validated(void **state)
     cJSON *arr = cJSON_CreateArray();
     claude_request_info info;
     claude_error err;
-    assert_null(claude_request_from_openai(arr, &OPTS, &info, &err));
+    assert_null(request_tree(arr, &OPTS, &info, &err));
     assert_int_equal(err.status, 400);
     assert_string_equal(err.param, "");
     cJSON_Delete(arr);
@@ -448,10 +525,10 @@ static void max_tokens_precedence_and_default(void **state)
     cJSON *in = parse_quoted(REQ(""));
     claude_request_info info;
     claude_error err;
-    out = claude_request_from_openai(in, &opts, &info, &err);
+    out = request_tree(in, &opts, &info, &err);
     assert_num_at(out, "max_tokens", 8192);
     cJSON_Delete(out);
-    out = claude_request_from_openai(in, NULL, &info, &err);
+    out = request_tree(in, NULL, &info, &err);
     assert_num_at(out, "max_tokens", 4096);
     cJSON_Delete(out);
     cJSON_Delete(in);
@@ -750,7 +827,7 @@ static void thinking_budgets_come_from_options(void **state)
     cJSON *in = parse_quoted(REQ(",'reasoning_effort':'medium'"));
     claude_request_info info;
     claude_error err;
-    cJSON *out = claude_request_from_openai(in, &opts, &info, &err);
+    cJSON *out = request_tree(in, &opts, &info, &err);
     assert_num_at(out, "thinking/budget_tokens", 3000);
     assert_num_at(out, "max_tokens", 5000);
     cJSON_Delete(out);
@@ -814,7 +891,7 @@ static void hostile_values_everywhere(void **state)
             cJSON *in = parse_quoted(req);
             claude_request_info info;
             claude_error err;
-            cJSON *out = claude_request_from_openai(in, &OPTS, &info, &err);
+            cJSON *out = request_tree(in, &OPTS, &info, &err);
             if (out == NULL) {
                 assert_int_equal(err.status, 400);
                 assert_true(err.message[0] != '\0');
@@ -897,6 +974,39 @@ static void json_tool_answer_becomes_content(void **state)
     assert_str_at(out, "choices/0/message/tool_calls/0/function/name", "city_weather");
     assert_true(cJSON_IsNull(at(out, "choices/0/message/content")));
     cJSON_Delete(out);
+}
+
+/* Anthropic allows tool names of 64 characters: a schema name that long is
+ * the forced tool's name, and the answer through it is still found. */
+static void json_tool_name_of_64_characters(void **state)
+{
+    (void)state;
+    const char *name = "a234567890b234567890c234567890d234567890e234567890f234567890g234";
+    assert_int_equal(strlen(name), 64);
+    char body[512];
+    snprintf(body, sizeof(body),
+             REQ(",'response_format':{'type':'json_schema','json_schema':{'name':'%s','schema':{'type':'object'}}}"),
+             name);
+    claude_request_info info;
+    cJSON *out = translate(body, &info);
+    assert_str_at(out, "tool_choice/name", name);
+    assert_str_at(out, "tools/0/name", name);
+    assert_string_equal(info.json_tool_name, name);
+    cJSON_Delete(out);
+
+    char answer[512];
+    snprintf(answer, sizeof(answer),
+             "{'id':'msg_1','type':'message','role':'assistant','model':'claude-sonnet-4-5','content':"
+             "[{'type':'tool_use','id':'toolu_1','name':'%s','input':{'ok':true}}],'stop_reason':'tool_use',"
+             "'usage':{'input_tokens':1,'output_tokens':2}}",
+             name);
+    cJSON *in = parse_quoted(answer);
+    claude_error err;
+    out = answer_of(in, &info, &err);
+    assert_str_at(out, "choices/0/message/content", "{\"ok\":true}");
+    assert_str_at(out, "choices/0/finish_reason", "stop");
+    cJSON_Delete(out);
+    cJSON_Delete(in);
 }
 
 static void every_stop_reason(void **state)
@@ -1125,6 +1235,7 @@ int main(void)
         cmocka_unit_test(conversation_fixture),
         cmocka_unit_test(system_and_developer_become_system_blocks),
         cmocka_unit_test(consecutive_roles_merge),
+        cmocka_unit_test(long_tool_loop_keeps_each_calls_arguments),
         cmocka_unit_test(tool_results_lead_the_merged_user_turn),
         cmocka_unit_test(empty_text_and_empty_messages_are_dropped),
         cmocka_unit_test(names_on_messages_are_dropped),
@@ -1158,6 +1269,7 @@ int main(void)
         cmocka_unit_test(text_message_fixture),
         cmocka_unit_test(thinking_text_and_tool_use_fixture),
         cmocka_unit_test(json_tool_answer_becomes_content),
+        cmocka_unit_test(json_tool_name_of_64_characters),
         cmocka_unit_test(every_stop_reason),
         cmocka_unit_test(usage_with_cache_tokens),
         cmocka_unit_test(content_edge_cases),

@@ -458,9 +458,14 @@ static void get_matches_cjson_lookup(void **state)
 {
     (void)state;
     cJSON *o =
-        cJSON_Parse("{\"model\":\"a\",\"Model\":\"b\",\"model\":\"c\",\"\":1,\"m\":2,\"mo\":3,\"arr\":[{\"x\":1}]}");
+        cJSON_Parse("{\"model\":\"a\",\"Model\":\"b\",\"model\":\"c\",\"\":1,\"m\":2,\"mo\":3,\"arr\":[{\"x\":1}],"
+                    "\"max_tokens\":4,\"max_completion_tokens\":5,\"messages\":[],\"modalities\":[]}");
     assert_non_null(o);
-    static const char *const keys[] = {"model", "Model", "MODEL", "", "m", "mo", "mod", "arr", "x", "zzz"};
+    /* Keys that share one or two first bytes, are prefixes of each other, or are empty. */
+    static const char *const keys[] = {
+        "model",       "Model",    "MODEL", "",           "m",    "mo",         "mod",
+        "arr",         "x",        "zzz",   "ma",         "max",  "max_tokens", "max_completion_tokens",
+        "max_tokens_", "messages", "me",    "modalities", "modal"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         assert_ptr_equal(prism_json_get(o, keys[i]), cJSON_GetObjectItemCaseSensitive(o, keys[i]));
     assert_string_equal(prism_json_get(o, "model")->valuestring, "a");            /* the first of a repeated key */

@@ -329,15 +329,9 @@ static void respond_translation_error(prism_ctx *ctx, const claude_error *e)
 static const char *translate(prism_ctx *ctx, const provider *p, claude_request_info *info, size_t *len)
 {
     claude_error err = {0};
-    cJSON *req = claude_request_from_openai(prism_ctx_json_read(ctx), &p->opt, info, &err);
-    if (req == NULL) {
-        respond_translation_error(ctx, &err);
-        return NULL;
-    }
-    char *json = prism_json_print(req, len);
-    cJSON_Delete(req);
+    char *json = claude_request_from_openai(prism_ctx_json_read(ctx), &p->opt, info, len, &err);
     if (json == NULL) {
-        prism_respond_error(ctx, 500, "server_error", "internal_error", NULL, "Could not encode the request.");
+        respond_translation_error(ctx, &err);
         return NULL;
     }
     char *body = prism_ctx_alloc(ctx, *len + 1);

@@ -2,7 +2,7 @@
  * translate.h - OpenAI Chat Completions <-> Anthropic Messages, as pure
  * functions (no I/O, no globals): what the unit tests and fuzzers call.
  *
- * Request:  OpenAI request JSON  -> Anthropic request JSON  (claude_request_from_openai)
+ * Request:  OpenAI request JSON  -> Anthropic request body  (claude_request_from_openai)
  * Response: Anthropic message    -> OpenAI chat.completion  (claude_response_to_openai)
  * Errors:   Anthropic error body -> OpenAI error body + HTTP status (claude_error_to_openai)
  * docs/translation.md is the field-by-field table these implement.
@@ -49,17 +49,18 @@ typedef struct claude_error {
 
 /* What the response side must know about how the request was translated. */
 typedef struct claude_request_info {
-    int stream;        /* "stream": true */
-    int include_usage; /* stream_options.include_usage */
-    int json_tool;     /* response_format was mapped to a forced tool: its input is the answer */
-    char json_tool_name[64];
+    int stream;              /* "stream": true */
+    int include_usage;       /* stream_options.include_usage */
+    int json_tool;           /* response_format was mapped to a forced tool: its input is the answer */
+    char json_tool_name[65]; /* up to 64 characters, as Anthropic allows */
 } claude_request_info;
 
-/* NULL with *err filled when the request cannot be carried across. The
- * tree refers to the strings and objects it carries over from `openai`
- * rather than copying them: print it and delete it before `openai`. */
-cJSON *claude_request_from_openai(const cJSON *openai, const claude_options *opt, claude_request_info *info,
-                                  claude_error *err);
+/* The Anthropic request body (malloc'd, its length in *len), written
+ * straight from `openai` with no tree in between. NULL with *err filled
+ * when the request cannot be carried across (400), or when memory ran out
+ * (500). */
+char *claude_request_from_openai(const cJSON *openai, const claude_options *opt, claude_request_info *info, size_t *len,
+                                 claude_error *err);
 
 /* Token counts in OpenAI's terms: prompt includes the cached tokens and
  * the ones written to the cache, which Anthropic counts apart. */

@@ -1,16 +1,27 @@
 /*
- * translate_request.c - an OpenAI Chat Completions request -> an Anthropic
- * Messages request, as a pure function (no I/O, no globals).
+ * translate_request.c - an OpenAI Chat Completions request -> the body of an
+ * Anthropic Messages request, as a pure function (no I/O, no globals).
  *
  * Every value of the input is treated as hostile: a wrong type anywhere
  * becomes a 400 naming the offending field, never a crash. docs/translation.md
  * is the field-by-field table this implements.
+ *
+ * The body is written front to back with prism_json_writer; no tree is built,
+ * printed and freed. Anthropic's layout is not the input's order, though:
+ * system messages from anywhere go to one top-level list, consecutive
+ * messages of one side merge into a turn whose tool results come first, and
+ * which tools are sent depends on tool_choice. So the same walking code reads
+ * the request twice. The checking pass finds the first error in the order a
+ * client reads the request (field by field, message by message), counts the
+ * blocks each message makes and notes what the layout needs. The writing
+ * passes then cannot fail, except for memory.
  */
 #include "translate.h"
 
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -19,6 +30,7 @@
 #define MAX_MESSAGES   100000
 #define MAX_LIST_ITEMS 10000 /* content parts, tool calls, tools, stop entries, thinking blocks */
 #define MAX_MEDIA_TYPE 127
+#define FEW_MESSAGES   64 /* notes on messages kept without an allocation */
 
 #define JSON_TOOL_DEFAULT     "json_response"
 #define JSON_TOOL_DESCRIPTION "Respond with JSON that matches this schema."
@@ -31,21 +43,53 @@ enum {
     PART_REFUSAL = 8,
 };
 
+/* Where the blocks being walked go: the top-level system list, the head of
+ * a turn (tool results, which Anthropic wants first), the rest of a turn,
+ * or inside a tool result. */
+enum { DEST_SYSTEM, DEST_LEAD, DEST_REST, DEST_NESTED, DEST_COUNT };
+
+/* The side of the turn a message's blocks join (0: it makes none). */
+enum { SIDE_NONE, SIDE_USER, SIDE_ASSISTANT };
+
 typedef struct req {
     const cJSON *in;
     const claude_options *opt;
     claude_request_info *info;
     claude_error *err;
-    cJSON *out;
-    int oom; /* set by put/push when cJSON could not allocate */
-} req;
+    prism_json_writer *w;   /* NULL while checking or counting */
+    int checking;           /* the first pass: tool call arguments are parsed */
+    int dest;               /* DEST_*: where the blocks being walked go */
+    long count[DEST_COUNT]; /* blocks found while not writing */
+    int oom;
 
-/* The Anthropic turn being built: consecutive same-side messages merge. */
-typedef struct turn {
-    const char *role; /* "user", "assistant", or NULL before the first */
-    cJSON *lead;      /* tool_result blocks: Anthropic wants them first */
-    cJSON *rest;
-} turn;
+    /* Tool call arguments, parsed while checking (in message order) and
+     * written from here (the writing passes meet them in the same order). */
+    cJSON *args;
+    const cJSON *next_args;
+
+    /* Messages: a NOTE of each, and what the checking pass saw of the last
+     * assistant turn. */
+    unsigned char *notes, few_notes[FEW_MESSAGES];
+    int last_side;
+    long thinking_blocks, tool_uses; /* of the message being checked */
+    int turn_thinks, turn_calls;     /* the last assistant turn starts with thinking, calls a tool */
+
+    /* The rest of the layout. */
+    const char *model;
+    const cJSON *tools;    /* the client's tools (a non-empty array) or NULL */
+    const cJSON *allowed;  /* tool_choice.allowed_tools.tools: only these are sent */
+    const char *json_tool; /* the forced tool response_format maps to */
+    const cJSON *json_schema;
+    const char *choice_type, *choice_name; /* tool_choice, when one is sent */
+    int serial;                            /* disable_parallel_tool_use */
+    const cJSON *own_thinking;
+    long long budget, max_tokens;
+    const cJSON *temperature, *top_p, *top_k;
+    const cJSON *stop;
+    long stops;
+    const char *user;
+    const cJSON *stream;
+} req;
 
 /* ---- small helpers ---- */
 
@@ -76,42 +120,9 @@ static int list_size(const cJSON *arr)
     return cJSON_GetArraySize(arr);
 }
 
-/* Adds item to obj under key, a string literal (not copied); records an
- * allocation failure instead of returning one so translation code reads
- * straight through (checked once at the end). */
-static cJSON *put(req *r, cJSON *obj, const char *key, cJSON *item)
+static void put_str(prism_json_writer *w, const char *s)
 {
-    if (item == NULL || obj == NULL || !cJSON_AddItemToObjectCS(obj, key, item)) {
-        cJSON_Delete(item);
-        r->oom = 1;
-        return NULL;
-    }
-    return item;
-}
-
-static cJSON *push(req *r, cJSON *arr, cJSON *item)
-{
-    if (item == NULL || arr == NULL || !cJSON_AddItemToArray(arr, item)) {
-        cJSON_Delete(item);
-        r->oom = 1;
-        return NULL;
-    }
-    return item;
-}
-
-/* A string of the input, or a literal, in the translated tree without a
- * copy (translate.h: the tree is printed and deleted while the input
- * lives). Most of a translated request is the client's text. */
-static cJSON *str_ref(const char *s)
-{
-    return cJSON_CreateStringReference(s);
-}
-
-/* An object of the input carried over unchanged (a tool's JSON Schema, a
- * signed thinking block), without a copy. */
-static cJSON *object_ref(const cJSON *obj)
-{
-    return cJSON_CreateObjectReference(obj->child);
+    prism_json_string(w, s, strlen(s));
 }
 
 static void set_error(claude_error *err, int status, const char *type, const char *code, const char *param,
@@ -150,34 +161,68 @@ static int positive_or(int v, int def)
 
 /* ---- content blocks ---- */
 
-static void copy_cache_control(req *r, const cJSON *part, cJSON *block)
+/* One more block where r->dest says: when not writing it is only counted.
+ * Returns whether to write it. */
+static int block(req *r)
+{
+    if (r->w != NULL)
+        return 1;
+    r->count[r->dest]++;
+    return 0;
+}
+
+static void write_cache_control(prism_json_writer *w, const cJSON *part)
 {
     const cJSON *cc = field(part, "cache_control");
-    if (cJSON_IsObject(cc))
-        put(r, block, "cache_control", object_ref(cc));
+    if (cJSON_IsObject(cc)) {
+        PRISM_JSON_KEY(w, "cache_control");
+        prism_json_value(w, cc);
+    }
 }
 
-/* Appends a text block unless the text is blank: Anthropic refuses text
- * blocks without non-whitespace text. */
-static void add_text(req *r, cJSON *dest, const char *text, const cJSON *part)
+/* A text block unless the text is blank: Anthropic refuses text blocks
+ * without non-whitespace text. */
+static void add_text(req *r, const char *text, const cJSON *part)
 {
-    if (is_blank(text))
+    if (is_blank(text) || !block(r))
         return;
-    cJSON *block = push(r, dest, cJSON_CreateObject());
-    put(r, block, "type", str_ref("text"));
-    put(r, block, "text", str_ref(text));
+    prism_json_writer *w = r->w;
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "type");
+    PRISM_JSON_LIT(w, "text");
+    PRISM_JSON_KEY(w, "text");
+    put_str(w, text);
     if (part)
-        copy_cache_control(r, part, block);
+        write_cache_control(w, part);
+    prism_json_object_end(w);
 }
 
-static void add_source_block(req *r, cJSON *dest, const char *type, cJSON *source, const cJSON *part)
+/* An image or document block: base64 data of the media type given, or (no
+ * media type) a URL. */
+static void add_source_block(req *r, const char *type, const char *media, const char *data, const cJSON *part)
 {
-    cJSON *block = push(r, dest, cJSON_CreateObject());
-    put(r, block, "type", str_ref(type));
-    put(r, block, "source", source);
-    if (block == NULL)
+    if (!block(r))
         return;
-    copy_cache_control(r, part, block);
+    prism_json_writer *w = r->w;
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "type");
+    put_str(w, type);
+    PRISM_JSON_KEY(w, "source");
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "type");
+    if (media) {
+        PRISM_JSON_LIT(w, "base64");
+        PRISM_JSON_KEY(w, "media_type");
+        put_str(w, media);
+        PRISM_JSON_KEY(w, "data");
+    } else {
+        PRISM_JSON_LIT(w, "url");
+        PRISM_JSON_KEY(w, "url");
+    }
+    put_str(w, data);
+    prism_json_object_end(w);
+    write_cache_control(w, part);
+    prism_json_object_end(w);
 }
 
 /* "data:<media>[;param...];base64,<data>" -> media and data, or -1. */
@@ -199,41 +244,24 @@ static int parse_data_url(const char *url, char media[MAX_MEDIA_TYPE + 1], const
     return 0;
 }
 
-static cJSON *base64_source(const char *media, const char *data)
-{
-    cJSON *source = cJSON_CreateObject();
-    if (!prism_json_add(source, "type", str_ref("base64")) ||
-        !prism_json_add(source, "media_type", cJSON_CreateString(media)) ||
-        !prism_json_add(source, "data", str_ref(data))) {
-        cJSON_Delete(source);
-        return NULL;
-    }
-    return source;
-}
-
-static int add_image(req *r, cJSON *dest, const cJSON *part, int mi, int pj)
+static int add_image(req *r, const cJSON *part, int mi, int pj)
 {
     const char *url = str_of(field(field(part, "image_url"), "url"));
     char media[MAX_MEDIA_TYPE + 1];
     const char *data;
     if (url && parse_data_url(url, media, &data) == 0) {
-        add_source_block(r, dest, "image", base64_source(media, data), part);
+        add_source_block(r, "image", media, data, part);
         return 0;
     }
     if (url && (strncasecmp(url, "https://", 8) == 0 || strncasecmp(url, "http://", 7) == 0)) {
-        cJSON *source = cJSON_CreateObject();
-        if (!prism_json_add(source, "type", str_ref("url")) || !prism_json_add(source, "url", str_ref(url))) {
-            cJSON_Delete(source);
-            source = NULL;
-        }
-        add_source_block(r, dest, "image", source, part);
+        add_source_block(r, "image", NULL, url, part);
         return 0;
     }
     return fail(r, "invalid_value", "expected an object whose url is a data:<media>;base64, URL or an http(s) URL.",
                 "messages[%d].content[%d].image_url", mi, pj);
 }
 
-static int add_file(req *r, cJSON *dest, const cJSON *part, int mi, int pj)
+static int add_file(req *r, const cJSON *part, int mi, int pj)
 {
     const cJSON *file = field(part, "file");
     const char *file_data = str_of(field(file, "file_data"));
@@ -245,7 +273,7 @@ static int add_file(req *r, cJSON *dest, const cJSON *part, int mi, int pj)
     if (parse_data_url(file_data, media, &data) != 0 || strcasecmp(media, "application/pdf") != 0)
         return fail(r, "unsupported_content", "file_data must be a data:application/pdf;base64, URL.",
                     "messages[%d].content[%d].file.file_data", mi, pj);
-    add_source_block(r, dest, "document", base64_source("application/pdf", data), part);
+    add_source_block(r, "document", "application/pdf", data, part);
     return 0;
 }
 
@@ -273,7 +301,7 @@ static int refuse_part(req *r, const char *type, int mi, int pj)
                 "messages[%d].content[%d].type", mi, pj);
 }
 
-static int add_part(req *r, cJSON *dest, const cJSON *part, int allowed, int mi, int pj)
+static int add_part(req *r, const cJSON *part, int allowed, int mi, int pj)
 {
     const char *type = str_of(field(part, "type"));
     if (type == NULL)
@@ -282,22 +310,22 @@ static int add_part(req *r, cJSON *dest, const cJSON *part, int allowed, int mi,
     if ((kind & allowed) == 0)
         return refuse_part(r, type, mi, pj);
     if (kind == PART_IMAGE)
-        return add_image(r, dest, part, mi, pj);
+        return add_image(r, part, mi, pj);
     if (kind == PART_FILE)
-        return add_file(r, dest, part, mi, pj);
+        return add_file(r, part, mi, pj);
     const char *text = str_of(field(part, kind == PART_TEXT ? "text" : "refusal"));
     if (text == NULL)
         return fail(r, "invalid_type", "expected a string.", "messages[%d].content[%d].%s", mi, pj,
                     kind == PART_TEXT ? "text" : "refusal");
-    add_text(r, dest, text, part);
+    add_text(r, text, part);
     return 0;
 }
 
 /* content: a string or an array of parts of the allowed kinds. */
-static int add_content(req *r, cJSON *dest, const cJSON *content, int allowed, int mi)
+static int add_content(req *r, const cJSON *content, int allowed, int mi)
 {
     if (cJSON_IsString(content)) {
-        add_text(r, dest, content->valuestring, NULL);
+        add_text(r, content->valuestring, NULL);
         return 0;
     }
     if (!cJSON_IsArray(content))
@@ -308,7 +336,7 @@ static int add_content(req *r, cJSON *dest, const cJSON *content, int allowed, i
     const cJSON *part;
     cJSON_ArrayForEach(part, content)
     {
-        if (add_part(r, dest, part, allowed, mi, pj++) != 0)
+        if (add_part(r, part, allowed, mi, pj++) != 0)
             return -1;
     }
     return 0;
@@ -316,7 +344,7 @@ static int add_content(req *r, cJSON *dest, const cJSON *content, int allowed, i
 
 /* ---- messages by role ---- */
 
-static int add_thinking_blocks(req *r, cJSON *dest, const cJSON *blocks, int mi)
+static int add_thinking_blocks(req *r, const cJSON *blocks, int mi)
 {
     if (!cJSON_IsArray(blocks) || list_size(blocks) > MAX_LIST_ITEMS)
         return fail(r, "invalid_type", "expected an array of thinking blocks.", "messages[%d].thinking_blocks", mi);
@@ -328,31 +356,46 @@ static int add_thinking_blocks(req *r, cJSON *dest, const cJSON *blocks, int mi)
         if (type == NULL || (strcmp(type, "thinking") != 0 && strcmp(type, "redacted_thinking") != 0))
             return fail(r, "invalid_value", "expected a thinking or redacted_thinking block.",
                         "messages[%d].thinking_blocks[%d]", mi, k);
-        push(r, dest, object_ref(b)); /* unchanged: the signature covers it */
+        if (block(r))
+            prism_json_value(r->w, b); /* unchanged: the signature covers it */
+        else
+            r->thinking_blocks++;
         k++;
     }
     return 0;
 }
 
-/* "" or absent -> {}; anything but a string holding a JSON object -> 400. */
-static int parse_arguments(req *r, const cJSON *call, int mi, int tj, cJSON **input)
+/* The checking pass parses a call's arguments ("" or absent stands for {})
+ * and keeps them for the writing pass: anything but a JSON object is a 400. */
+static int keep_arguments(req *r, const char *s, int mi, int tj)
 {
-    const cJSON *args = field(field(call, "function"), "arguments");
-    const char *s = str_of(args);
-    if (args == NULL || (s && s[0] == '\0')) {
-        *input = cJSON_CreateObject();
-        return 0;
+    cJSON *input = s ? cJSON_ParseWithOpts(s, NULL, 1) : NULL;
+    if (!cJSON_IsObject(input)) {
+        cJSON_Delete(input);
+        return fail(r, "invalid_tool_arguments", "arguments must be a string holding a JSON object.",
+                    "messages[%d].tool_calls[%d].function.arguments", mi, tj);
     }
-    *input = s ? cJSON_ParseWithOpts(s, NULL, 1) : NULL;
-    if (cJSON_IsObject(*input))
-        return 0;
-    cJSON_Delete(*input);
-    *input = NULL;
-    return fail(r, "invalid_tool_arguments", "arguments must be a string holding a JSON object.",
-                "messages[%d].tool_calls[%d].function.arguments", mi, tj);
+    if (!cJSON_AddItemToArray(r->args, input)) {
+        cJSON_Delete(input);
+        r->oom = 1;
+    }
+    return 0;
 }
 
-static int add_tool_call(req *r, cJSON *dest, const cJSON *call, int mi, int tj)
+static void write_arguments(req *r, int empty)
+{
+    const cJSON *input = empty ? NULL : r->next_args;
+    if (empty) {
+        prism_json_raw(r->w, "{}", 2);
+    } else if (input != NULL) {
+        r->next_args = input->next;
+        prism_json_value(r->w, input);
+    } else {
+        r->oom = 1; /* not kept: the checking pass ran out of memory */
+    }
+}
+
+static int add_tool_call(req *r, const cJSON *call, int mi, int tj)
 {
     const cJSON *type = field(call, "type");
     const char *id = str_of(field(call, "id"));
@@ -365,18 +408,30 @@ static int add_tool_call(req *r, cJSON *dest, const cJSON *call, int mi, int tj)
     if (name == NULL || name[0] == '\0')
         return fail(r, "invalid_type", "expected a non-empty string.", "messages[%d].tool_calls[%d].function.name", mi,
                     tj);
-    cJSON *input;
-    if (parse_arguments(r, call, mi, tj, &input) != 0)
+    const cJSON *args = field(field(call, "function"), "arguments");
+    const char *s = str_of(args);
+    int empty = args == NULL || (s && s[0] == '\0');
+    if (r->checking && !empty && keep_arguments(r, s, mi, tj) != 0)
         return -1;
-    cJSON *block = push(r, dest, cJSON_CreateObject());
-    put(r, block, "type", str_ref("tool_use"));
-    put(r, block, "id", str_ref(id));
-    put(r, block, "name", str_ref(name));
-    put(r, block, "input", input);
+    if (!block(r)) {
+        r->tool_uses++;
+        return 0;
+    }
+    prism_json_writer *w = r->w;
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "type");
+    PRISM_JSON_LIT(w, "tool_use");
+    PRISM_JSON_KEY(w, "id");
+    put_str(w, id);
+    PRISM_JSON_KEY(w, "name");
+    put_str(w, name);
+    PRISM_JSON_KEY(w, "input");
+    write_arguments(r, empty);
+    prism_json_object_end(w);
     return 0;
 }
 
-static int add_tool_calls(req *r, cJSON *dest, const cJSON *calls, int mi)
+static int add_tool_calls(req *r, const cJSON *calls, int mi)
 {
     if (!cJSON_IsArray(calls) || list_size(calls) > MAX_LIST_ITEMS)
         return fail(r, "invalid_type", "expected an array of tool calls.", "messages[%d].tool_calls", mi);
@@ -384,31 +439,64 @@ static int add_tool_calls(req *r, cJSON *dest, const cJSON *calls, int mi)
     const cJSON *call;
     cJSON_ArrayForEach(call, calls)
     {
-        if (add_tool_call(r, dest, call, mi, tj++) != 0)
+        if (add_tool_call(r, call, mi, tj++) != 0)
             return -1;
     }
     return 0;
 }
 
 /* thinking blocks first (Anthropic checks they lead), then text, then tool_use. */
-static int assistant_blocks(req *r, const cJSON *msg, cJSON *rest, int mi)
+static int assistant_blocks(req *r, const cJSON *msg, int mi)
 {
     const cJSON *thinking = field(msg, "thinking_blocks");
     const cJSON *content = field(msg, "content");
     const cJSON *refusal = field(msg, "refusal");
     const cJSON *calls = field(msg, "tool_calls");
-    if (thinking && add_thinking_blocks(r, rest, thinking, mi) != 0)
+    if (thinking && add_thinking_blocks(r, thinking, mi) != 0)
         return -1;
-    if (content && add_content(r, rest, content, PART_TEXT | PART_REFUSAL, mi) != 0)
+    if (content && add_content(r, content, PART_TEXT | PART_REFUSAL, mi) != 0)
         return -1;
     if (refusal && !cJSON_IsString(refusal))
         return fail(r, "invalid_type", "expected a string.", "messages[%d].refusal", mi);
     if (refusal)
-        add_text(r, rest, refusal->valuestring, NULL);
-    return calls ? add_tool_calls(r, rest, calls, mi) : 0;
+        add_text(r, refusal->valuestring, NULL);
+    return calls ? add_tool_calls(r, calls, mi) : 0;
 }
 
-static int tool_blocks(req *r, const cJSON *msg, cJSON *lead, int mi)
+/* The text blocks a tool result's parts make, counted without writing; -1
+ * when the parts are refused. */
+static long result_blocks(req *r, const cJSON *content, int mi)
+{
+    prism_json_writer *w = r->w;
+    int dest = r->dest;
+    r->w = NULL;
+    r->dest = DEST_NESTED;
+    r->count[DEST_NESTED] = 0;
+    int rc = add_content(r, content, PART_TEXT, mi);
+    r->w = w;
+    r->dest = dest;
+    return rc != 0 ? -1 : r->count[DEST_NESTED];
+}
+
+/* A blank result is sent without content (allowed), never as an empty text
+ * block (refused). */
+static void write_result_content(req *r, const cJSON *content, long parts, int mi)
+{
+    prism_json_writer *w = r->w;
+    if (cJSON_IsString(content)) {
+        if (!is_blank(content->valuestring)) {
+            PRISM_JSON_KEY(w, "content");
+            put_str(w, content->valuestring);
+        }
+    } else if (parts > 0) {
+        PRISM_JSON_KEY(w, "content");
+        prism_json_array_begin(w);
+        add_content(r, content, PART_TEXT, mi);
+        prism_json_array_end(w);
+    }
+}
+
+static int tool_blocks(req *r, const cJSON *msg, int mi)
 {
     const char *id = str_of(field(msg, "tool_call_id"));
     const cJSON *content = field(msg, "content");
@@ -417,137 +505,179 @@ static int tool_blocks(req *r, const cJSON *msg, cJSON *lead, int mi)
                     "messages[%d].tool_call_id", mi);
     if (content == NULL)
         return fail(r, "missing_required_parameter", "tool messages need content.", "messages[%d].content", mi);
-    cJSON *result = push(r, lead, cJSON_CreateObject());
-    put(r, result, "type", str_ref("tool_result"));
-    put(r, result, "tool_use_id", str_ref(id));
-    /* A blank result is sent without content (allowed), never as an empty text block (refused). */
-    if (cJSON_IsString(content)) {
-        if (!is_blank(content->valuestring))
-            put(r, result, "content", str_ref(content->valuestring));
-        return 0;
-    }
-    cJSON *blocks = cJSON_CreateArray();
-    if (add_content(r, blocks, content, PART_TEXT, mi) != 0) {
-        cJSON_Delete(blocks);
+    long parts = cJSON_IsString(content) ? 0 : result_blocks(r, content, mi);
+    if (parts < 0)
         return -1;
-    }
-    if (cJSON_GetArraySize(blocks) > 0)
-        put(r, result, "content", blocks);
-    else
-        cJSON_Delete(blocks);
+    if (!block(r))
+        return 0;
+    prism_json_writer *w = r->w;
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "type");
+    PRISM_JSON_LIT(w, "tool_result");
+    PRISM_JSON_KEY(w, "tool_use_id");
+    put_str(w, id);
+    write_result_content(r, content, parts, mi);
+    prism_json_object_end(w);
     return 0;
+}
+
+/* Roles as the checking pass notes them ("developer" is a system role). */
+enum { ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT, ROLE_TOOL, ROLE_OTHER };
+
+static int role_of(const char *role)
+{
+    if (strcmp(role, "user") == 0)
+        return ROLE_USER;
+    if (strcmp(role, "assistant") == 0)
+        return ROLE_ASSISTANT;
+    if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0)
+        return ROLE_SYSTEM;
+    return strcmp(role, "tool") == 0 ? ROLE_TOOL : ROLE_OTHER;
+}
+
+/* Where a role's blocks go. */
+static int dest_of(int role)
+{
+    return role == ROLE_SYSTEM ? DEST_SYSTEM : role == ROLE_TOOL ? DEST_LEAD : DEST_REST;
+}
+
+static int message_blocks(req *r, const cJSON *msg, int role, int mi)
+{
+    if (role == ROLE_ASSISTANT)
+        return assistant_blocks(r, msg, mi);
+    if (role == ROLE_TOOL)
+        return tool_blocks(r, msg, mi);
+    const cJSON *content = field(msg, "content");
+    if (content == NULL)
+        return fail(r, "missing_required_parameter", "expected content.", "messages[%d].content", mi);
+    return add_content(r, content, role == ROLE_SYSTEM ? PART_TEXT : PART_TEXT | PART_IMAGE | PART_FILE, mi);
 }
 
 /* ---- turns ---- */
 
-static void move_all(cJSON *from, cJSON *to)
-{
-    cJSON *item;
-    while ((item = from->child) != NULL)
-        cJSON_AddItemToArray(to, cJSON_DetachItemViaPointer(from, item));
-}
+/* What the checking pass notes of each message: its role, and the side of
+ * the turn its blocks join (SIDE_NONE when it makes none). */
+#define NOTE(role, side) ((unsigned char)((role) << 2 | (side)))
+#define NOTE_ROLE(note)  ((note) >> 2)
+#define NOTE_SIDE(note)  ((note)&3)
 
-static void flush_turn(req *r, turn *t, cJSON *messages)
+/* Checks one message and notes it. A message that makes no blocks joins no
+ * turn, so its neighbours still merge and roles keep alternating. */
+static int check_message(req *r, const cJSON *msg, int mi)
 {
-    if (t->role == NULL || (t->lead->child == NULL && t->rest->child == NULL))
-        return;
-    cJSON *msg = push(r, messages, cJSON_CreateObject());
-    put(r, msg, "role", str_ref(t->role));
-    cJSON *content = put(r, msg, "content", cJSON_CreateArray());
-    if (content) {
-        move_all(t->lead, content);
-        move_all(t->rest, content);
-    }
-    cJSON_Delete(t->lead);
-    cJSON_Delete(t->rest);
-    t->lead = cJSON_CreateArray();
-    t->rest = cJSON_CreateArray();
-    if (t->lead == NULL || t->rest == NULL)
-        r->oom = 1;
-}
-
-/* A message that produced no blocks is dropped without ending the turn, so
- * its neighbours still merge and roles keep alternating. */
-static void join_turn(req *r, turn *t, const char *role, cJSON *lead, cJSON *rest, cJSON *messages)
-{
-    if (lead->child == NULL && rest->child == NULL)
-        return;
-    if (t->role && strcmp(t->role, role) != 0)
-        flush_turn(r, t, messages);
-    t->role = role;
-    if (t->lead && t->rest) {
-        move_all(lead, t->lead);
-        move_all(rest, t->rest);
-    }
-}
-
-static int message_blocks(req *r, const cJSON *msg, const char *role, cJSON *lead, cJSON *rest, int mi)
-{
-    if (strcmp(role, "system") == 0 || strcmp(role, "developer") == 0) {
-        const cJSON *content = field(msg, "content");
-        if (content == NULL)
-            return fail(r, "missing_required_parameter", "expected content.", "messages[%d].content", mi);
-        cJSON *system = prism_json_get(r->out, "system");
-        return add_content(r, system, content, PART_TEXT, mi);
-    }
-    if (strcmp(role, "user") == 0) {
-        const cJSON *content = field(msg, "content");
-        if (content == NULL)
-            return fail(r, "missing_required_parameter", "expected content.", "messages[%d].content", mi);
-        return add_content(r, rest, content, PART_TEXT | PART_IMAGE | PART_FILE, mi);
-    }
-    if (strcmp(role, "assistant") == 0)
-        return assistant_blocks(r, msg, rest, mi);
-    if (strcmp(role, "tool") == 0)
-        return tool_blocks(r, msg, lead, mi);
-    return fail(r, strcmp(role, "function") == 0 ? "unsupported_parameter" : "invalid_value",
-                "expected one of system, developer, user, assistant, tool.", "messages[%d].role", mi);
-}
-
-static int add_message(req *r, turn *t, const cJSON *msg, int mi, cJSON *messages)
-{
-    const char *role = str_of(field(msg, "role"));
-    if (role == NULL)
+    const char *name = str_of(field(msg, "role"));
+    if (name == NULL)
         return fail(r, "invalid_type", "expected an object with a string role.", "messages[%d]", mi);
-    cJSON *lead = cJSON_CreateArray(), *rest = cJSON_CreateArray();
-    int rc = lead && rest ? message_blocks(r, msg, role, lead, rest, mi) : (r->oom = 1, 0);
-    if (rc == 0 && lead && rest)
-        join_turn(r, t, strcmp(role, "assistant") == 0 ? "assistant" : "user", lead, rest, messages);
-    cJSON_Delete(lead);
-    cJSON_Delete(rest);
-    return rc;
+    int role = role_of(name);
+    if (role == ROLE_OTHER)
+        return fail(r, strcmp(name, "function") == 0 ? "unsupported_parameter" : "invalid_value",
+                    "expected one of system, developer, user, assistant, tool.", "messages[%d].role", mi);
+    long before = r->count[DEST_LEAD] + r->count[DEST_REST];
+    r->dest = dest_of(role);
+    r->thinking_blocks = r->tool_uses = 0;
+    if (message_blocks(r, msg, role, mi) != 0)
+        return -1;
+    if (r->count[DEST_LEAD] + r->count[DEST_REST] == before) {
+        r->notes[mi] = NOTE(role, SIDE_NONE);
+        return 0;
+    }
+    int side = role == ROLE_ASSISTANT ? SIDE_ASSISTANT : SIDE_USER;
+    r->notes[mi] = NOTE(role, side);
+    if (side == SIDE_ASSISTANT && r->last_side != SIDE_ASSISTANT) {
+        r->turn_thinks = r->thinking_blocks > 0; /* they come first */
+        r->turn_calls = 0;
+    }
+    if (side == SIDE_ASSISTANT && r->tool_uses > 0)
+        r->turn_calls = 1;
+    r->last_side = side;
+    return 0;
 }
 
-static int translate_messages(req *r)
+static int check_messages(req *r)
 {
     const cJSON *msgs = field(r->in, "messages");
     if (!cJSON_IsArray(msgs) || msgs->child == NULL)
         return fail(r, "invalid_value", "expected a non-empty array of messages.", "messages");
-    if (list_size(msgs) > MAX_MESSAGES)
+    int n = list_size(msgs);
+    if (n > MAX_MESSAGES)
         return fail(r, "invalid_value", "too many messages (at most 100000).", "messages");
-    cJSON *system = put(r, r->out, "system", cJSON_CreateArray());
-    cJSON *messages = put(r, r->out, "messages", cJSON_CreateArray());
-    turn t = {NULL, cJSON_CreateArray(), cJSON_CreateArray()};
-    int rc = 0, mi = 0;
+    r->notes = n <= FEW_MESSAGES ? r->few_notes : malloc((size_t)n);
+    if (r->notes == NULL || (r->args = cJSON_CreateArray()) == NULL) {
+        r->oom = 1;
+        return -1;
+    }
+    int mi = 0;
     const cJSON *msg;
     cJSON_ArrayForEach(msg, msgs)
     {
-        if (r->oom || system == NULL || messages == NULL || t.lead == NULL || t.rest == NULL)
-            break;
-        if ((rc = add_message(r, &t, msg, mi++, messages)) != 0)
-            break;
+        if (check_message(r, msg, mi++) != 0)
+            return -1;
     }
-    if (rc == 0 && !r->oom)
-        flush_turn(r, &t, messages);
-    cJSON_Delete(t.lead);
-    cJSON_Delete(t.rest);
-    if (rc != 0 || r->oom)
-        return -1;
-    if (system->child == NULL)
-        cJSON_DeleteItemFromObjectCaseSensitive(r->out, "system");
-    if (messages->child == NULL)
+    if (r->count[DEST_LEAD] + r->count[DEST_REST] == 0)
         return fail(r, "invalid_value", "no user or assistant message with content is left to send.", "messages");
+    r->next_args = r->args->child;
     return 0;
+}
+
+/* Writes the blocks that go to `dest` of the n messages from msg (index mi). */
+static void write_blocks(req *r, int dest, const cJSON *msg, int mi, int n)
+{
+    r->dest = dest;
+    for (; msg != NULL && n > 0; msg = msg->next, mi++, n--) {
+        int role = NOTE_ROLE(r->notes[mi]);
+        if (dest_of(role) == dest && (dest == DEST_SYSTEM || NOTE_SIDE(r->notes[mi]) != SIDE_NONE))
+            message_blocks(r, msg, role, mi);
+    }
+}
+
+/* One Anthropic message: the n input messages from msg, tool results first. */
+static void write_turn(req *r, int side, const cJSON *msg, int mi, int n)
+{
+    prism_json_writer *w = r->w;
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "role");
+    if (side == SIDE_ASSISTANT)
+        PRISM_JSON_LIT(w, "assistant");
+    else
+        PRISM_JSON_LIT(w, "user");
+    PRISM_JSON_KEY(w, "content");
+    prism_json_array_begin(w);
+    if (side == SIDE_USER && r->count[DEST_LEAD] > 0)
+        write_blocks(r, DEST_LEAD, msg, mi, n);
+    write_blocks(r, DEST_REST, msg, mi, n);
+    prism_json_array_end(w);
+    prism_json_object_end(w);
+}
+
+static void write_messages(req *r)
+{
+    const cJSON *msgs = field(r->in, "messages"), *msg = msgs->child;
+    prism_json_writer *w = r->w;
+    if (r->count[DEST_SYSTEM] > 0) {
+        PRISM_JSON_KEY(w, "system");
+        prism_json_array_begin(w);
+        write_blocks(r, DEST_SYSTEM, msg, 0, INT_MAX);
+        prism_json_array_end(w);
+    }
+    PRISM_JSON_KEY(w, "messages");
+    prism_json_array_begin(w);
+    int mi = 0;
+    while (msg != NULL) {
+        int side = NOTE_SIDE(r->notes[mi]);
+        if (side == SIDE_NONE) {
+            msg = msg->next;
+            mi++;
+            continue;
+        }
+        const cJSON *first = msg;
+        int from = mi;
+        while (msg != NULL && (NOTE_SIDE(r->notes[mi]) == SIDE_NONE || NOTE_SIDE(r->notes[mi]) == side)) {
+            msg = msg->next;
+            mi++;
+        }
+        write_turn(r, side, first, from, mi - from);
+    }
+    prism_json_array_end(w);
 }
 
 /* ---- scalar parameters ---- */
@@ -573,70 +703,109 @@ static int check_number(req *r, const char *key, const cJSON **out)
 }
 
 /* Anthropic refuses temperature and top_k with thinking, and top_p below 0.95. */
-static int translate_sampling(req *r, int thinking)
+static int check_sampling(req *r)
 {
+    int thinking = r->budget > 0;
     const cJSON *temperature, *top_p, *top_k;
     if (check_number(r, "temperature", &temperature) || check_number(r, "top_p", &top_p) ||
         check_number(r, "top_k", &top_k))
         return -1;
-    if (temperature && !thinking) { /* OpenAI's range is 0-2, Anthropic's 0-1 */
-        double t = temperature->valuedouble;
-        put(r, r->out, "temperature", cJSON_CreateNumber(t < 0 ? 0 : t > 1 ? 1 : t));
-    }
-    if (top_p && (!thinking || top_p->valuedouble >= 0.95))
-        put(r, r->out, "top_p", cJSON_CreateNumber(top_p->valuedouble));
-    if (top_k && !thinking)
-        put(r, r->out, "top_k", cJSON_CreateNumber(top_k->valuedouble));
+    r->temperature = thinking ? NULL : temperature;
+    r->top_p = top_p && (!thinking || top_p->valuedouble >= 0.95) ? top_p : NULL;
+    r->top_k = thinking ? NULL : top_k;
     return 0;
 }
 
-static int add_stop(req *r, cJSON *seqs, const cJSON *s, int k)
+static void write_sampling(req *r)
+{
+    prism_json_writer *w = r->w;
+    if (r->temperature) { /* OpenAI's range is 0-2, Anthropic's 0-1 */
+        double t = r->temperature->valuedouble;
+        PRISM_JSON_KEY(w, "temperature");
+        prism_json_number(w, t < 0 ? 0 : t > 1 ? 1 : t);
+    }
+    if (r->top_p) {
+        PRISM_JSON_KEY(w, "top_p");
+        prism_json_number(w, r->top_p->valuedouble);
+    }
+    if (r->top_k) {
+        PRISM_JSON_KEY(w, "top_k");
+        prism_json_number(w, r->top_k->valuedouble);
+    }
+}
+
+/* One stop entry (k < 0: stop itself is the string); blank ones are dropped. */
+static int add_stop(req *r, const cJSON *s, int k)
 {
     if (!cJSON_IsString(s))
         return k < 0 ? fail(r, "invalid_type", "expected a string or an array of strings.", "stop")
                      : fail(r, "invalid_type", "expected a string.", "stop[%d]", k);
-    if (!is_blank(s->valuestring))
-        push(r, seqs, str_ref(s->valuestring));
-    return 0;
-}
-
-static int translate_stop(req *r)
-{
-    const cJSON *stop = field(r->in, "stop");
-    if (stop == NULL)
+    if (is_blank(s->valuestring))
         return 0;
-    if (cJSON_IsArray(stop) && list_size(stop) > MAX_LIST_ITEMS)
-        return fail(r, "invalid_value", "too many stop sequences.", "stop");
-    cJSON *seqs = cJSON_CreateArray();
-    int rc = 0, k = 0;
-    const cJSON *s;
-    if (!cJSON_IsArray(stop))
-        rc = add_stop(r, seqs, stop, -1);
-    cJSON_ArrayForEach(s, as_array(stop))
-    {
-        if ((rc = add_stop(r, seqs, s, k++)) != 0)
-            break;
-    }
-    if (rc != 0 || seqs == NULL || seqs->child == NULL) { /* all blank: no key at all */
-        cJSON_Delete(seqs);
-        return rc;
-    }
-    put(r, r->out, "stop_sequences", seqs);
+    if (r->w)
+        put_str(r->w, s->valuestring);
+    else
+        r->stops++;
     return 0;
 }
 
-static int translate_user(req *r)
+static int add_stops(req *r)
+{
+    if (!cJSON_IsArray(r->stop))
+        return add_stop(r, r->stop, -1);
+    int k = 0;
+    const cJSON *s;
+    cJSON_ArrayForEach(s, r->stop)
+    {
+        if (add_stop(r, s, k++) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int check_stop(req *r)
+{
+    r->stop = field(r->in, "stop");
+    if (r->stop == NULL)
+        return 0;
+    if (cJSON_IsArray(r->stop) && list_size(r->stop) > MAX_LIST_ITEMS)
+        return fail(r, "invalid_value", "too many stop sequences.", "stop");
+    return add_stops(r);
+}
+
+/* All blank: no key at all. */
+static void write_stop(req *r)
+{
+    if (r->stops == 0)
+        return;
+    PRISM_JSON_KEY(r->w, "stop_sequences");
+    prism_json_array_begin(r->w);
+    add_stops(r);
+    prism_json_array_end(r->w);
+}
+
+static int check_user(req *r)
 {
     const cJSON *user = field(r->in, "user");
     if (user == NULL)
         return 0;
     if (!cJSON_IsString(user))
         return fail(r, "invalid_type", "expected a string.", "user");
-    if (user->valuestring[0] == '\0')
-        return 0;
-    cJSON *metadata = put(r, r->out, "metadata", cJSON_CreateObject());
-    put(r, metadata, "user_id", str_ref(user->valuestring));
+    if (user->valuestring[0] != '\0')
+        r->user = user->valuestring;
     return 0;
+}
+
+static void write_user(req *r)
+{
+    if (r->user == NULL)
+        return;
+    prism_json_writer *w = r->w;
+    PRISM_JSON_KEY(w, "metadata");
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "user_id");
+    put_str(w, r->user);
+    prism_json_object_end(w);
 }
 
 /* Parameters refused because Claude cannot honour them. */
@@ -656,15 +825,13 @@ static int check_unsupported(req *r)
     return 0;
 }
 
-static int translate_stream(req *r)
+static int check_stream(req *r)
 {
     const cJSON *stream = field(r->in, "stream");
     if (stream && !cJSON_IsBool(stream))
         return fail(r, "invalid_type", "expected a boolean.", "stream");
-    if (stream) {
-        r->info->stream = cJSON_IsTrue(stream);
-        put(r, r->out, "stream", cJSON_CreateBool(r->info->stream));
-    }
+    r->stream = stream;
+    r->info->stream = cJSON_IsTrue(stream);
     const cJSON *opts = field(r->in, "stream_options");
     if (opts && !cJSON_IsObject(opts))
         return fail(r, "invalid_type", "expected an object.", "stream_options");
@@ -672,9 +839,17 @@ static int translate_stream(req *r)
     return 0;
 }
 
+static void write_stream(req *r)
+{
+    if (r->stream == NULL)
+        return;
+    PRISM_JSON_KEY(r->w, "stream");
+    prism_json_bool(r->w, r->info->stream);
+}
+
 /* ---- tools, tool_choice, response_format ---- */
 
-static int add_tool(req *r, cJSON *tools, const cJSON *tool, int k)
+static int check_tool(req *r, const cJSON *tool, int k)
 {
     const char *type = str_of(field(tool, "type"));
     const cJSON *fn = field(tool, "function");
@@ -688,16 +863,11 @@ static int add_tool(req *r, cJSON *tools, const cJSON *tool, int k)
         return fail(r, "invalid_type", "expected a string.", "tools[%d].function.description", k);
     if (params && !cJSON_IsObject(params))
         return fail(r, "invalid_type", "expected a JSON Schema object.", "tools[%d].function.parameters", k);
-    cJSON *out = push(r, tools, cJSON_CreateObject());
-    put(r, out, "name", str_ref(name));
-    if (desc)
-        put(r, out, "description", str_ref(desc->valuestring));
-    put(r, out, "input_schema", params ? object_ref(params) : cJSON_Parse("{\"type\":\"object\",\"properties\":{}}"));
     return 0;
 }
 
-/* Returns the number of tools sent, or -1. */
-static int translate_tools(req *r)
+/* Returns the number of the client's tools, or -1. */
+static int check_tools(req *r)
 {
     const cJSON *tools = field(r->in, "tools");
     if (tools == NULL)
@@ -706,25 +876,82 @@ static int translate_tools(req *r)
         return fail(r, "invalid_type", "expected an array of tools.", "tools");
     if (tools->child == NULL)
         return 0;
-    cJSON *out = put(r, r->out, "tools", cJSON_CreateArray());
     int k = 0;
     const cJSON *tool;
     cJSON_ArrayForEach(tool, tools)
     {
-        if (add_tool(r, out, tool, k++) != 0)
+        if (check_tool(r, tool, k++) != 0)
             return -1;
     }
+    r->tools = tools;
     return k;
 }
 
-static cJSON *choice_of_type(const char *type)
+/* A tool as Anthropic takes it; schema NULL stands for `schema_default`. */
+static void write_tool(prism_json_writer *w, const char *name, const char *description, const cJSON *schema,
+                       const char *schema_default)
 {
-    cJSON *choice = cJSON_CreateObject();
-    if (!prism_json_add(choice, "type", str_ref(type))) {
-        cJSON_Delete(choice);
-        return NULL;
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "name");
+    put_str(w, name);
+    if (description) {
+        PRISM_JSON_KEY(w, "description");
+        put_str(w, description);
     }
-    return choice;
+    PRISM_JSON_KEY(w, "input_schema");
+    if (schema)
+        prism_json_value(w, schema);
+    else
+        prism_json_raw(w, schema_default, strlen(schema_default));
+    prism_json_object_end(w);
+}
+
+/* Whether `name` is one of allowed_tools' entries: {"type":"function","function":{"name"}}
+ * or the flat {"type":"function","name"}. */
+static int is_allowed(const cJSON *allowed, const char *name)
+{
+    const cJSON *t;
+    cJSON_ArrayForEach(t, allowed)
+    {
+        const char *n = str_of(field(field(t, "function"), "name"));
+        if (n == NULL)
+            n = str_of(field(t, "name"));
+        if (n != NULL && strcmp(n, name) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static const char *tool_name(const cJSON *tool)
+{
+    return str_of(field(field(tool, "function"), "name"));
+}
+
+/* Anthropic has no allowed-tools list: the tools outside it are not sent. */
+static int sends_tool(const req *r, const cJSON *tool)
+{
+    return r->allowed == NULL || is_allowed(r->allowed, tool_name(tool));
+}
+
+static void write_tools(req *r)
+{
+    prism_json_writer *w = r->w;
+    if (r->tools == NULL && r->json_tool == NULL)
+        return;
+    PRISM_JSON_KEY(w, "tools");
+    prism_json_array_begin(w);
+    const cJSON *tool;
+    cJSON_ArrayForEach(tool, r->tools)
+    {
+        if (!sends_tool(r, tool))
+            continue;
+        const cJSON *fn = field(tool, "function");
+        write_tool(w, tool_name(tool), str_of(field(fn, "description")), field(fn, "parameters"),
+                   "{\"type\":\"object\",\"properties\":{}}");
+    }
+    if (r->json_tool)
+        write_tool(w, r->json_tool, JSON_TOOL_DESCRIPTION, r->json_schema, "{\"type\":\"object\"}");
+    prism_json_array_end(w);
 }
 
 /* OpenAI tool_choice -> Anthropic's type, and the tool's name for "tool". */
@@ -768,43 +995,19 @@ static int tool_choice_type(req *r, const cJSON *tc, const char **type, const ch
     return 0;
 }
 
-/* Whether `name` is one of allowed_tools' entries: {"type":"function","function":{"name"}}
- * or the flat {"type":"function","name"}. */
-static int is_allowed(const cJSON *allowed, const char *name)
+/* How many of the client's tools allowed_tools keeps. */
+static int allowed_count(req *r)
 {
-    const cJSON *t;
-    cJSON_ArrayForEach(t, allowed)
-    {
-        const char *n = str_of(field(field(t, "function"), "name"));
-        if (n == NULL)
-            n = str_of(field(t, "name"));
-        if (n != NULL && strcmp(n, name) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-/* Anthropic has no allowed-tools list: the tools outside it are not sent.
- * Returns how many are left. */
-static int keep_allowed_tools(req *r, const cJSON *allowed)
-{
-    cJSON *tools = prism_json_get(r->out, "tools"), *t = tools ? tools->child : NULL;
     int left = 0;
-    while (t != NULL) {
-        cJSON *next = t->next;
-        const char *n = str_of(field(t, "name"));
-        if (n != NULL && is_allowed(allowed, n))
-            left++;
-        else
-            cJSON_Delete(cJSON_DetachItemViaPointer(tools, t));
-        t = next;
+    const cJSON *tool;
+    cJSON_ArrayForEach(tool, r->tools)
+    {
+        left += sends_tool(r, tool);
     }
-    if (left == 0)
-        cJSON_DeleteItemFromObjectCaseSensitive(r->out, "tools");
     return left;
 }
 
-static int translate_tool_choice(req *r, int ntools)
+static int check_tool_choice(req *r, int ntools)
 {
     const cJSON *tc = field(r->in, "tool_choice"), *parallel = field(r->in, "parallel_tool_calls"), *allowed = NULL;
     const char *type = NULL, *name = NULL;
@@ -812,7 +1015,8 @@ static int translate_tool_choice(req *r, int ntools)
         return fail(r, "invalid_type", "expected a boolean.", "parallel_tool_calls");
     if (tc && tool_choice_type(r, tc, &type, &name, &allowed) != 0)
         return -1;
-    if (allowed != NULL && ntools > 0 && (ntools = keep_allowed_tools(r, allowed)) == 0)
+    r->allowed = ntools > 0 ? allowed : NULL;
+    if (r->allowed != NULL && (ntools = allowed_count(r)) == 0)
         return fail(r, "invalid_value", "none of allowed_tools.tools is among the request's tools.",
                     "tool_choice.allowed_tools.tools");
     if (ntools == 0) { /* nothing to choose from: auto and none mean the same, forcing is an error */
@@ -820,15 +1024,32 @@ static int translate_tool_choice(req *r, int ntools)
             return fail(r, "invalid_value", "a tool choice that forces a tool needs tools.", "tool_choice");
         return 0;
     }
-    int serial = cJSON_IsFalse(parallel) && !(type && strcmp(type, "none") == 0);
-    if (type == NULL && !serial)
+    r->serial = cJSON_IsFalse(parallel) && !(type && strcmp(type, "none") == 0);
+    if (type == NULL && !r->serial)
         return 0;
-    cJSON *choice = put(r, r->out, "tool_choice", choice_of_type(type ? type : "auto"));
-    if (name)
-        put(r, choice, "name", str_ref(name));
-    if (serial)
-        put(r, choice, "disable_parallel_tool_use", cJSON_CreateTrue());
+    r->choice_type = type ? type : "auto";
+    r->choice_name = name;
     return 0;
+}
+
+static void write_tool_choice(req *r)
+{
+    prism_json_writer *w = r->w;
+    if (r->choice_type == NULL)
+        return;
+    PRISM_JSON_KEY(w, "tool_choice");
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "type");
+    put_str(w, r->choice_type);
+    if (r->choice_name) {
+        PRISM_JSON_KEY(w, "name");
+        put_str(w, r->choice_name);
+    }
+    if (r->serial) {
+        PRISM_JSON_KEY(w, "disable_parallel_tool_use");
+        prism_json_bool(w, 1);
+    }
+    prism_json_object_end(w);
 }
 
 static int valid_tool_name(const char *s)
@@ -843,24 +1064,20 @@ static int valid_tool_name(const char *s)
     return 1;
 }
 
-/* Adds the forced tool the answer must come through. */
-static void add_json_tool(req *r, const char *name, const cJSON *schema)
+/* The forced tool the answer must come through: it is sent after the
+ * client's tools and replaces any client tool_choice. */
+static void use_json_tool(req *r, const char *name, const cJSON *schema)
 {
-    cJSON *tools = prism_json_get(r->out, "tools");
-    if (tools == NULL)
-        tools = put(r, r->out, "tools", cJSON_CreateArray());
-    cJSON *tool = push(r, tools, cJSON_CreateObject());
-    put(r, tool, "name", str_ref(name));
-    put(r, tool, "description", str_ref(JSON_TOOL_DESCRIPTION));
-    put(r, tool, "input_schema", schema ? object_ref(schema) : cJSON_Parse("{\"type\":\"object\"}"));
-    cJSON *choice = put(r, r->out, "tool_choice", choice_of_type("tool"));
-    put(r, choice, "name", str_ref(name));
+    r->json_tool = name;
+    r->json_schema = schema;
+    r->choice_type = "tool";
+    r->choice_name = name;
     r->info->json_tool = 1;
     snprintf(r->info->json_tool_name, sizeof(r->info->json_tool_name), "%s", name);
 }
 
 /* Returns 1 when the answer goes through a forced tool, 0 when not, -1 on error. */
-static int translate_response_format(req *r)
+static int check_response_format(req *r)
 {
     const cJSON *rf = field(r->in, "response_format");
     if (rf == NULL)
@@ -869,7 +1086,7 @@ static int translate_response_format(req *r)
     if (type && strcmp(type, "text") == 0)
         return 0;
     if (type && strcmp(type, "json_object") == 0) {
-        add_json_tool(r, JSON_TOOL_DEFAULT, NULL);
+        use_json_tool(r, JSON_TOOL_DEFAULT, NULL);
         return 1;
     }
     if (type == NULL || strcmp(type, "json_schema") != 0)
@@ -881,7 +1098,7 @@ static int translate_response_format(req *r)
         return fail(r, "invalid_type", "expected an object.", "response_format.json_schema");
     if (schema && !cJSON_IsObject(schema))
         return fail(r, "invalid_type", "expected a JSON Schema object.", "response_format.json_schema.schema");
-    add_json_tool(r, name && valid_tool_name(name) ? name : JSON_TOOL_DEFAULT, schema);
+    use_json_tool(r, name && valid_tool_name(name) ? name : JSON_TOOL_DEFAULT, schema);
     return 1;
 }
 
@@ -902,127 +1119,156 @@ static int effort_budget(req *r, const cJSON *effort)
     return fail(r, "invalid_value", "expected none, minimal, low, medium or high.", "reasoning_effort");
 }
 
-static int block_is(const cJSON *block, const char *type)
-{
-    const char *t = str_of(field(block, "type"));
-    return t != NULL && strcmp(t, type) == 0;
-}
-
-/* With thinking on, Anthropic refuses a conversation whose last assistant
+/* Sets the thinking budget (0 when thinking is off); -1 on a bad value. A
+ * client's own Anthropic-style `thinking` object wins over reasoning_effort.
+ *
+ * With thinking on, Anthropic refuses a conversation whose last assistant
  * turn calls tools without starting with that turn's signed thinking block.
  * OpenAI clients running a tool loop send the turn back without it (they
  * have nowhere to keep it), so reasoning_effort then leaves thinking off for
  * this request instead of earning a 400. */
-static int tool_turn_without_thinking(const req *r)
-{
-    const cJSON *messages = field(r->out, "messages"), *last = NULL, *m, *block;
-    cJSON_ArrayForEach(m, as_array(messages))
-    {
-        const char *role = str_of(field(m, "role"));
-        if (role && strcmp(role, "assistant") == 0)
-            last = m;
-    }
-    const cJSON *content = as_array(field(last, "content"));
-    if (content == NULL || content->child == NULL)
-        return 0;
-    if (block_is(content->child, "thinking") || block_is(content->child, "redacted_thinking"))
-        return 0;
-    cJSON_ArrayForEach(block, content)
-    {
-        if (block_is(block, "tool_use"))
-            return 1;
-    }
-    return 0;
-}
-
-/* Adds `thinking`; returns the budget (0 when thinking is off) or -1. A
- * client's own Anthropic-style `thinking` object wins over reasoning_effort. */
-static long long translate_thinking(req *r)
+static int check_thinking(req *r)
 {
     const cJSON *own = field(r->in, "thinking");
     if (own) {
         if (!cJSON_IsObject(own))
             return fail(r, "invalid_type", "expected an Anthropic thinking object.", "thinking");
-        put(r, r->out, "thinking", object_ref(own));
+        r->own_thinking = own;
         const char *type = str_of(field(own, "type"));
-        if (type && strcmp(type, "disabled") == 0)
-            return 0;
         const cJSON *budget = field(own, "budget_tokens");
-        return is_integer(budget) && budget->valuedouble >= 1 && budget->valuedouble <= INT_MAX
-                   ? (long long)budget->valuedouble
-                   : 1; /* on, with a budget we cannot read: still drop what thinking refuses */
+        if (type && strcmp(type, "disabled") == 0)
+            r->budget = 0;
+        else if (is_integer(budget) && budget->valuedouble >= 1 && budget->valuedouble <= INT_MAX)
+            r->budget = (long long)budget->valuedouble;
+        else
+            r->budget = 1; /* on, with a budget we cannot read: still drop what thinking refuses */
+        return 0;
     }
     const cJSON *effort = field(r->in, "reasoning_effort");
     if (effort == NULL)
         return 0;
     int budget = effort_budget(r, effort);
-    if (budget <= 0 || tool_turn_without_thinking(r))
-        return budget < 0 ? -1 : 0;
-    cJSON *thinking = put(r, r->out, "thinking", cJSON_CreateObject());
-    put(r, thinking, "type", str_ref("enabled"));
-    put(r, thinking, "budget_tokens", cJSON_CreateNumber(budget));
-    return budget;
-}
-
-static int translate_limits(req *r, int json_tool)
-{
-    long long max_tokens = max_tokens_of(r);
-    if (max_tokens < 0)
-        return -1;
-    long long budget = translate_thinking(r);
     if (budget < 0)
         return -1;
-    if (budget > 0 && json_tool)
+    int tool_turn_without_thinking = r->turn_calls && !r->turn_thinks;
+    r->budget = tool_turn_without_thinking ? 0 : budget;
+    return 0;
+}
+
+static void write_thinking(req *r)
+{
+    prism_json_writer *w = r->w;
+    if (r->own_thinking == NULL && r->budget == 0)
+        return;
+    PRISM_JSON_KEY(w, "thinking");
+    if (r->own_thinking) {
+        prism_json_value(w, r->own_thinking);
+        return;
+    }
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "type");
+    PRISM_JSON_LIT(w, "enabled");
+    PRISM_JSON_KEY(w, "budget_tokens");
+    prism_json_number(w, (double)r->budget);
+    prism_json_object_end(w);
+}
+
+static int check_limits(req *r)
+{
+    r->max_tokens = max_tokens_of(r);
+    if (r->max_tokens < 0 || check_thinking(r) != 0)
+        return -1;
+    if (r->budget > 0 && r->json_tool)
         return fail(r, "unsupported_parameter",
                     "Claude cannot think while it is forced to answer through a tool; drop reasoning_effort or "
                     "response_format.",
                     "response_format");
-    if (budget > 0 && max_tokens <= budget) /* budget_tokens must stay below max_tokens */
-        max_tokens += budget;
-    put(r, r->out, "max_tokens", cJSON_CreateNumber((double)max_tokens));
-    return translate_sampling(r, budget > 0);
+    if (r->budget > 0 && r->max_tokens <= r->budget) /* budget_tokens must stay below max_tokens */
+        r->max_tokens += r->budget;
+    return check_sampling(r);
 }
 
-static int translate_model(req *r)
+/* ---- the whole request ---- */
+
+static int check_model(req *r)
 {
-    const char *model = str_of(field(r->in, "model"));
-    if (model == NULL || model[0] == '\0')
+    r->model = str_of(field(r->in, "model"));
+    if (r->model == NULL || r->model[0] == '\0')
         return fail(r, "missing_required_parameter", "expected a non-empty string.", "model");
-    put(r, r->out, "model", str_ref(model));
     return 0;
 }
 
-static int translate_all(req *r)
+/* Every check, in the order a client reads the request's errors. */
+static int check_all(req *r)
 {
-    if (translate_model(r) || check_unsupported(r) || translate_messages(r))
+    r->checking = 1;
+    if (check_model(r) || check_unsupported(r) || check_messages(r))
         return -1;
-    int ntools = translate_tools(r);
+    int ntools = check_tools(r);
     if (ntools < 0)
         return -1;
     /* response_format wins: its forced tool replaces any client tool_choice. */
-    int json_tool = translate_response_format(r);
-    if (json_tool < 0 || (json_tool == 0 && translate_tool_choice(r, ntools)))
+    int json_tool = check_response_format(r);
+    if (json_tool < 0 || (json_tool == 0 && check_tool_choice(r, ntools)))
         return -1;
-    if (translate_limits(r, json_tool) || translate_stop(r) || translate_user(r) || translate_stream(r))
+    if (check_limits(r) || check_stop(r) || check_user(r) || check_stream(r))
         return -1;
+    r->checking = 0;
     return 0;
 }
 
-cJSON *claude_request_from_openai(const cJSON *openai, const claude_options *opt, claude_request_info *info,
-                                  claude_error *err)
+static void write_all(req *r)
+{
+    prism_json_writer *w = r->w;
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "model");
+    put_str(w, r->model);
+    write_messages(r);
+    write_tools(r);
+    write_tool_choice(r);
+    write_thinking(r);
+    PRISM_JSON_KEY(w, "max_tokens");
+    prism_json_number(w, (double)r->max_tokens);
+    write_sampling(r);
+    write_stop(r);
+    write_user(r);
+    write_stream(r);
+    prism_json_object_end(w);
+}
+
+static char *translate(req *r, size_t *len)
+{
+    if (!cJSON_IsObject(r->in)) {
+        fail(r, "invalid_type", "the request body must be a JSON object.", "%s", "");
+        return NULL;
+    }
+    if (check_all(r) != 0 || r->oom)
+        return NULL;
+    if ((r->w = prism_json_writer_new()) == NULL)
+        return NULL;
+    write_all(r);
+    if (r->oom) {
+        prism_json_writer_free(r->w);
+        return NULL;
+    }
+    return prism_json_writer_finish(r->w, len);
+}
+
+char *claude_request_from_openai(const cJSON *openai, const claude_options *opt, claude_request_info *info, size_t *len,
+                                 claude_error *err)
 {
     memset(info, 0, sizeof(*info));
     memset(err, 0, sizeof(*err));
-    req r = {.in = openai, .opt = opt, .info = info, .err = err, .out = cJSON_CreateObject()};
-    if (!cJSON_IsObject(openai)) {
-        cJSON_Delete(r.out);
-        fail(&r, "invalid_type", "the request body must be a JSON object.", "%s", "");
-        return NULL;
-    }
-    int rc = r.out ? translate_all(&r) : -1;
-    if (rc == 0 && !r.oom)
-        return r.out;
-    cJSON_Delete(r.out);
+    req r = {.in = openai, .opt = opt, .info = info, .err = err};
+    size_t n = 0;
+    char *body = translate(&r, &n);
+    if (r.notes != r.few_notes)
+        free(r.notes);
+    cJSON_Delete(r.args);
+    if (len)
+        *len = body ? n : 0;
+    if (body)
+        return body;
     if (err->status == 0)
         set_error(err, 500, "api_error", "internal_error", "", "Out of memory while translating the request.");
     memset(info, 0, sizeof(*info));
