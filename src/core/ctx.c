@@ -112,6 +112,7 @@ prism_ctx *prism_ctx_new(h2o_req_t *req, prism_worker_env *env)
         prism_metrics_inflight(env->metrics, 1);
     ctx->started_ns = prism_now_ns();
     ctx->body = req->entity;
+    ctx->path = h2o_strdup(&req->pool, req->path_normalized.base, req->path_normalized.len).base;
     ctx->prompt_tokens = ctx->completion_tokens = -1;
     env->inflight++;
     set_request_id(ctx);
@@ -155,8 +156,7 @@ const char *prism_ctx_method(const prism_ctx *ctx)
 
 const char *prism_ctx_path(const prism_ctx *ctx)
 {
-    h2o_req_t *req = ctx->req;
-    return h2o_strdup(&req->pool, req->path_normalized.base, req->path_normalized.len).base;
+    return ctx->path;
 }
 
 const char *prism_ctx_header(prism_ctx *ctx, const char *name)

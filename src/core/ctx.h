@@ -73,6 +73,7 @@ struct prism_ctx {
     const prism_loaded *current; /* the step running now, for dispatch */
     size_t step;
     char request_id[40];
+    const char *path; /* the normalized path, NUL-terminated once for every caller */
 
     cJSON *json;
     int json_parsed;

@@ -169,15 +169,13 @@ static char *put_digits(char *p, unsigned v, int width)
     return p + width;
 }
 
-/* 2026-01-02T03:04:05.678Z, built by hand: strftime and snprintf cost more
- * than the rest of an access line. */
-size_t prism_log_timestamp(char *buf, size_t cap)
+/* "2026-01-02T03:04:05." for a second since the epoch, built by hand:
+ * strftime and snprintf cost more than the rest of an access line. */
+static void format_second(time_t sec, char out[PRISM_LOG_SECOND_LEN])
 {
-    struct timespec ts;
     struct tm tm;
-    char out[32], *p = out;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
+    char *p = out;
+    gmtime_r(&sec, &tm);
     p = put_digits(p, (unsigned)(tm.tm_year + 1900) % 10000, 4);
     *p++ = '-';
     p = put_digits(p, (unsigned)tm.tm_mon + 1, 2);
@@ -189,10 +187,27 @@ size_t prism_log_timestamp(char *buf, size_t cap)
     p = put_digits(p, (unsigned)tm.tm_min, 2);
     *p++ = ':';
     p = put_digits(p, (unsigned)tm.tm_sec, 2);
-    *p++ = '.';
-    p = put_digits(p, (unsigned)(ts.tv_nsec / 1000000), 3);
-    *p++ = 'Z';
-    size_t n = (size_t)(p - out);
+    *p = '.';
+}
+
+size_t prism_log_timestamp_at(prism_log_batch *b, const struct timespec *ts, char *buf, size_t cap)
+{
+    char second[PRISM_LOG_SECOND_LEN], out[PRISM_LOG_SECOND_LEN + 4];
+    if (b == NULL) {
+        format_second(ts->tv_sec, second);
+        memcpy(out, second, sizeof(second));
+    } else {
+        /* gmtime_r once a second: a busy worker writes thousands of lines in it. */
+        if (!b->second_set || b->second_of != ts->tv_sec) {
+            format_second(ts->tv_sec, b->second);
+            b->second_of = ts->tv_sec;
+            b->second_set = 1;
+        }
+        memcpy(out, b->second, sizeof(b->second));
+    }
+    put_digits(out + PRISM_LOG_SECOND_LEN, (unsigned)(ts->tv_nsec / 1000000) % 1000, 3);
+    out[sizeof(out) - 1] = 'Z';
+    size_t n = sizeof(out);
     if (cap == 0)
         return 0;
     if (n > cap - 1)
@@ -200,6 +215,20 @@ size_t prism_log_timestamp(char *buf, size_t cap)
     memcpy(buf, out, n);
     buf[n] = '\0';
     return n;
+}
+
+size_t prism_log_timestamp(char *buf, size_t cap)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return prism_log_timestamp_at(NULL, &ts, buf, cap);
+}
+
+size_t prism_log_batch_timestamp(prism_log_batch *b, char *buf, size_t cap)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return prism_log_timestamp_at(b, &ts, buf, cap);
 }
 
 void prism_logv(prism_log_level level, const char *source, const char *fmt, va_list ap)

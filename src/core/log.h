@@ -11,6 +11,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "prism/plugin.h"
 
@@ -30,10 +31,19 @@ void prism_log_line(const char *line, size_t len);
  * instead of one per request (the worker flushes it from a uv_prepare_t, and
  * whenever the next line would not fit). Touched by its worker only. */
 #define PRISM_LOG_BATCH_BYTES (64 * 1024)
+#define PRISM_LOG_SECOND_LEN  20 /* "2026-01-02T03:04:05." */
 typedef struct prism_log_batch {
     size_t len;
     char buf[PRISM_LOG_BATCH_BYTES];
+    /* The timestamp's date and time up to the second, made once a second. */
+    time_t second_of;
+    int second_set;
+    char second[PRISM_LOG_SECOND_LEN];
 } prism_log_batch;
+/* prism_log_timestamp for the batch's lines (b NULL: no reuse). */
+size_t prism_log_batch_timestamp(prism_log_batch *b, char *buf, size_t cap);
+/* The same for the time ts (what the two above call). */
+size_t prism_log_timestamp_at(prism_log_batch *b, const struct timespec *ts, char *buf, size_t cap);
 /* Appends the line and a newline; NULL writes it at once. */
 void prism_log_batch_add(prism_log_batch *b, const char *line, size_t len);
 void prism_log_batch_flush(prism_log_batch *b);

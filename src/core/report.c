@@ -75,7 +75,8 @@ static void put_i64(line *l, int64_t v)
  * so every field fits and the line stays one valid JSON object. */
 #define MAX_FIELD 256
 
-static void put_str(line *l, const char *key, size_t key_len, const char *value)
+/* key_open is the key with the value's opening quote: ,"model":" */
+static void put_str(line *l, const char *key_open, size_t key_len, const char *value)
 {
     if (value == NULL)
         return;
@@ -87,24 +88,30 @@ static void put_str(line *l, const char *key, size_t key_len, const char *value)
         value = cut;
         n = MAX_FIELD + 3;
     }
-    put_n(l, key, key_len);
-    put_n(l, "\"", 1);
+    put_n(l, key_open, key_len);
     l->len = prism_json_escape_n(l->buf, l->len, sizeof(l->buf) - 1, value, n);
     put_n(l, "\"", 1);
 }
 
-/* Milliseconds with three decimals, rounded to the microsecond. */
+/* Milliseconds with three decimals, rounded to the microsecond: the digits
+ * written backwards into one piece. */
 static void put_ms(line *l, const char *key, size_t key_len, uint64_t ns)
 {
     uint64_t us = (ns + 500) / 1000;
-    char frac[4] = {(char)('0' + us / 100 % 10), (char)('0' + us / 10 % 10), (char)('0' + us % 10), 0};
+    char digits[32];
+    size_t i = sizeof(digits);
+    for (int k = 0; k < 3; k++, us /= 10)
+        digits[--i] = (char)('0' + us % 10);
+    digits[--i] = '.';
+    do {
+        digits[--i] = (char)('0' + us % 10);
+        us /= 10;
+    } while (us != 0);
     put_n(l, key, key_len);
-    put_u64(l, us / 1000);
-    put_n(l, ".", 1);
-    put_n(l, frac, 3);
+    put_n(l, digits + i, sizeof(digits) - i);
 }
 
-#define PUT_STR(l, k, v) put_str((l), KEY(k), sizeof KEY(k) - 1, (v))
+#define PUT_STR(l, k, v) put_str((l), KEY(k) "\"", sizeof KEY(k), (v))
 #define PUT_MS(l, k, ns) put_ms((l), KEY(k), sizeof KEY(k) - 1, (ns))
 
 static void put_chain(line *l, const prism_ctx *ctx)
@@ -124,7 +131,7 @@ static void access_json(const prism_ctx *ctx, uint64_t total_ns)
 {
     line l = {.len = 0};
     char ts[40];
-    prism_log_timestamp(ts, sizeof(ts));
+    prism_log_batch_timestamp(ctx->env->log, ts, sizeof(ts));
     put_lit(&l, "{\"ts\":\"");
     put(&l, ts);
     put_lit(&l, "\",\"level\":\"info\",\"source\":\"access\"");

@@ -549,6 +549,11 @@ describe('GET /metrics and the access log', { timeout: T(90000) }, () => {
         assert.equal(e.prompt_tokens, undefined, ctx);
       }
     }
+    // Times are written as milliseconds with exactly three decimals, the timestamp to the millisecond.
+    const times = [...gw.stderr().matchAll(/"(duration|upstream|overhead|first_byte)_ms":([^,}]*)/g)];
+    assert.ok(times.length >= made.length, 'a time on every access line');
+    for (const m of times) assert.match(m[2], /^\d+\.\d{3}$/, `three decimals: ${m[0]}`);
+    for (const e of access) assert.match(e.ts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, `access ts: ${e.ts}`);
     // The /metrics requests are logged as well (401s included), with their own ids.
     const metricsLines = access.filter((e) => e.path === '/metrics');
     assert.ok(metricsLines.filter((e) => e.status === 401).length === 2, 'the two 401s on /metrics are logged');

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -179,11 +180,55 @@ static void keyring_masks_the_key_it_sent(void **state)
     cJSON_Delete(conf);
 }
 
+/* Access-line timestamps: known instants, written the same with and without
+ * a batch's reuse of the formatted second, across second, day, leap-day
+ * and year changes and back again; cut short by a small buffer. */
+static void log_timestamps(void **state)
+{
+    (void)state;
+    static const struct {
+        time_t sec;
+        long nsec;
+        const char *want;
+    } cases[] = {
+        {0, 0, "1970-01-01T00:00:00.000Z"},
+        {1798761599, 999999999, "2026-12-31T23:59:59.999Z"},
+        {1798761600, 0, "2027-01-01T00:00:00.000Z"},
+        {1798761600, 1000000, "2027-01-01T00:00:00.001Z"},
+        {951782400, 500000000, "2000-02-29T00:00:00.500Z"},
+        {1798761599, 5000000, "2026-12-31T23:59:59.005Z"},
+        {1798761599, 5999999, "2026-12-31T23:59:59.005Z"},
+    };
+    prism_log_batch *b = calloc(1, sizeof(*b));
+    assert_non_null(b);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct timespec ts = {.tv_sec = cases[i].sec, .tv_nsec = cases[i].nsec};
+        char alone[32], batched[32];
+        assert_int_equal(prism_log_timestamp_at(NULL, &ts, alone, sizeof(alone)), 24);
+        assert_int_equal(prism_log_timestamp_at(b, &ts, batched, sizeof(batched)), 24);
+        assert_string_equal(alone, cases[i].want);
+        assert_string_equal(batched, cases[i].want);
+    }
+    struct timespec ts = {.tv_sec = 1798761600, .tv_nsec = 0};
+    char small[8] = "xxxxxxx";
+    assert_int_equal(prism_log_timestamp_at(b, &ts, small, sizeof(small)), 7);
+    assert_string_equal(small, "2027-01");
+    assert_int_equal(prism_log_timestamp_at(b, &ts, small, 0), 0);
+    assert_string_equal(small, "2027-01");
+    char now[32];
+    assert_int_equal(prism_log_batch_timestamp(b, now, sizeof(now)), 24);
+    assert_int_equal(prism_log_timestamp(now, sizeof(now)), 24);
+    free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(utf8_valid_at_every_offset),           cmocka_unit_test(json_escape_escapes_and_stops_at_cap),
-        cmocka_unit_test(utf8_scrub_replaces_broken_bytes),     cmocka_unit_test(keyring_masks_the_key_it_sent),
+        cmocka_unit_test(log_timestamps),
+        cmocka_unit_test(utf8_valid_at_every_offset),
+        cmocka_unit_test(json_escape_escapes_and_stops_at_cap),
+        cmocka_unit_test(utf8_scrub_replaces_broken_bytes),
+        cmocka_unit_test(keyring_masks_the_key_it_sent),
         cmocka_unit_test(json_bytes_check_finds_control_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
