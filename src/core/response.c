@@ -91,6 +91,20 @@ static void trace_header(prism_ctx *ctx)
         prism_response_header(ctx, "x-prism-trace", buf);
 }
 
+/* The gateway's own time so far beside the upstream calls', in the standard
+ * Server-Timing form. Only once an upstream call has ended: a stream's head
+ * goes out while its call is still running. */
+static void timing_header(prism_ctx *ctx)
+{
+    if (ctx->upstream_ns == 0)
+        return;
+    uint64_t total = prism_now_ns() - ctx->started_ns;
+    uint64_t overhead = total > ctx->upstream_ns ? total - ctx->upstream_ns : 0;
+    char buf[96];
+    snprintf(buf, sizeof(buf), "upstream;dur=%.3f, overhead;dur=%.3f", ctx->upstream_ns / 1e6, overhead / 1e6);
+    prism_response_header(ctx, "server-timing", buf);
+}
+
 void prism_ctx_add_meta_headers(prism_ctx *ctx)
 {
     prism_response_header(ctx, "x-request-id", ctx->request_id);
@@ -99,8 +113,10 @@ void prism_ctx_add_meta_headers(prism_ctx *ctx)
         snprintf(n, sizeof(n), "%u", ctx->retries);
         prism_response_header(ctx, "x-prism-retries", n);
     }
-    if (ctx->trace_on)
+    if (ctx->trace_on) {
         trace_header(ctx);
+        timing_header(ctx);
+    }
 }
 
 void prism_server_header(h2o_req_t *req)

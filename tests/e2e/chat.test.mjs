@@ -406,13 +406,16 @@ describe('chat completions via the OpenAI SDK', { timeout: T(120000) }, () => {
     assert.deepEqual(body.data.map((m) => m.id).sort(), [...ids].sort());
   });
 
-  it('X-Prism-Trace: true returns x-prism-trace with the steps and their durations', { timeout: T(15000) }, async () => {
+  it('X-Prism-Trace: true returns x-prism-trace with the steps and their durations, and server-timing', { timeout: T(15000) }, async () => {
     fake.reset();
+    fake.next({ content: 'slow', delayMs: 150 });
+    const sent = performance.now();
     const res = await fetch(gw.url('/v1/chat/completions'), {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-prism-trace': 'true' },
       body: JSON.stringify(chatBody('gpt-4o-mini')),
     });
+    const elapsed = performance.now() - sent;
     assert.equal(res.status, 200);
     await res.json();
     const trace = res.headers.get('x-prism-trace');
@@ -420,6 +423,13 @@ describe('chat completions via the OpenAI SDK', { timeout: T(120000) }, () => {
     assert.match(trace, /\bmodel_router;dur=\d+(\.\d+)?/, `model_router with a duration in: ${trace}`);
     assert.match(trace, /\bopenai_provider;dur=\d+(\.\d+)?/, `openai_provider with a duration in: ${trace}`);
     assert.ok(trace.indexOf('model_router') < trace.indexOf('openai_provider'), `steps in order: ${trace}`);
+    // The upstream's time and the gateway's own, in milliseconds: the fake took 150 ms.
+    const timing = res.headers.get('server-timing');
+    const m = /^upstream;dur=(\d+\.\d{3}), overhead;dur=(\d+\.\d{3})$/.exec(timing ?? '');
+    assert.ok(m, `server-timing: ${timing}`);
+    const [upstream, overhead] = [Number(m[1]), Number(m[2])];
+    assert.ok(upstream >= 145 && upstream <= elapsed, `upstream ${upstream} ms: at least the fake's delay, at most ${elapsed}`);
+    assert.ok(overhead >= 0 && upstream + overhead <= elapsed, `overhead ${overhead} ms within ${elapsed}`);
 
     const plain = await fetch(gw.url('/v1/chat/completions'), {
       method: 'POST',
@@ -429,6 +439,7 @@ describe('chat completions via the OpenAI SDK', { timeout: T(120000) }, () => {
     assert.equal(plain.status, 200);
     await plain.json();
     assert.equal(plain.headers.get('x-prism-trace'), null, 'no x-prism-trace without the request header');
+    assert.equal(plain.headers.get('server-timing'), null, 'no server-timing without the request header');
   });
 
   it('x-request-id: echoed when the client sends one, generated otherwise, on every response', { timeout: T(15000) }, async () => {
