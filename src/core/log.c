@@ -192,10 +192,9 @@ static void format_second(time_t sec, char out[PRISM_LOG_SECOND_LEN])
 
 size_t prism_log_timestamp_at(prism_log_batch *b, const struct timespec *ts, char *buf, size_t cap)
 {
-    char second[PRISM_LOG_SECOND_LEN], out[PRISM_LOG_SECOND_LEN + 4];
+    char out[PRISM_LOG_SECOND_LEN + 4];
     if (b == NULL) {
-        format_second(ts->tv_sec, second);
-        memcpy(out, second, sizeof(second));
+        format_second(ts->tv_sec, out);
     } else {
         /* gmtime_r once a second: a busy worker writes thousands of lines in it. */
         if (!b->second_set || b->second_of != ts->tv_sec) {
@@ -219,9 +218,7 @@ size_t prism_log_timestamp_at(prism_log_batch *b, const struct timespec *ts, cha
 
 size_t prism_log_timestamp(char *buf, size_t cap)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return prism_log_timestamp_at(NULL, &ts, buf, cap);
+    return prism_log_batch_timestamp(NULL, buf, cap);
 }
 
 size_t prism_log_batch_timestamp(prism_log_batch *b, char *buf, size_t cap)

@@ -41,11 +41,6 @@ static void put_n(line *l, const char *s, size_t n)
     l->len += n;
 }
 
-static void put(line *l, const char *s)
-{
-    put_n(l, s, strlen(s));
-}
-
 /* Literal pieces and keys have their lengths counted by the compiler. */
 #define put_lit(l, s) put_n((l), "" s, sizeof(s) - 1)
 #define KEY(k)        ",\"" k "\":"
@@ -131,9 +126,9 @@ static void access_json(const prism_ctx *ctx, uint64_t total_ns)
 {
     line l = {.len = 0};
     char ts[40];
-    prism_log_batch_timestamp(ctx->env->log, ts, sizeof(ts));
+    size_t ts_len = prism_log_batch_timestamp(ctx->env->log, ts, sizeof(ts));
     put_lit(&l, "{\"ts\":\"");
-    put(&l, ts);
+    put_n(&l, ts, ts_len);
     put_lit(&l, "\",\"level\":\"info\",\"source\":\"access\"");
     PUT_STR(&l, "request_id", ctx->request_id);
     PUT_STR(&l, "method", prism_ctx_method(ctx));
