@@ -276,6 +276,11 @@ describe('server.workers: 0, the default, runs one worker per CPU Prism may use'
   it('the repository config starts os.availableParallelism() workers', { timeout: T(20000) }, async () => {
     const gw = await startGateway({ env: gatewayEnv(null, { PRISM_WORKERS: undefined }) });
     try {
+      // The workers serve /health as soon as they start; the main thread logs the line after
+      // starting them, so on a slow run (valgrind) it can come a moment after the first answer.
+      await withDeadline(T(10000), 'the listening line', async (signal) => {
+        while (workersIn(gw.stderr()) === null && !signal.aborted) await sleep(20);
+      });
       assert.equal(workersIn(gw.stderr()), Math.min(os.availableParallelism(), 64), gw.stderr());
     } finally {
       await stopAndAssertClean(gw);
