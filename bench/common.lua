@@ -3,6 +3,7 @@
 --   BENCH_MODELS      several models, comma-separated: requests take turns (overrides BENCH_MODEL)
 --   BENCH_PATH        the request path (default /v1/chat/completions)
 --   BENCH_STOP_AFTER  when set, each wrk thread stops after this many responses
+--   BENCH_STREAM      1: ask for a streamed answer ("stream": true, with usage)
 -- done() prints one machine-readable line, WRK_RESULT key=value ..., that
 -- bench/run.sh and bench/soak.sh read.
 local M = {}
@@ -14,7 +15,11 @@ function M.body(size, model)
   local head = '{"model":"' .. model .. '","messages":[' ..
     '{"role":"system","content":"You are a helpful assistant. Answer briefly and precisely."},' ..
     '{"role":"user","content":"'
-  local tail = '"}],"max_tokens":256,"temperature":0.7,"user":"bench-user-0001"}'
+  local tail = '"}],"max_tokens":256,"temperature":0.7,"user":"bench-user-0001"'
+  if os.getenv("BENCH_STREAM") == "1" then
+    tail = tail .. ',"stream":true,"stream_options":{"include_usage":true}'
+  end
+  tail = tail .. '}'
   local text = "Summarize the following notes for a status update. " ..
     "The deployment finished on time, latency stayed flat, two alerts fired and were resolved, " ..
     "and the next release is planned for Thursday after the review with the platform team. "

@@ -150,6 +150,17 @@ check_chat() {
     die "$name: $url answered $code: $(head -c 300 "$WORK/check-$name.json" 2>/dev/null)"
 }
 
+# check_stream NAME URL MODEL: one streamed request must answer 200 with chunks and [DONE].
+check_stream() {
+  local name=$1 url=$2 model=$3 code
+  code=$(curl -s -N -o "$WORK/check-$name.sse" -w '%{http_code}' --max-time 10 -X POST "$url" \
+    -H 'Content-Type: application/json' -H "Authorization: Bearer $GATEWAY_KEY" \
+    -d "{\"model\":\"$model\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}") || code=000
+  [ "$code" = 200 ] && grep -q '"chat.completion.chunk"' "$WORK/check-$name.sse" &&
+    grep -q '^data: \[DONE\]' "$WORK/check-$name.sse" ||
+    die "$name: $url answered $code: $(head -c 300 "$WORK/check-$name.sse" 2>/dev/null)"
+}
+
 # rss_kib PID: VmRSS in KiB.
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 

@@ -2,7 +2,10 @@
 # Where Prism spends its time under load: a one-worker Prism driven by wrk against the nginx
 # fake, profiled with perf (CPU time, default) or callgrind (instructions per request).
 #
-#   bash bench/profile.sh [MODEL] [small|large]     (default: gpt-4o-mini small)
+#   bash bench/profile.sh [MODEL] [small|large|stream]     (default: gpt-4o-mini small)
+#   stream: the small request with "stream": true, answered by the fake's streamed answer
+#   (20 text events in one response, bench/nginx-fake.conf), so the count is what a streamed
+#   answer costs to relay (OpenAI) or translate (Claude), every event included.
 #   BENCH_PROFILER=perf|callgrind, BENCH_TOP=30, BENCH_KEEP=1 keeps perf.data / the callgrind
 #   files in the work directory.
 #   perf: BENCH_SECONDS=10, BENCH_CONNECTIONS=64, BENCH_CALLGRAPH=1 (also record call graphs,
@@ -20,6 +23,15 @@ source "$(dirname "$0")/lib.sh"
 
 MODEL=${1:-gpt-4o-mini}
 SIZE=${2:-small}
+LUA=post-$SIZE.lua PREFIX=""
+case "$SIZE" in
+  small | large) ;;
+  stream)
+    LUA=post-small.lua PREFIX=/stream
+    export BENCH_STREAM=1
+    ;;
+  *) die "the body is small, large or stream, not $SIZE" ;;
+esac
 PROFILER=${BENCH_PROFILER:-perf}
 TOP=${BENCH_TOP:-30}
 case "$PROFILER" in
@@ -51,13 +63,21 @@ if [ "$TARGET" = nginx ]; then
 else
   [ "$PROFILER" = callgrind ] &&
     PRISM_WRAPPER="valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file=$WORK/cg.out"
-  start_prism prism "$P_PRISM" 1 "http://127.0.0.1:$P_FAKE/v1" "http://127.0.0.1:$P_FAKE"
+  start_prism prism "$P_PRISM" 1 "http://127.0.0.1:$P_FAKE$PREFIX/v1" "http://127.0.0.1:$P_FAKE$PREFIX"
 fi
 PRISM_PID=$BG_PID
-check_chat "$TARGET" "http://127.0.0.1:$P_PRISM/v1/chat/completions" "$MODEL"
+# The nginx hop passes the path on as it is: it asks the fake's streamed answer itself.
+BENCH_PATH=/v1/chat/completions
+[ "$TARGET" = nginx ] && BENCH_PATH=$PREFIX/v1/chat/completions
+export BENCH_PATH
+if [ "$SIZE" = stream ]; then
+  check_stream "$TARGET" "http://127.0.0.1:$P_PRISM$BENCH_PATH" "$MODEL"
+else
+  check_chat "$TARGET" "http://127.0.0.1:$P_PRISM$BENCH_PATH" "$MODEL"
+fi
 
 load() {
-  BENCH_MODEL=$MODEL BENCH_KEY=$GATEWAY_KEY wrk -t1 -c"$CONNS" -d"$1" -s "$BENCH_DIR/post-$SIZE.lua" \
+  BENCH_MODEL=$MODEL BENCH_KEY=$GATEWAY_KEY wrk -t1 -c"$CONNS" -d"$1" -s "$BENCH_DIR/$LUA" \
     "http://127.0.0.1:$P_PRISM" | grep WRK_RESULT
 }
 # Per request, from callgrind_annotate's listing on stdin: self instructions by shared object.

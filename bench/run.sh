@@ -49,7 +49,7 @@ RESULTS="$WORK/results.jsonl"
 machine_json >"$RESULTS"
 note "work directory $WORK; ${SECS}s per measurement, $CONNS connections"
 
-read -r P_FAKE P_NGINX P_PRISM P_PRISM_S P_PRISM_W2 P_SFAST P_SSLOW P_HOLD P_HOLD1 P_PORTKEY <<<"$(free_ports 10)"
+read -r P_FAKE P_NGINX P_PRISM P_PRISM_S P_PRISM_W2 P_SFAST P_SSLOW P_HOLD P_HOLD1 P_PORTKEY P_PRISM_SA <<<"$(free_ports 11)"
 
 # --- the fakes and the baselines ---------------------------------------------------------
 start_nginx fake "$BENCH_DIR/nginx-fake.conf" "$P_FAKE"
@@ -64,6 +64,15 @@ check_chat direct "http://127.0.0.1:$P_FAKE/v1/chat/completions" gpt-4o-mini
 check_chat nginx "http://127.0.0.1:$P_NGINX/v1/chat/completions" gpt-4o-mini
 check_chat prism-openai "http://127.0.0.1:$P_PRISM/v1/chat/completions" gpt-4o-mini
 check_chat prism-claude "http://127.0.0.1:$P_PRISM/v1/chat/completions" claude-sonnet-4-5
+# Streamed answers at full speed: a second Prism whose providers get the fake's streamed answers
+# (20 text events in one response, /stream/v1); the direct and nginx rows ask for them by path.
+if want tput; then
+  start_prism prism-sa "$P_PRISM_SA" 1 "http://127.0.0.1:$P_FAKE/stream/v1" "http://127.0.0.1:$P_FAKE/stream"
+  check_stream direct "http://127.0.0.1:$P_FAKE/stream/v1/chat/completions" gpt-4o-mini
+  check_stream nginx "http://127.0.0.1:$P_NGINX/stream/v1/chat/completions" gpt-4o-mini
+  check_stream prism-openai "http://127.0.0.1:$P_PRISM_SA/v1/chat/completions" gpt-4o-mini
+  check_stream prism-claude "http://127.0.0.1:$P_PRISM_SA/v1/chat/completions" claude-sonnet-4-5
+fi
 
 # --- the peer gateway (optional) -----------------------------------------------------------
 PORTKEY_URL=
@@ -153,6 +162,13 @@ while [ "$ROUND" -le "$ROUNDS" ]; do
         run_wrk "tput-$size" portkey "$PORTKEY_URL" "post-$size.lua" 1 "$CONNS" gpt-4o-mini "${PORTKEY_HDR[@]}"
       fi
     done
+    export BENCH_STREAM=1 BENCH_PATH=/stream/v1/chat/completions
+    run_wrk tput-stream direct "http://127.0.0.1:$P_FAKE" post-small.lua 1 "$CONNS" gpt-4o-mini
+    run_wrk tput-stream nginx "http://127.0.0.1:$P_NGINX" post-small.lua 1 "$CONNS" gpt-4o-mini
+    BENCH_PATH=/v1/chat/completions
+    run_wrk tput-stream prism-openai "http://127.0.0.1:$P_PRISM_SA" post-small.lua 1 "$CONNS" gpt-4o-mini
+    run_wrk tput-stream prism-claude "http://127.0.0.1:$P_PRISM_SA" post-small.lua 1 "$CONNS" claude-sonnet-4-5
+    unset BENCH_STREAM BENCH_PATH
   fi
   if want c1; then
     c1_rows c1
