@@ -98,8 +98,14 @@ const cJSON *prism_ctx_json_read(prism_ctx *ctx);
 cJSON *prism_json_parse(prism_ctx *ctx, const char *text, size_t len);
 /* The same tree, to read only, in the request's memory: released with the
  * request, never to be changed or freed (for text handled once per
- * request; a stream's many events want prism_json_parse). */
+ * request; a stream's many events want a scratch). */
 const cJSON *prism_json_read(prism_ctx *ctx, const char *text, size_t len);
+/* For many short-lived texts, a stream's events: the same read-only tree,
+ * kept only until the next read on the same scratch, which then uses its
+ * memory again. A scratch lasts as long as the request. */
+typedef struct prism_json_scratch prism_json_scratch;
+prism_json_scratch *prism_json_scratch_new(prism_ctx *ctx);
+const cJSON *prism_json_scratch_read(prism_json_scratch *s, const char *text, size_t len);
 
 /* The body's fields without a tree. Routing and pass-through need a few
  * top-level fields; prism_ctx_json builds a node and copies a string for
@@ -350,6 +356,11 @@ typedef struct prism_json_writer prism_json_writer;
 prism_json_writer *prism_json_writer_new(void);
 char *prism_json_writer_finish(prism_json_writer *w, size_t *len);
 void prism_json_writer_free(prism_json_writer *w);
+/* For a writer used again and again (a stream's frames): the text so far,
+ * NUL-terminated and owned by the writer, or NULL where finish would give
+ * NULL; clear empties the writer, forgets a failure and keeps its memory. */
+const char *prism_json_writer_text(prism_json_writer *w, size_t *len);
+void prism_json_writer_clear(prism_json_writer *w);
 void prism_json_object_begin(prism_json_writer *w);
 void prism_json_object_end(prism_json_writer *w);
 void prism_json_array_begin(prism_json_writer *w);

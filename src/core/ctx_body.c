@@ -4,7 +4,8 @@
  * prism_ctx_json_read for a tree only read, kept in the request's pool),
  * all from the worker's simdjson scanner (json_scan.h), with cJSON deciding
  * the few texts simdjson leaves to it. Other JSON a plugin receives goes
- * through prism_json_parse or prism_json_read, the same way.
+ * through prism_json_parse, prism_json_read or a prism_json_scratch, the
+ * same way.
  */
 #include <string.h>
 
@@ -55,17 +56,17 @@ static void delete_tree(void *p)
     cJSON_Delete(*(cJSON **)p);
 }
 
-/* A read-only tree in the request's pool; where cJSON decides the text, its
- * tree, deleted when the pool goes. */
-static const cJSON *pool_tree_of(prism_ctx *ctx, const char *text, size_t len, unsigned long serial)
+/* A read-only tree in `pool`; where cJSON decides the text, its tree,
+ * deleted when the pool is cleared. */
+static const cJSON *pool_tree_of(prism_ctx *ctx, h2o_mem_pool_t *pool, const char *text, size_t len,
+                                 unsigned long serial)
 {
     int unsure = 1;
     prism_json_scanner *scanner = scanner_of(ctx->env);
-    cJSON *tree =
-        scanner != NULL ? prism_json_tree(scanner, text, len, serial, pool_alloc, &ctx->req->pool, &unsure) : NULL;
+    cJSON *tree = scanner != NULL ? prism_json_tree(scanner, text, len, serial, pool_alloc, pool, &unsure) : NULL;
     if (tree != NULL || !unsure)
         return tree;
-    cJSON **owned = h2o_mem_alloc_shared(&ctx->req->pool, sizeof(cJSON *), delete_tree);
+    cJSON **owned = h2o_mem_alloc_shared(pool, sizeof(cJSON *), delete_tree);
     *owned = parse_whole(text, len);
     return *owned;
 }
@@ -90,7 +91,7 @@ const cJSON *prism_ctx_json_read(prism_ctx *ctx)
         return ctx->json;
     if (ctx->json_view == NULL && ctx->body.base != NULL && ctx->body.len > 0) {
         unsigned long serial = ctx->scanned == PRISM_SCAN_OBJECT + 1 ? ctx->scan_serial : 0;
-        ctx->json_view = pool_tree_of(ctx, ctx->body.base, ctx->body.len, serial);
+        ctx->json_view = pool_tree_of(ctx, &ctx->req->pool, ctx->body.base, ctx->body.len, serial);
         if (ctx->json_view == NULL) /* not JSON: remembered as prism_ctx_json remembers it */
             return prism_ctx_json(ctx);
     }
@@ -104,7 +105,34 @@ cJSON *prism_json_parse(prism_ctx *ctx, const char *text, size_t len)
 
 const cJSON *prism_json_read(prism_ctx *ctx, const char *text, size_t len)
 {
-    return text != NULL && len > 0 ? pool_tree_of(ctx, text, len, 0) : NULL;
+    return text != NULL && len > 0 ? pool_tree_of(ctx, &ctx->req->pool, text, len, 0) : NULL;
+}
+
+/* A pool of its own, emptied before each read: h2o hands its chunk back to
+ * the worker's recycler and takes it again, so a stream of a million events
+ * reads them all in the same few kilobytes. */
+struct prism_json_scratch {
+    prism_ctx *ctx;
+    h2o_mem_pool_t pool;
+};
+
+static void scratch_dispose(void *p)
+{
+    h2o_mem_clear_pool(&((prism_json_scratch *)p)->pool);
+}
+
+prism_json_scratch *prism_json_scratch_new(prism_ctx *ctx)
+{
+    prism_json_scratch *s = h2o_mem_alloc_shared(&ctx->req->pool, sizeof(*s), scratch_dispose);
+    s->ctx = ctx;
+    h2o_mem_init_pool(&s->pool);
+    return s;
+}
+
+const cJSON *prism_json_scratch_read(prism_json_scratch *s, const char *text, size_t len)
+{
+    h2o_mem_clear_pool(&s->pool);
+    return text != NULL && len > 0 ? pool_tree_of(s->ctx, &s->pool, text, len, 0) : NULL;
 }
 
 static prism_scan_result scan_body(prism_ctx *ctx)

@@ -397,6 +397,22 @@ char *prism_json_writer_finish(prism_json_writer *w, size_t *len)
     return text;
 }
 
+const char *prism_json_writer_text(prism_json_writer *w, size_t *len)
+{
+    if (w == NULL || w->depth != 0 || w->in_string || w->o.len == 0 || room(&w->o, 0) != 0)
+        return NULL;
+    w->o.buf[w->o.len] = '\0';
+    if (len != NULL)
+        *len = w->o.len;
+    return w->o.buf;
+}
+
+void prism_json_writer_clear(prism_json_writer *w)
+{
+    if (w != NULL)
+        *w = (prism_json_writer){.o = {w->o.buf, 0, w->o.cap, 0}};
+}
+
 /* Before any value or key: the separator its level needs. A second value
  * at the top would make the text two values: refused. */
 static inline void next_item(prism_json_writer *w)

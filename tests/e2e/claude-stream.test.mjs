@@ -130,6 +130,26 @@ describe('Claude via the OpenAI SDK: streaming', { timeout: T(180000) }, () => {
     for (const c of choiceChunks(chunks)) assert.equal(c.choices[0].logprobs, null);
   });
 
+  it('a long stream: 3,000 deltas of every size (some past 4 KB), each read in the memory of the one before, all exact', { timeout: T(30000) }, async () => {
+    const pieces = [];
+    for (let i = 0; i < 3000; i++) {
+      const size = i % 500 === 7 ? 5000 + i : 1 + ((i * 37) % 90);
+      const unit = ['a', 'é', '"', '\\', '\n', '🚀', ' x'][i % 7];
+      pieces.push(`${i}:` + unit.repeat(Math.ceil(size / unit.length)));
+    }
+    const { chunks } = await stream(
+      { model: MODEL, messages: [user('Go on.')] },
+      { content: [text(pieces.join(''), pieces)] },
+      T(20000),
+    );
+    const texts = choiceChunks(chunks)
+      .map((c) => c.choices[0].delta.content)
+      .filter((t) => t);
+    assert.equal(texts.length, pieces.length, 'one content delta per text_delta');
+    for (let i = 0; i < pieces.length; i++) assert.equal(texts[i], pieces[i], `delta ${i} as sent`);
+    assertFinish(chunks, 'stop');
+  });
+
   it('the raw SSE: text/event-stream, data-only frames of JSON, ending with data: [DONE]', { timeout: T(15000) }, async () => {
     fake.reset();
     fake.next({ content: [text('One two three', ['One', ' two', ' three'])] });

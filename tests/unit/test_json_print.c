@@ -453,6 +453,59 @@ static void writer_refuses_broken_text(void **state)
     assert_null(prism_json_writer_finish(NULL, NULL));
 }
 
+/* A writer used again and again: its text after each value, emptied by
+ * clear (also after a failure), with the memory it grew kept. */
+static void writer_used_again(void **state)
+{
+    (void)state;
+    prism_json_writer *w = prism_json_writer_new();
+    size_t len = 99;
+    assert_null(prism_json_writer_text(w, &len)); /* nothing yet */
+    assert_int_equal(len, 99);
+    char big[3000];
+    memset(big, 'a', sizeof(big));
+    for (int round = 0; round < 3; round++) {
+        prism_json_writer_clear(w);
+        prism_json_object_begin(w);
+        assert_null(prism_json_writer_text(w, NULL)); /* an object still open */
+        PRISM_JSON_KEY(w, "n");
+        prism_json_number(w, round);
+        if (round == 1) {
+            PRISM_JSON_KEY(w, "big");
+            prism_json_string(w, big, sizeof(big));
+        }
+        prism_json_object_end(w);
+        const char *text = prism_json_writer_text(w, &len);
+        assert_non_null(text);
+        assert_int_equal(len, strlen(text));
+        if (round != 1) {
+            char want[16];
+            snprintf(want, sizeof(want), "{\"n\":%d}", round);
+            assert_string_equal(text, want); /* no comma or text left from before */
+        } else {
+            assert_int_equal(len, 3016); /* {"n":1,"big":"a…a"} */
+        }
+        assert_ptr_equal(prism_json_writer_text(w, NULL), text); /* reading leaves it as it is */
+    }
+    prism_json_writer_clear(w);
+    prism_json_string_end(w); /* a failure... */
+    PRISM_JSON_LIT(w, "x");
+    assert_null(prism_json_writer_text(w, NULL));
+    prism_json_writer_clear(w); /* ...forgotten */
+    PRISM_JSON_LIT(w, "x");
+    assert_string_equal(prism_json_writer_text(w, NULL), "\"x\"");
+    prism_json_writer_clear(w);
+    prism_json_array_begin(w);
+    prism_json_writer_clear(w); /* a level left open is forgotten too */
+    prism_json_null(w);
+    assert_string_equal(prism_json_writer_text(w, NULL), "null");
+    prism_json_writer_clear(NULL);
+    assert_null(prism_json_writer_text(NULL, NULL));
+    char *last = prism_json_writer_finish(w, &len);
+    assert_string_equal(last, "null");
+    free(last);
+}
+
 /* prism_json_get finds what cJSON_GetObjectItemCaseSensitive finds. */
 static void get_matches_cjson_lookup(void **state)
 {
@@ -489,6 +542,7 @@ int main(void)
         cmocka_unit_test(writer_writes_what_print_writes),
         cmocka_unit_test(writer_strings_in_pieces),
         cmocka_unit_test(writer_refuses_broken_text),
+        cmocka_unit_test(writer_used_again),
         cmocka_unit_test(get_matches_cjson_lookup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

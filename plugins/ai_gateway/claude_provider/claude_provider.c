@@ -161,9 +161,9 @@ static void on_drain(void *data)
     }
 }
 
-static cJSON *parse_event(void *data, const char *text, size_t len)
+static const cJSON *parse_event(void *data, const char *text, size_t len)
 {
-    return prism_json_parse(data, text, len);
+    return prism_json_scratch_read(data, text, len);
 }
 
 static void begin_stream(call *c)
@@ -172,7 +172,7 @@ static void begin_stream(call *c)
     c->st = claude_stream_new(&c->info, c->created);
     if (c->sse == NULL || c->st == NULL)
         return;
-    claude_stream_set_parser(c->st, parse_event, c->ctx);
+    claude_stream_set_parser(c->st, parse_event, prism_json_scratch_new(c->ctx));
     relay_headers(c);
     prism_stream_on_drain(c->ctx, on_drain, c);
     if (prism_stream_begin(c->ctx, 200, "text/event-stream; charset=utf-8") == 0)

@@ -122,12 +122,16 @@ static int line_append(claude_sse *p, const char *s, size_t n)
     return claude_buf_append(&p->line, s, n);
 }
 
-static size_t span_to_eol(const char *s, size_t n)
+/* The length of the line at s: up to its \n or (when the bytes fed hold
+ * one) \r, or n. Vectorised searches instead of a loop over every byte: an
+ * event is mostly one long data line, and Anthropic ends lines with \n
+ * alone, so a feed looks for \r once and then lines for \n only. */
+static size_t span_to_eol(const char *s, size_t n, int has_cr)
 {
-    size_t i = 0;
-    while (i < n && s[i] != '\n' && s[i] != '\r')
-        i++;
-    return i;
+    const char *lf = memchr(s, '\n', n);
+    size_t i = lf ? (size_t)(lf - s) : n;
+    const char *cr = has_cr ? memchr(s, '\r', i) : NULL;
+    return cr ? (size_t)(cr - s) : i;
 }
 
 static int dispatch(claude_sse *p, int (*on_event)(void *, const char *, const char *, size_t), void *user)
@@ -157,10 +161,10 @@ static int set_field(claude_sse *p, const char *field, size_t flen, const char *
     return 0; /* id, retry and unknown fields mean nothing to us */
 }
 
-static int process_line(claude_sse *p, int (*on_event)(void *, const char *, const char *, size_t), void *user)
+/* One whole line, in the caller's bytes or in p->line. */
+static int process_line(claude_sse *p, const char *s, size_t n,
+                        int (*on_event)(void *, const char *, const char *, size_t), void *user)
 {
-    const char *s = buf_str(&p->line);
-    size_t n = p->line.len;
     if (!p->seen_line && n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) {
         s += 3;
         n -= 3;
@@ -192,6 +196,7 @@ int claude_sse_feed(claude_sse *p, const char *buf, size_t len,
 {
     if (!p || p->failed || (len > 0 && !buf) || !on_event)
         return -1;
+    int has_cr = len > 0 && memchr(buf, '\r', len) != NULL;
     size_t i = 0;
     while (i < len) {
         if (p->after_cr) {
@@ -200,17 +205,22 @@ int claude_sse_feed(claude_sse *p, const char *buf, size_t len,
             if (buf[i] == '\n' && ++i == len)
                 break;
         }
-        size_t n = span_to_eol(buf + i, len - i);
-        if (n > 0 && line_append(p, buf + i, n) != 0) {
+        size_t n = span_to_eol(buf + i, len - i, has_cr);
+        /* A line that ends here and began here is used where it is; the
+         * limit is checked as if it had been copied. */
+        int whole = i + n < len && p->line.len == 0;
+        if (n > 0 && (whole ? n > p->max || p->data.len + p->name.len > p->max - n : line_append(p, buf + i, n) != 0)) {
             p->failed = 1;
             return -1;
         }
+        const char *line = whole ? buf + i : buf_str(&p->line);
+        size_t line_len = whole ? n : p->line.len;
         i += n;
         if (i == len)
             break;
         p->after_cr = buf[i] == '\r';
         i++;
-        int rc = process_line(p, on_event, user);
+        int rc = process_line(p, line, line_len, on_event, user);
         if (rc != 0)
             return rc;
     }
@@ -259,6 +269,9 @@ struct claude_stream {
     unsigned char state;     /* claude_stream_state */
     claude_parse_fn *parse;  /* NULL: parse_exact */
     void *parse_data;
+    char *head; /* every chunk's text up to its delta (make_head) */
+    size_t head_len;
+    prism_json_writer *w; /* each delta, written again and again in the same memory */
 };
 
 /* Handlers return NULL on success, else why the stream broke the protocol;
@@ -290,6 +303,8 @@ void claude_stream_free(claude_stream *s)
     free(s->id);
     free(s->model);
     free(s->blocks);
+    free(s->head);
+    prism_json_writer_free(s->w);
     free(s);
 }
 
@@ -418,6 +433,13 @@ static cJSON *usage_to_openai(const claude_stream *s)
 /* ------------------------------------------------------------------ */
 /* Frames */
 
+/* Copies n bytes to p (room made beforehand); where they end. */
+static char *put(char *p, const char *s, size_t n)
+{
+    memcpy(p, s, n);
+    return p + n;
+}
+
 /* All or nothing: a client must never see half a frame. */
 static int emit_frame(claude_buf *out, const char *payload, size_t n)
 {
@@ -456,110 +478,166 @@ static cJSON *chunk_new(const claude_stream *s)
     return c;
 }
 
-/* One chunk with one choice, written (the envelope is the same for every
- * event: no tree for it); takes ownership of delta. */
-static const char *emit_delta(claude_stream *s, cJSON *delta, const char *finish, claude_buf *out)
+/* Every chunk but the usage one is the stream's head, one delta and a tail:
+ *   {"id":…,"object":"chat.completion.chunk","created":…,"model":…,"choices":[{"index":0,"delta":
+ *   {…}
+ *   ,"logprobs":null,"finish_reason":null}]}
+ * The head is the same for the whole stream: written once, at message_start,
+ * as a whole chunk whose known end is then cut off. */
+#define CHUNK_END ",\"logprobs\":null,\"finish_reason\":"
+#define HEAD_CUT  "null" CHUNK_END "null}]}"
+
+static const char *make_head(claude_stream *s)
 {
-    prism_json_writer *w = delta && s->id && s->model ? prism_json_writer_new() : NULL;
+    prism_json_writer *w = prism_json_writer_new();
+    if (w == NULL)
+        return NOMEM;
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "id");
+    prism_json_string(w, s->id, strlen(s->id));
+    PRISM_JSON_KEY(w, "object");
+    PRISM_JSON_LIT(w, "chat.completion.chunk");
+    PRISM_JSON_KEY(w, "created");
+    prism_json_number(w, (double)s->created);
+    PRISM_JSON_KEY(w, "model");
+    prism_json_string(w, s->model, strlen(s->model));
+    PRISM_JSON_KEY(w, "choices");
+    prism_json_array_begin(w);
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "index");
+    prism_json_number(w, 0);
+    PRISM_JSON_KEY(w, "delta");
+    prism_json_null(w); /* from here on, HEAD_CUT */
+    PRISM_JSON_KEY(w, "logprobs");
+    prism_json_null(w);
+    PRISM_JSON_KEY(w, "finish_reason");
+    prism_json_null(w);
+    prism_json_object_end(w);
+    prism_json_array_end(w);
+    prism_json_object_end(w);
+    size_t len = 0;
+    s->head = prism_json_writer_finish(w, &len);
+    if (s->head == NULL)
+        return NOMEM;
+    s->head_len = len - (sizeof(HEAD_CUT) - 1);
+    return NULL;
+}
+
+/* The stream's writer, emptied and inside a new delta object; NULL when
+ * memory ran out. */
+static prism_json_writer *delta_begin(claude_stream *s)
+{
+    if (s->w == NULL && (s->w = prism_json_writer_new()) == NULL)
+        return NULL;
+    prism_json_writer_clear(s->w);
+    prism_json_object_begin(s->w);
+    return s->w;
+}
+
+/* The delta object ends and goes out in its chunk; `finish` is NULL or one of
+ * claude_finish_reason's words, which need no escaping. */
+static const char *emit_delta(claude_stream *s, const char *finish, claude_buf *out)
+{
+    prism_json_object_end(s->w);
+    size_t n = 0, f = finish ? strlen(finish) + 2 : 4;
+    const char *delta = prism_json_writer_text(s->w, &n);
+    size_t total = 6 + s->head_len + n + sizeof(CHUNK_END) - 1 + f + 3 + 2;
+    if (delta == NULL || s->head == NULL || buf_reserve(out, total) != 0)
+        return NOMEM;
+    char *p = out->data + out->len; /* one reservation, then plain copies */
+    p = put(p, "data: ", 6);
+    p = put(p, s->head, s->head_len);
+    p = put(p, delta, n);
+    p = put(p, CHUNK_END, sizeof(CHUNK_END) - 1);
+    if (finish) {
+        *p++ = '"';
+        p = put(p, finish, f - 2);
+        *p++ = '"';
+    } else {
+        p = put(p, "null", 4);
+    }
+    p = put(p, "}]}\n\n", 5);
+    out->len += total;
+    *p = '\0';
+    return NULL;
+}
+
+/* {key: value}; keys here and below are string literals. */
+static const char *emit_str(claude_stream *s, const char *key, const char *value, claude_buf *out)
+{
+    prism_json_writer *w = delta_begin(s);
+    if (w == NULL)
+        return NOMEM;
+    prism_json_key(w, key, strlen(key));
+    prism_json_string(w, value, strlen(value));
+    return emit_delta(s, NULL, out);
+}
+
+/* {key: [{…}]}: the writer inside the one item, or NULL. */
+static prism_json_writer *list_begin(claude_stream *s, const char *key)
+{
+    prism_json_writer *w = delta_begin(s);
     if (w != NULL) {
-        prism_json_object_begin(w);
-        PRISM_JSON_KEY(w, "id");
-        prism_json_string(w, s->id, strlen(s->id));
-        PRISM_JSON_KEY(w, "object");
-        PRISM_JSON_LIT(w, "chat.completion.chunk");
-        PRISM_JSON_KEY(w, "created");
-        prism_json_number(w, (double)s->created);
-        PRISM_JSON_KEY(w, "model");
-        prism_json_string(w, s->model, strlen(s->model));
-        PRISM_JSON_KEY(w, "choices");
+        prism_json_key(w, key, strlen(key));
         prism_json_array_begin(w);
         prism_json_object_begin(w);
-        PRISM_JSON_KEY(w, "index");
-        prism_json_number(w, 0);
-        PRISM_JSON_KEY(w, "delta");
-        prism_json_value(w, delta);
-        PRISM_JSON_KEY(w, "logprobs");
-        prism_json_null(w);
-        PRISM_JSON_KEY(w, "finish_reason");
-        prism_json_string(w, finish, finish ? strlen(finish) : 0); /* NULL: null */
-        prism_json_object_end(w);
-        prism_json_array_end(w);
-        prism_json_object_end(w);
     }
-    cJSON_Delete(delta);
-    size_t len = 0;
-    char *text = prism_json_writer_finish(w, &len);
-    int rc = text ? emit_frame(out, text, len) : -1;
-    free(text);
-    return rc == 0 ? NULL : NOMEM;
+    return w;
 }
 
-/* {key: value}; keys here and below are string literals, not copied. */
-static cJSON *delta_str(const char *key, const char *value)
+static const char *list_emit(claude_stream *s, claude_buf *out)
 {
-    cJSON *d = cJSON_CreateObject();
-    if (d && !prism_json_add(d, key, cJSON_CreateString(value))) {
-        cJSON_Delete(d);
-        return NULL;
-    }
-    return d;
-}
-
-/* {key: [item]}; takes ownership of item. */
-static cJSON *delta_list(const char *key, cJSON *item)
-{
-    cJSON *d = item ? cJSON_CreateObject() : NULL;
-    cJSON *list = d ? prism_json_add(d, key, cJSON_CreateArray()) : NULL;
-    if (!list || !cJSON_AddItemToArray(list, item)) {
-        cJSON_Delete(item);
-        cJSON_Delete(d);
-        return NULL;
-    }
-    return d;
+    prism_json_object_end(s->w);
+    prism_json_array_end(s->w);
+    return emit_delta(s, NULL, out);
 }
 
 /* The first tool_calls delta of a tool: index, id, type, function.name. */
-static cJSON *tool_start_delta(unsigned k, const char *id, const char *name)
+static const char *emit_tool_start(claude_stream *s, unsigned k, const char *id, const char *name, claude_buf *out)
 {
-    cJSON *t = cJSON_CreateObject();
-    int ok = t && prism_json_add(t, "index", cJSON_CreateNumber(k));
-    ok = ok && prism_json_add(t, "id", cJSON_CreateString(id));
-    ok = ok && prism_json_add(t, "type", cJSON_CreateString("function"));
-    cJSON *fn = ok ? prism_json_add(t, "function", cJSON_CreateObject()) : NULL;
-    ok = fn && prism_json_add(fn, "name", cJSON_CreateString(name));
-    ok = ok && prism_json_add(fn, "arguments", cJSON_CreateString(""));
-    if (!ok) {
-        cJSON_Delete(t);
-        return NULL;
-    }
-    return delta_list("tool_calls", t);
+    prism_json_writer *w = list_begin(s, "tool_calls");
+    if (w == NULL)
+        return NOMEM;
+    PRISM_JSON_KEY(w, "index");
+    prism_json_number(w, k);
+    claude_write_call_head(w, id, name);
+    PRISM_JSON_KEY(w, "arguments");
+    PRISM_JSON_LIT(w, "");
+    prism_json_object_end(w);
+    return list_emit(s, out);
 }
 
-static cJSON *tool_args_delta(unsigned k, const char *partial)
+static const char *emit_tool_args(claude_stream *s, unsigned k, const char *partial, claude_buf *out)
 {
-    cJSON *t = cJSON_CreateObject();
-    int ok = t && prism_json_add(t, "index", cJSON_CreateNumber(k));
-    cJSON *fn = ok ? prism_json_add(t, "function", cJSON_CreateObject()) : NULL;
-    ok = fn && prism_json_add(fn, "arguments", cJSON_CreateString(partial));
-    if (!ok) {
-        cJSON_Delete(t);
-        return NULL;
-    }
-    return delta_list("tool_calls", t);
+    prism_json_writer *w = list_begin(s, "tool_calls");
+    if (w == NULL)
+        return NOMEM;
+    PRISM_JSON_KEY(w, "index");
+    prism_json_number(w, k);
+    PRISM_JSON_KEY(w, "function");
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "arguments");
+    prism_json_string(w, partial, strlen(partial));
+    prism_json_object_end(w);
+    return list_emit(s, out);
 }
 
 /* A thinking_blocks entry: {"type": type, k1: v1[, k2: v2]}. */
-static cJSON *thinking_block_delta(const char *type, const char *k1, const char *v1, const char *k2, const char *v2)
+static const char *emit_thinking_block(claude_stream *s, const char *type, const char *k1, const char *v1,
+                                       const char *k2, const char *v2, claude_buf *out)
 {
-    cJSON *b = cJSON_CreateObject();
-    int ok = b && prism_json_add(b, "type", cJSON_CreateString(type));
-    ok = ok && prism_json_add(b, k1, cJSON_CreateString(v1));
-    ok = ok && (!k2 || prism_json_add(b, k2, cJSON_CreateString(v2)));
-    if (!ok) {
-        cJSON_Delete(b);
-        return NULL;
+    prism_json_writer *w = list_begin(s, "thinking_blocks");
+    if (w == NULL)
+        return NOMEM;
+    PRISM_JSON_KEY(w, "type");
+    prism_json_string(w, type, strlen(type));
+    prism_json_key(w, k1, strlen(k1));
+    prism_json_string(w, v1, strlen(v1));
+    if (k2) {
+        prism_json_key(w, k2, strlen(k2));
+        prism_json_string(w, v2, strlen(v2));
     }
-    return delta_list("thinking_blocks", b);
+    return list_emit(s, out);
 }
 
 static int emit_error(claude_buf *out, const char *message, const char *type, const char *code)
@@ -617,7 +695,7 @@ static const char *on_message_start(claude_stream *s, const cJSON *ev, claude_bu
         return "message_start without a message id and model";
     s->id = str_dup(id);
     s->model = str_dup(model);
-    if (!s->id || !s->model)
+    if (!s->id || !s->model || make_head(s) != NULL)
         return NOMEM;
     usage_read(s, obj_get(msg, "usage"));
     s->started = 1;
@@ -632,13 +710,17 @@ static const char *send_role(claude_stream *s, int text, claude_buf *out)
     if (s->role_sent)
         return NULL;
     s->role_sent = 1;
-    cJSON *d = delta_str("role", "assistant");
-    if (d && !(text ? prism_json_add(d, "content", cJSON_CreateString(""))
-                    : prism_json_add(d, "content", cJSON_CreateNull()))) {
-        cJSON_Delete(d);
-        d = NULL;
-    }
-    return emit_delta(s, d, NULL, out);
+    prism_json_writer *w = delta_begin(s);
+    if (w == NULL)
+        return NOMEM;
+    PRISM_JSON_KEY(w, "role");
+    PRISM_JSON_LIT(w, "assistant");
+    PRISM_JSON_KEY(w, "content");
+    if (text)
+        PRISM_JSON_LIT(w, "");
+    else
+        prism_json_null(w);
+    return emit_delta(s, NULL, out);
 }
 
 /* Text and thinking blocks may open with some text already in them. */
@@ -650,7 +732,7 @@ static const char *start_text(claude_stream *s, unsigned index, block_kind kind,
     const char *err = block_add(s, index, kind, 0);
     if (err || !*text)
         return err;
-    return emit_delta(s, delta_str(kind == BLOCK_TEXT ? "content" : "reasoning_content", text), NULL, out);
+    return emit_str(s, kind == BLOCK_TEXT ? "content" : "reasoning_content", text, out);
 }
 
 static const char *start_redacted(claude_stream *s, unsigned index, const cJSON *cb, claude_buf *out)
@@ -661,7 +743,7 @@ static const char *start_redacted(claude_stream *s, unsigned index, const cJSON 
     const char *err = block_add(s, index, BLOCK_REDACTED, 0);
     if (err)
         return err;
-    return emit_delta(s, thinking_block_delta("redacted_thinking", "data", data, NULL, NULL), NULL, out);
+    return emit_thinking_block(s, "redacted_thinking", "data", data, NULL, NULL, out);
 }
 
 /* With response_format the forced tool's input is the answer itself; an
@@ -700,7 +782,7 @@ static const char *start_tool(claude_stream *s, unsigned index, const cJSON *cb,
     if (err)
         return err;
     s->next_tool++;
-    err = emit_delta(s, tool_start_delta(k, id, name), NULL, out);
+    err = emit_tool_start(s, k, id, name, out);
     return err ? err : start_input(s, index, cb, out);
 }
 
@@ -743,8 +825,8 @@ static const char *json_delta(claude_stream *s, open_block *b, const char *parti
         return NULL;
     b->has_input = 1;
     if (b->kind == BLOCK_JSON_TOOL)
-        return emit_delta(s, delta_str("content", partial), NULL, out);
-    return emit_delta(s, tool_args_delta(b->tool, partial), NULL, out);
+        return emit_str(s, "content", partial, out);
+    return emit_tool_args(s, b->tool, partial, out);
 }
 
 static int is_tool(const open_block *b)
@@ -758,11 +840,11 @@ static const char *translate_delta(claude_stream *s, open_block *b, const char *
 {
     const char *v;
     if (strcmp(type, "text_delta") == 0 && b->kind == BLOCK_TEXT && (v = str_get(d, "text")))
-        return emit_delta(s, delta_str("content", v), NULL, out);
+        return emit_str(s, "content", v, out);
     if (strcmp(type, "thinking_delta") == 0 && b->kind == BLOCK_THINKING && (v = str_get(d, "thinking")))
-        return emit_delta(s, delta_str("reasoning_content", v), NULL, out);
+        return emit_str(s, "reasoning_content", v, out);
     if (strcmp(type, "signature_delta") == 0 && b->kind == BLOCK_THINKING && (v = str_get(d, "signature")))
-        return emit_delta(s, thinking_block_delta("thinking", "thinking", "", "signature", v), NULL, out);
+        return emit_thinking_block(s, "thinking", "thinking", "", "signature", v, out);
     if (strcmp(type, "input_json_delta") == 0 && is_tool(b) && (v = str_get(d, "partial_json")))
         return json_delta(s, b, v, out);
     if (strcmp(type, "text_delta") == 0 || strcmp(type, "thinking_delta") == 0 ||
@@ -810,7 +892,9 @@ static const char *on_message_delta(claude_stream *s, const cJSON *ev, claude_bu
     const char *err = send_role(s, 1, out); /* an answer without content blocks */
     if (err)
         return err;
-    return emit_delta(s, cJSON_CreateObject(), claude_finish_reason(stop, &s->info), out);
+    if (delta_begin(s) == NULL)
+        return NOMEM;
+    return emit_delta(s, claude_finish_reason(stop, &s->info), out);
 }
 
 static const char *emit_usage(claude_stream *s, claude_buf *out)
@@ -858,13 +942,10 @@ static const struct {
     event_handler fn;
     int needs_start;
 } handlers[] = {
-    {"message_start", on_message_start, 0},
-    {"content_block_start", on_block_start, 1},
-    {"content_block_delta", on_block_delta, 1},
-    {"content_block_stop", on_block_stop, 1},
-    {"message_delta", on_message_delta, 1},
-    {"message_stop", on_message_stop, 1},
-    {"error", on_error, 0},
+    {"content_block_delta", on_block_delta, 1}, /* nearly every event: first */
+    {"message_start", on_message_start, 0},     {"content_block_start", on_block_start, 1},
+    {"content_block_stop", on_block_stop, 1},   {"message_delta", on_message_delta, 1},
+    {"message_stop", on_message_stop, 1},       {"error", on_error, 0},
 };
 
 static const char *route(claude_stream *s, const char *type, const cJSON *ev, claude_buf *out)
@@ -886,7 +967,8 @@ claude_stream_state claude_stream_event(claude_stream *s, const char *event, con
         return CLAUDE_STREAM_ERROR;
     if (s->state != CLAUDE_STREAM_OPEN)
         return (claude_stream_state)s->state;
-    cJSON *ev = s->parse ? s->parse(s->parse_data, data, len) : parse_exact(data, len);
+    cJSON *owned = s->parse ? NULL : parse_exact(data, len);
+    const cJSON *ev = s->parse ? s->parse(s->parse_data, data, len) : owned;
     const char *err = "event data that is not a JSON object";
     if (cJSON_IsObject(ev)) {
         /* The JSON "type" is what Anthropic documents as authoritative; the
@@ -894,7 +976,7 @@ claude_stream_state claude_stream_event(claude_stream *s, const char *event, con
         const char *type = str_get(ev, "type");
         err = route(s, type ? type : event ? event : "", ev, out);
     }
-    cJSON_Delete(ev);
+    cJSON_Delete(owned);
     if (err)
         protocol_error(s, out, err);
     return (claude_stream_state)s->state;

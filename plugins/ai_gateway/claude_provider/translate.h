@@ -85,6 +85,11 @@ char *claude_response_to_openai(const cJSON *anthropic, const claude_request_inf
  * status to send and a malloc'd OpenAI error body (free with cJSON_free). */
 int claude_error_to_openai(int upstream_status, const char *body, size_t len, char **out_json);
 
+/* A tool call's fields up to its arguments, in the answer and in the first
+ * streamed delta alike: "id":…,"type":"function","function":{"name":…;
+ * the caller writes "arguments" and closes the function object. */
+void claude_write_call_head(prism_json_writer *w, const char *id, const char *name);
+
 /* Anthropic stop_reason -> OpenAI finish_reason ("stop" for unknown ones). */
 const char *claude_finish_reason(const char *stop_reason, const claude_request_info *info);
 

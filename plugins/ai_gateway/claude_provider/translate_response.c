@@ -35,6 +35,18 @@ static void protocol_error(claude_error *err, const char *why)
 
 /* ---- finish reason and usage ---- */
 
+void claude_write_call_head(prism_json_writer *w, const char *id, const char *name)
+{
+    PRISM_JSON_KEY(w, "id");
+    prism_json_string(w, id, strlen(id));
+    PRISM_JSON_KEY(w, "type");
+    PRISM_JSON_LIT(w, "function");
+    PRISM_JSON_KEY(w, "function");
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "name");
+    prism_json_string(w, name, strlen(name));
+}
+
 const char *claude_finish_reason(const char *stop_reason, const claude_request_info *info)
 {
     if (stop_reason == NULL)
@@ -207,14 +219,7 @@ static void write_tool_calls(prism_json_writer *w, const cJSON *content, const c
             continue;
         const char *id = str_of(field(block, "id")), *name = str_of(field(block, "name"));
         prism_json_object_begin(w);
-        PRISM_JSON_KEY(w, "id");
-        prism_json_string(w, id, strlen(id));
-        PRISM_JSON_KEY(w, "type");
-        PRISM_JSON_LIT(w, "function");
-        PRISM_JSON_KEY(w, "function");
-        prism_json_object_begin(w);
-        PRISM_JSON_KEY(w, "name");
-        prism_json_string(w, name, strlen(name));
+        claude_write_call_head(w, id, name);
         PRISM_JSON_KEY(w, "arguments");
         write_arguments(w, field(block, "input"));
         prism_json_object_end(w);
