@@ -163,13 +163,28 @@ static void on_response(void *data, prism_upstream *up, int status)
 #define FINISH_KEY "\"finish_reason\":"
 #define MARKER_MAX (sizeof(FINISH_KEY) - 1 + 2) /* the longest end marker */
 
+/* The first `needle` (m bytes) in p[0..n), found by memchr on its byte at
+ * `at`, one that is rare around it. glibc's memmem sets up a table on every
+ * call, which costs more than scanning a whole event, and every chunk has a
+ * finish_reason (null until the last). */
+static const char *find(const char *p, size_t n, const char *needle, size_t m, size_t at)
+{
+    if (n < m)
+        return NULL;
+    const char *end = p + n - m + at + 1; /* past the last place for the byte at `at` */
+    for (const char *q = p + at; q < end && (q = memchr(q, needle[at], (size_t)(end - q))) != NULL; q++)
+        if (memcmp(q - at, needle, m) == 0)
+            return q - at;
+    return NULL;
+}
+
 static int has_end_marker(const char *p, size_t n)
 {
     static const size_t klen = sizeof(FINISH_KEY) - 1;
-    if (memmem(p, n, "[DONE]", 6) != NULL)
+    if (find(p, n, "[DONE]", 6, 1) != NULL) /* the D */
         return 1;
     const char *end = p + n;
-    for (const char *f = p; (f = memmem(f, (size_t)(end - f), FINISH_KEY, klen)) != NULL; f += klen) {
+    for (const char *f = p; (f = find(f, (size_t)(end - f), FINISH_KEY, klen, 7)) != NULL; f += klen) { /* the _ */
         const char *v = f + klen;
         if (v < end && *v == ' ')
             v++;
