@@ -84,6 +84,7 @@ static void ctx_dispose(void *p)
 {
     prism_ctx *ctx = p;
     prism_ctx_unwatch_client(ctx);
+    prism_ctx_uncork(ctx);
     if (ctx->resp != PRISM_RESP_DONE)
         prism_ctx_abandon(ctx);
     prism_ctx_finish(ctx);

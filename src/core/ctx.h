@@ -34,6 +34,8 @@ typedef struct prism_worker_env {
     struct prism_ctx *watching;              /* HTTP/1 requests watched for a client hang-up */
     struct prism_ctx *soon_head, *soon_tail; /* to be watched once their delay is up, oldest first */
     uv_timer_t watch_timer;                  /* fires for soon_head */
+    struct prism_ctx *corked;                /* streams with bytes to hand to h2o (response.c) */
+    uv_idle_t uncork;                        /* hands them over, in the loop's next idle phase */
     uint64_t rng[2];                         /* xorshift state for request ids */
     struct prism_log_batch *log;             /* access lines (NULL: written at once) */
     prism_json_scanner *scanner;             /* made on first use; NULL until then */
@@ -113,6 +115,7 @@ struct prism_ctx {
     prism_bytes sending; /* handed to h2o, valid until proceed */
     int send_busy;
     int end_wanted;
+    struct prism_ctx *cork_next, **cork_pprev; /* in env->corked while cork_pprev != NULL */
     void (*drain_cb)(void *data);
     void *drain_data;
     h2o_socket_t *watch_sock; /* non-NULL while watched */
@@ -154,6 +157,10 @@ void prism_ctx_unwatch_client(prism_ctx *ctx);
 /* Stops watching as the response completes, handing the socket back to h2o
  * still reading (it reads the connection again once the response is out). */
 void prism_ctx_release_client(prism_ctx *ctx);
+/* The worker's idle handle that sends what streams wrote (server.c closes
+ * it), and a context leaving before that. */
+void prism_env_cork_init(prism_worker_env *env, uv_loop_t *loop);
+void prism_ctx_uncork(prism_ctx *ctx);
 /* Ends the stream of a client that went away while a write was in flight
  * (called when that write completes); ctx may be freed on return. */
 void prism_ctx_end_gone_stream(prism_ctx *ctx);

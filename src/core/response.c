@@ -6,6 +6,14 @@
  * when the bytes are written; that is the back-pressure signal. Bytes a
  * plugin writes meanwhile queue in `pending`; `sending` holds what h2o is
  * writing now and must not move until `proceed`.
+ *
+ * A stream's writes are corked until the loop's next idle phase: the
+ * I/O callbacks of the turn run first, so the events of one upstream read
+ * go out in one write, and a stream whose end comes in the same read (a
+ * short answer, the last events) goes out with its end: one write and one
+ * packet instead of two. An active idle handle also keeps the loop from
+ * blocking in its poll, so bytes written in any phase (a timer, a write
+ * callback) wait for nothing but the callbacks already due.
  */
 #include "ctx.h"
 #include "grow.h"
@@ -259,6 +267,49 @@ static void flush(prism_ctx *ctx)
     h2o_send(ctx->req, &buf, buf.len ? 1 : 0, state);
 }
 
+void prism_ctx_uncork(prism_ctx *ctx)
+{
+    if (ctx->cork_pprev == NULL)
+        return;
+    *ctx->cork_pprev = ctx->cork_next;
+    if (ctx->cork_next != NULL)
+        ctx->cork_next->cork_pprev = ctx->cork_pprev;
+    ctx->cork_next = NULL;
+    ctx->cork_pprev = NULL;
+}
+
+static void on_uncork(uv_idle_t *idle)
+{
+    prism_worker_env *env = idle->data;
+    while (env->corked != NULL) {
+        prism_ctx *ctx = env->corked;
+        prism_ctx_uncork(ctx);
+        flush(ctx);
+    }
+    uv_idle_stop(idle);
+}
+
+static void cork(prism_ctx *ctx)
+{
+    prism_worker_env *env = ctx->env;
+    if (ctx->cork_pprev != NULL)
+        return;
+    if (env->corked == NULL)
+        uv_idle_start(&env->uncork, on_uncork);
+    ctx->cork_next = env->corked;
+    if (env->corked != NULL)
+        env->corked->cork_pprev = &ctx->cork_next;
+    env->corked = ctx;
+    ctx->cork_pprev = &env->corked;
+}
+
+void prism_env_cork_init(prism_worker_env *env, uv_loop_t *loop)
+{
+    uv_idle_init(loop, &env->uncork);
+    env->uncork.data = env;
+    uv_unref((uv_handle_t *)&env->uncork); /* the requests keep the loop running, not this */
+}
+
 static void on_proceed(h2o_generator_t *gen, h2o_req_t *req)
 {
     (void)req;
@@ -312,7 +363,8 @@ int prism_stream_write(prism_ctx *ctx, const char *data, size_t len)
         return -1;
     if (bytes_append(&ctx->pending, data, len) != 0)
         return -1;
-    flush(ctx);
+    if (!ctx->send_busy) /* else proceed sends it */
+        cork(ctx);
     return 0;
 }
 
@@ -321,6 +373,7 @@ void prism_stream_end(prism_ctx *ctx)
     if (ctx->resp != PRISM_RESP_STREAMING || ctx->end_wanted)
         return;
     ctx->end_wanted = 1;
+    prism_ctx_uncork(ctx); /* what is corked goes now, with the end */
     flush(ctx);
 }
 

@@ -138,6 +138,7 @@ static void worker_finish(prism_worker *w)
     close_quietly((uv_handle_t *)&w->drain);
     close_quietly((uv_handle_t *)&w->wake);
     close_quietly((uv_handle_t *)&w->env.watch_timer);
+    close_quietly((uv_handle_t *)&w->env.uncork);
     prism_upstream_pool_free(w->env.upstreams);
     w->env.upstreams = NULL;
     uv_stop(&w->loop);
@@ -239,6 +240,7 @@ static int worker_init(prism_server *srv, prism_worker *w, char *err, size_t err
     uv_timer_init(&w->loop, &w->drain);
     w->drain.data = w;
     prism_env_watch_init(&w->env, &w->loop);
+    prism_env_cork_init(&w->env, &w->loop);
     uv_prepare_init(&w->loop, &w->log_flush);
     w->log_flush.data = w;
     uv_prepare_start(&w->log_flush, on_log_flush);
@@ -271,6 +273,7 @@ static void worker_dispose(prism_worker *w)
     close_quietly((uv_handle_t *)&w->wake);
     close_quietly((uv_handle_t *)&w->log_flush);
     close_quietly((uv_handle_t *)&w->env.watch_timer);
+    close_quietly((uv_handle_t *)&w->env.uncork);
     uv_run(&w->loop, UV_RUN_NOWAIT);
     prism_log_batch_flush(&w->log);
     size_t open = 0;
