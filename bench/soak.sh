@@ -6,7 +6,8 @@
 #
 #   SOAK_MODELS=gpt-4o-mini,claude-sonnet-4-5   requests alternate between these models
 #                                                (both paths: pass-through and translation)
-#   SOAK_CONNECTIONS=64, SOAK_WORKERS=1, SOAK_BODY=small|large
+#   SOAK_CONNECTIONS=64, SOAK_WORKERS=1, SOAK_BODY=small|large|stream (stream: the small
+#   request answered as 20 streamed events, bench/nginx-fake.conf)
 # Expects build/prism (or PRISM_BIN), nginx, wrk and node (scripts/install-bench-deps.sh).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -18,14 +19,21 @@ MODELS=${SOAK_MODELS:-gpt-4o-mini,claude-sonnet-4-5}
 CONNS=${SOAK_CONNECTIONS:-64}
 WORKERS=${SOAK_WORKERS:-1}
 BODY=${SOAK_BODY:-small}
+LUA=post-$BODY.lua PREFIX=""
+if [ "$BODY" = stream ]; then
+  LUA=post-small.lua PREFIX=/stream
+  export BENCH_STREAM=1
+fi
 
 check_tools nginx wrk node curl
 setup_work
 read -r P_FAKE P_PRISM <<<"$(free_ports 2)"
 start_nginx fake "$BENCH_DIR/nginx-fake.conf" "$P_FAKE"
-start_prism prism "$P_PRISM" "$WORKERS" "http://127.0.0.1:$P_FAKE/v1" "http://127.0.0.1:$P_FAKE"
+start_prism prism "$P_PRISM" "$WORKERS" "http://127.0.0.1:$P_FAKE$PREFIX/v1" "http://127.0.0.1:$P_FAKE$PREFIX"
 PRISM_PID=$BG_PID
-for m in ${MODELS//,/ }; do check_chat "prism-$m" "http://127.0.0.1:$P_PRISM/v1/chat/completions" "$m"; done
+check=check_chat
+[ "$BODY" = stream ] && check=check_stream
+for m in ${MODELS//,/ }; do $check "prism-$m" "http://127.0.0.1:$P_PRISM/v1/chat/completions" "$m"; done
 
 echo "soak: $TOTAL requests ($MODELS, $BODY body) through Prism ($WORKERS worker(s)), $CONNS connections, chunks of $CHUNK, at most ${MAX_SECONDS}s"
 echo "VmRSS at start: $(rss_kib "$PRISM_PID") KiB"
@@ -34,7 +42,7 @@ echo "VmRSS at start: $(rss_kib "$PRISM_PID") KiB"
 # at half a chunk, so that the first reading still comes at exactly one chunk of requests
 # however fast the machine is.
 BENCH_MODELS=$MODELS BENCH_KEY=$GATEWAY_KEY BENCH_STOP_AFTER=$((CHUNK / 2)) \
-  wrk -t1 -c"$CONNS" -d1s --timeout 10s -s "$BENCH_DIR/post-$BODY.lua" \
+  wrk -t1 -c"$CONNS" -d1s --timeout 10s -s "$BENCH_DIR/$LUA" \
   "http://127.0.0.1:$P_PRISM" >"$WORK/wrk-warmup.txt" 2>&1 || true
 json=$(wrk_json "$WORK/wrk-warmup.txt")
 [ -n "$json" ] || die "wrk gave no result: $(tail -3 "$WORK/wrk-warmup.txt")"
@@ -62,7 +70,7 @@ while [ "$done_reqs" -lt "$TOTAL" ]; do
   d=$((n * 5 / 4 / rate + 2))
   [ "$d" -gt "$left" ] && d=$left
   BENCH_MODELS=$MODELS BENCH_KEY=$GATEWAY_KEY BENCH_STOP_AFTER=$n \
-    wrk -t1 -c"$CONNS" -d"${d}s" --timeout 10s -s "$BENCH_DIR/post-$BODY.lua" "http://127.0.0.1:$P_PRISM" >"$out" 2>&1 || true
+    wrk -t1 -c"$CONNS" -d"${d}s" --timeout 10s -s "$BENCH_DIR/$LUA" "http://127.0.0.1:$P_PRISM" >"$out" 2>&1 || true
   json=$(wrk_json "$out")
   [ -n "$json" ] || die "wrk gave no result: $(tail -3 "$out")"
   got=$(jget "$json" requests)
