@@ -121,6 +121,44 @@ describe('HTTP/2', { skip: support.ok ? false : support.why, timeout: T(60000) }
     }
   });
 
+  /** POSTs a streamed chat request over one HTTP/2 session; resolves with its status, headers and body. */
+  function h2Stream(session, params) {
+    return new Promise((resolve, reject) => {
+      const req = session.request({ ':path': '/v1/chat/completions', ':method': 'POST', 'content-type': 'application/json' });
+      let headers;
+      let body = '';
+      req.setEncoding('utf8');
+      req.on('response', (h) => (headers = h));
+      req.on('data', (d) => (body += d));
+      req.on('end', () => resolve({ status: headers?.[':status'], headers, body }));
+      req.on('error', reject);
+      req.end(JSON.stringify({ ...params, stream: true }));
+    });
+  }
+
+  it('streamed answers over h2c, relayed byte for byte: all at once (events and end in one read) and event by event', { timeout: T(20000) }, async () => {
+    const events = ['Hel', 'lo', ' over', ' h2', '.'].map(
+      (t, i) => `data: ${JSON.stringify({ id: 'chatcmpl-h2', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-mini', choices: [{ index: 0, delta: { content: t }, logprobs: null, finish_reason: i === 4 ? 'stop' : null }] })}\n\n`,
+    );
+    const sse = events.join('') + 'data: [DONE]\n\n';
+    const session = http2.connect(gw.url('/'));
+    try {
+      for (const [how, behaviour] of [
+        ['one piece', { raw: [sse] }],
+        ['event by event, 30 ms apart', { raw: [...events, 'data: [DONE]\n\n'], intervalMs: 30 }],
+      ]) {
+        fake.reset();
+        fake.next(behaviour);
+        const r = await h2Stream(session, chatBody('gpt-4o-mini'));
+        assert.equal(r.status, 200, `${how}: ${r.body}`);
+        assert.match(r.headers['content-type'], /^text\/event-stream/, how);
+        assert.equal(r.body, sse, `${how}: the stream as the upstream sent it, ending with [DONE]`);
+      }
+    } finally {
+      session.close();
+    }
+  });
+
   it('shuts down gracefully', { timeout: T(15000) }, async () => {
     await stopAndAssertClean(gw);
   });
