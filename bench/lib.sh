@@ -109,7 +109,8 @@ wait_port() {
 
 # start_nginx NAME TEMPLATE PORT [UPSTREAM_PORT] [WORKERS]: sets BG_PID.
 # NGINX_WRAPPER, when set, is a command (words split on spaces) that runs nginx, a profiler;
-# NGINX_GLOBALS adds directives to -g (e.g. "master_process off;").
+# NGINX_GLOBALS adds directives to -g (e.g. "master_process off;"); NGINX_BUFFERING
+# (on by default) is a proxy template's proxy_buffering.
 start_nginx() {
   local name=$1 template=$2 port=$3 upstream=${4:-0} workers=${5:-1}
   local prefix="$WORK/$name" user_line="" wrapper=()
@@ -117,7 +118,8 @@ start_nginx() {
   mkdir -p "$prefix/tmp"
   [ "$(id -u)" -eq 0 ] && user_line="user root;"
   sed -e "s#@PREFIX@#$prefix#g" -e "s#@PORT@#$port#g" -e "s#@UPSTREAM_PORT@#$upstream#g" \
-    -e "s#@WORKERS@#$workers#g" -e "s#@USER_LINE@#$user_line#g" "$template" >"$prefix/nginx.conf"
+    -e "s#@WORKERS@#$workers#g" -e "s#@USER_LINE@#$user_line#g" -e "s#@BUFFERING@#${NGINX_BUFFERING:-on}#g" \
+    "$template" >"$prefix/nginx.conf"
   start_bg "$name" "${wrapper[@]}" "$NGINX" -p "$prefix" -c "$prefix/nginx.conf" -g "daemon off; ${NGINX_GLOBALS:-}"
   wait_port "$port" 10 "$BG_PID" || die "$name did not start: $(tail -5 "$WORK/$name.log" "$prefix/error.log" 2>/dev/null)"
 }

@@ -49,7 +49,7 @@ RESULTS="$WORK/results.jsonl"
 machine_json >"$RESULTS"
 note "work directory $WORK; ${SECS}s per measurement, $CONNS connections"
 
-read -r P_FAKE P_NGINX P_PRISM P_PRISM_S P_PRISM_W2 P_SFAST P_SSLOW P_HOLD P_HOLD1 P_PORTKEY P_PRISM_SA <<<"$(free_ports 11)"
+read -r P_FAKE P_NGINX P_PRISM P_PRISM_S P_PRISM_W2 P_SFAST P_SSLOW P_HOLD P_HOLD1 P_PORTKEY P_PRISM_SA P_NGINX_S <<<"$(free_ports 12)"
 
 # --- the fakes and the baselines ---------------------------------------------------------
 start_nginx fake "$BENCH_DIR/nginx-fake.conf" "$P_FAKE"
@@ -205,6 +205,9 @@ stop_pid "$PRISM_PID"
 if want streams; then
 start_prism prism-stream "$P_PRISM_S" 1 "http://127.0.0.1:$P_SFAST/v1" "http://127.0.0.1:$P_SFAST"
 PS_PID=$BG_PID
+# The floor for streams: an nginx hop that relays each event as it comes (proxy_buffering off).
+NGINX_BUFFERING=off start_nginx nginx-stream-hop "$BENCH_DIR/nginx-proxy.conf" "$P_NGINX_S" "$P_SFAST" 1
+NS_PID=$BG_PID
 stream() {
   local target=$1
   shift
@@ -215,10 +218,13 @@ stream() {
   note "stream $target: $(echo "$out" | sed 's/.*"ttft_us":{[^}]*"p50":\([0-9]*\).*"delay_us":{[^}]*"p50":\([0-9]*\).*/TTFT p50 \1 us, event delay p50 \2 us/')"
 }
 stream direct-openai --url "http://127.0.0.1:$P_SFAST/v1/chat/completions" --format openai --model gpt-4o-mini
+stream nginx-openai --url "http://127.0.0.1:$P_NGINX_S/v1/chat/completions" --format openai --model gpt-4o-mini
 stream prism-openai --url "http://127.0.0.1:$P_PRISM_S/v1/chat/completions" --format openai --model gpt-4o-mini
 stream direct-anthropic --url "http://127.0.0.1:$P_SFAST/v1/messages" --format anthropic --model claude-sonnet-4-5
+stream nginx-anthropic --url "http://127.0.0.1:$P_NGINX_S/v1/messages" --format anthropic --model claude-sonnet-4-5
 stream prism-claude --url "http://127.0.0.1:$P_PRISM_S/v1/chat/completions" --format openai --model claude-sonnet-4-5
 stop_pid "$PS_PID"
+stop_pid "$NS_PID"
 fi
 stop_pid "$SFAST_PID"
 
