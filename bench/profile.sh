@@ -16,8 +16,12 @@
 #   kernel), divided by every request it answered.
 #   strace: BENCH_SECONDS=3, BENCH_CONNECTIONS=4. System calls per request, by call, counted
 #   with strace -c attached for one load run (strace slows the process; the counts do not move).
-#   BENCH_TARGET=nginx (callgrind or strace) measures the nginx proxy_pass hop the same way, one
-#   worker in a single process: the floor's own instructions or system calls per request.
+#   cpu: BENCH_SECONDS=10, BENCH_CONNECTIONS=64. CPU time per request, user and system, from
+#   the process's utime and stime around one load run, and how busy that kept it (near 100%:
+#   the process was what limited the rate, so its time per request is what the rate costs).
+#   BENCH_TARGET=nginx (callgrind, strace or cpu) measures the nginx proxy_pass hop the same
+#   way, one worker in a single process: the floor's own instructions, system calls or CPU time
+#   per request.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -38,18 +42,20 @@ case "$PROFILER" in
   perf) SECS=${BENCH_SECONDS:-10} CONNS=${BENCH_CONNECTIONS:-64} ;;
   callgrind) SECS=${BENCH_SECONDS:-8} CONNS=${BENCH_CONNECTIONS:-4} ;;
   strace) SECS=${BENCH_SECONDS:-3} CONNS=${BENCH_CONNECTIONS:-4} ;;
-  *) die "BENCH_PROFILER is perf, callgrind or strace, not $PROFILER" ;;
+  cpu) SECS=${BENCH_SECONDS:-10} CONNS=${BENCH_CONNECTIONS:-64} ;;
+  *) die "BENCH_PROFILER is perf, callgrind, strace or cpu, not $PROFILER" ;;
 esac
 
 case "$PROFILER" in
   perf) check_tools nginx wrk curl perf ;;
   strace) check_tools nginx wrk curl strace ;;
+  cpu) check_tools nginx wrk curl getconf ;;
   *) check_tools nginx wrk curl valgrind callgrind_annotate ;;
 esac
 TARGET=${BENCH_TARGET:-prism}
 case "$TARGET" in
   prism) ;;
-  nginx) [ "$PROFILER" != perf ] || die "BENCH_TARGET=nginx is measured with BENCH_PROFILER=callgrind or strace" ;;
+  nginx) [ "$PROFILER" != perf ] || die "BENCH_TARGET=nginx is measured with BENCH_PROFILER=callgrind, strace or cpu" ;;
   *) die "BENCH_TARGET is prism or nginx, not $TARGET" ;;
 esac
 setup_work
@@ -123,6 +129,22 @@ if [ "$PROFILER" = strace ]; then
       if ($NF == "total") total = $4
       else printf "%8.2f  %s%s\n", $4 / n, $NF, errs ? sprintf(" (%.2f failed)", errs / n) : "" }
     END {printf "%8.2f  total\n", total / n}' "$WORK/strace.out"
+  exit 0
+fi
+
+if [ "$PROFILER" = cpu ]; then
+  # utime and stime (fields 14 and 15, clock ticks) of the whole process: Prism's worker and
+  # its idle main thread, or nginx's one process.
+  ticks() { awk '{print $14, $15}' "/proc/$PRISM_PID/stat"; }
+  read -r u0 s0 <<<"$(ticks)"
+  result=$(load "${SECS}s")
+  read -r u1 s1 <<<"$(ticks)"
+  requests=$(echo "$result" | sed 's/.*requests=\([0-9]*\).*/\1/')
+  [ "${requests:-0}" -gt 0 ] || die "no requests were answered: $result"
+  echo "== CPU time per request ($TARGET, $MODEL, $SIZE body, $CONNS connections, ${SECS}s: $requests requests)"
+  awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v n="$requests" -v hz="$(getconf CLK_TCK)" -v secs="$SECS" 'BEGIN {
+    printf "%8.2f µs  user\n%8.2f µs  system\n%8.2f µs  total\n", u * 1e6 / hz / n, s * 1e6 / hz / n, (u + s) * 1e6 / hz / n
+    printf "%8.0f %%   busy (one CPU = 100%%), %.0f requests/s\n", (u + s) * 100 / hz / secs, n / secs }'
   exit 0
 fi
 
