@@ -126,17 +126,27 @@ start_nginx() {
 
 # start_prism NAME PORT WORKERS OPENAI_BASE ANTHROPIC_BASE: sets BG_PID (Prism's own pid).
 # PRISM_WRAPPER, when set, is a command (words split on spaces) that runs Prism, a profiler;
-# PRISM_CONFIG another config (default: the repository's config.yml).
+# PRISM_CONFIG another config (default: the repository's config.yml); BENCH_ACCESS_LOG=0 serves
+# a copy of it with server.log.access off, to measure what the access lines cost.
 start_prism() {
   local name=$1 port=$2 workers=$3 openai=$4 anthropic=$5
-  local wrapper=()
+  local wrapper=() config=${PRISM_CONFIG:-$ROOT/config.yml}
   [ -n "${PRISM_WRAPPER:-}" ] && read -r -a wrapper <<<"$PRISM_WRAPPER"
+  case "${BENCH_ACCESS_LOG:-1}" in
+    1) ;;
+    0)
+      grep -q '^  log:' "$config" && die "BENCH_ACCESS_LOG=0: $config has its own server.log section"
+      sed 's/^server:$/server:\n  log:\n    access: false/' "$config" >"$WORK/config-$name.yml"
+      config=$WORK/config-$name.yml
+      ;;
+    *) die "BENCH_ACCESS_LOG is 1 or 0, not $BENCH_ACCESS_LOG" ;;
+  esac
   start_bg "$name" env -i PATH="$PATH" HOME="${HOME:-/tmp}" LANG=C.UTF-8 \
     NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost \
     OPENAI_BASE_URL="$openai" OPENAI_API_KEY=sk-bench-upstream \
     ANTHROPIC_BASE_URL="$anthropic" ANTHROPIC_API_KEY=sk-ant-bench-upstream \
     PRISM_API_KEYS="$GATEWAY_KEY" PRISM_UPSTREAM_CLIENT="${BENCH_UPSTREAM_CLIENT:-auto}" \
-    "${wrapper[@]}" "$PRISM_BIN" serve --config "${PRISM_CONFIG:-$ROOT/config.yml}" --listen "127.0.0.1:$port" --workers "$workers"
+    "${wrapper[@]}" "$PRISM_BIN" serve --config "$config" --listen "127.0.0.1:$port" --workers "$workers"
   wait_port "$port" 60 "$BG_PID" || die "$name did not start: $(tail -5 "$WORK/$name.log")"
 }
 

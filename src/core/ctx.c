@@ -253,14 +253,13 @@ void prism_relay_headers(prism_ctx *ctx, const prism_upstream *up, const char *c
         count = MAX_NAMES;
     for (size_t i = 0; i < count; i++)
         lens[i] = strlen(names[i]);
-    const char *value = NULL;
-    for (const char *name = prism_upstream_header_next(up, NULL, &value); name != NULL;
-         name = prism_upstream_header_next(up, name, &value)) {
-        size_t len = strlen(name);
+    prism_upstream_hline h;
+    for (const char *name = prism_upstream_header_next(up, NULL, &h); name != NULL;
+         name = prism_upstream_header_next(up, name, &h)) {
         for (size_t i = 0; i < count; i++) {
-            if (lens[i] == len && !(relayed >> i & 1) && strncasecmp(name, names[i], len) == 0) {
+            if (lens[i] == h.name_len && !(relayed >> i & 1) && strncasecmp(name, names[i], h.name_len) == 0) {
                 relayed |= (uint64_t)1 << i;
-                prism_response_header(ctx, names[i], value);
+                prism_response_header_n(ctx, names[i], lens[i], h.value, h.value_len);
                 break;
             }
         }

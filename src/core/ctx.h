@@ -138,6 +138,8 @@ void prism_chain_start(prism_ctx *ctx, const prism_route *route);
 void prism_ctx_finish(prism_ctx *ctx);
 /* Adds x-request-id and, when asked for, x-prism-trace to the response. */
 void prism_ctx_add_meta_headers(prism_ctx *ctx);
+/* prism_response_header with the lengths known (value need not end in NUL). */
+int prism_response_header_n(prism_ctx *ctx, const char *name, size_t nlen, const char *value, size_t vlen);
 /* Adds "server: prism" to a response about to start, unless it has a server
  * header already (see setup_h2o). */
 void prism_server_header(h2o_req_t *req);

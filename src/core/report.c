@@ -124,7 +124,8 @@ static void put_chain(line *l, const prism_ctx *ctx)
 
 static void access_json(const prism_ctx *ctx, uint64_t total_ns)
 {
-    line l = {.len = 0};
+    line l;
+    l.len = 0; /* not "= {0}": that would clear the whole 4 KB buffer on every request */
     char ts[40];
     size_t ts_len = prism_log_batch_timestamp(ctx->env->log, ts, sizeof(ts));
     put_lit(&l, "{\"ts\":\"");

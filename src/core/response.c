@@ -61,9 +61,13 @@ static int header_value_ok(const char *v, size_t n)
 
 int prism_response_header(prism_ctx *ctx, const char *name, const char *value)
 {
+    return prism_response_header_n(ctx, name, strlen(name), value, strlen(value));
+}
+
+int prism_response_header_n(prism_ctx *ctx, const char *name, size_t nlen, const char *value, size_t vlen)
+{
     if (ctx->resp != PRISM_RESP_NONE)
         return -1;
-    size_t nlen = strlen(name), vlen = strlen(value);
     if (!header_value_ok(value, vlen))
         return -1;
     h2o_req_t *req = ctx->req;
@@ -77,7 +81,8 @@ int prism_response_header(prism_ctx *ctx, const char *name, const char *value)
     }
     lower[nlen] = '\0';
     char *v = lower + nlen + 1;
-    memcpy(v, value, vlen + 1);
+    memcpy(v, value, vlen);
+    v[vlen] = '\0';
     h2o_add_header_by_str(&req->pool, &req->res.headers, lower, nlen, 1, NULL, v, vlen);
     return 0;
 }

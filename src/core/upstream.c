@@ -369,19 +369,41 @@ static void header_store_reset(prism_upstream *up)
     up->headers_done = false;
 }
 
+/* Each header is stored as its two lengths (uint32_t, native order, copied
+ * in and out so the store needs no alignment) followed by "name\0value\0":
+ * lookups and relaying compare lengths without measuring strings, and the
+ * NUL-terminated name and value are handed out in place. */
+enum { HDR_LENS = 2 * sizeof(uint32_t) };
+
 static int header_store_add(prism_upstream *up, const char *name, size_t nlen, const char *val, size_t vlen)
 {
-    size_t need = up->hdr_len + nlen + vlen + 2;
+    if (nlen > UINT32_MAX || vlen > UINT32_MAX) {
+        return -1;
+    }
+    size_t need = up->hdr_len + HDR_LENS + nlen + vlen + 2;
     if (prism_grow(&up->hdr, &up->hdr_cap, need, 512) != 0) {
         return -1;
     }
+    uint32_t lens[2] = {(uint32_t)nlen, (uint32_t)vlen};
     char *dst = up->hdr + up->hdr_len;
+    memcpy(dst, lens, HDR_LENS);
+    dst += HDR_LENS;
     memcpy(dst, name, nlen);
     dst[nlen] = '\0';
     memcpy(dst + nlen + 1, val, vlen);
     dst[nlen + 1 + vlen] = '\0';
     up->hdr_len = need;
     return 0;
+}
+
+/* The entry at p (its lengths) and where the next one starts. */
+static const char *header_entry(const char *p, size_t *nlen, size_t *vlen)
+{
+    uint32_t lens[2];
+    memcpy(lens, p, HDR_LENS);
+    *nlen = lens[0];
+    *vlen = lens[1];
+    return p + HDR_LENS + lens[0] + lens[1] + 2;
 }
 
 /* One "Name: value" line; lines without a colon (obsolete folding) are
@@ -453,28 +475,29 @@ const char *prism_upstream_header(const prism_upstream *up, const char *name)
     /* Relaying looks up a handful of names per response: lengths first, so
      * most lines cost no case-insensitive compare at all. */
     size_t n = strlen(name);
-    const char *p = up->hdr;
     const char *end = up->hdr + up->hdr_len;
-    while (p < end) {
-        size_t len = strlen(p);
-        const char *val = p + len + 1;
-        if (len == n && strncasecmp(p, name, n) == 0) {
-            return val;
+    for (const char *p = up->hdr; p < end;) {
+        size_t nlen, vlen;
+        const char *next = header_entry(p, &nlen, &vlen);
+        const char *hname = p + HDR_LENS;
+        if (nlen == n && strncasecmp(hname, name, n) == 0) {
+            return hname + nlen + 1;
         }
-        p = val + strlen(val) + 1;
+        p = next;
     }
     return NULL;
 }
 
-const char *prism_upstream_header_next(const prism_upstream *up, const char *prev, const char **value)
+const char *prism_upstream_header_next(const prism_upstream *up, const char *prev, prism_upstream_hline *line)
 {
     if (!up || !up->hdr)
         return NULL;
-    const char *p = prev == NULL ? up->hdr : *value + strlen(*value) + 1;
+    const char *p = prev == NULL ? up->hdr : header_entry(prev - HDR_LENS, &line->name_len, &line->value_len);
     if (p >= up->hdr + up->hdr_len)
         return NULL;
-    *value = p + strlen(p) + 1;
-    return p;
+    header_entry(p, &line->name_len, &line->value_len);
+    line->value = p + HDR_LENS + line->name_len + 1;
+    return p + HDR_LENS;
 }
 
 /* ---- body and completion ---- */

@@ -56,10 +56,16 @@ prism_upstream *prism_upstream_start(prism_upstream_pool *pool, const prism_http
  * prism_http_cancel, which also forgets the request's link. */
 void prism_upstream_cancel(prism_upstream *up);
 
+/* One response header line as stored: the value and both lengths (the name
+ * and the value also end in NUL). */
+typedef struct prism_upstream_hline {
+    const char *value;
+    size_t name_len, value_len;
+} prism_upstream_hline;
 /* The response's header lines in the order they came: the first when prev
- * is NULL, else the one after prev (with *value still prev's value). The
- * name as received, its value in *value; NULL after the last. */
-const char *prism_upstream_header_next(const prism_upstream *up, const char *prev, const char **value);
+ * is NULL, else the one after prev. Returns the name as received and fills
+ * *line; NULL after the last. */
+const char *prism_upstream_header_next(const prism_upstream *up, const char *prev, prism_upstream_hline *line);
 /* Transfers running now (for metrics and shutdown). */
 size_t prism_upstream_pool_active(const prism_upstream_pool *pool);
 
