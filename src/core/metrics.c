@@ -267,11 +267,40 @@ typedef struct family {
     series *other; /* every label "other"; outside the table */
 } family;
 
+/* The series one request shape landed in (see "recording" below). */
+#define SHAPE_SLOTS   16
+#define SHAPE_KEY_MAX 240
+#define SHAPE_STEPS   8
+
+/* Which series of a shape_series is which. */
+enum {
+    S_REQUESTS,
+    S_DURATION,
+    S_OVERHEAD,
+    S_UPSTREAM,
+    S_TTFT,
+    S_PROMPT,
+    S_COMPLETION,
+    S_STEP0,
+    S_COUNT = S_STEP0 + SHAPE_STEPS
+};
+
+typedef struct shape_series {
+    series *s[S_COUNT];
+} shape_series;
+
+typedef struct shape {
+    uint32_t key_len; /* 0: an empty slot */
+    char key[SHAPE_KEY_MAX];
+    shape_series got;
+} shape;
+
 struct prism_metrics {
     pthread_mutex_t lock;
     atomic_llong inflight, streams, upstream_conns;
     label none, prompt, completion; /* hashed once, not per request */
     family fam[F_COUNT];
+    shape shapes[SHAPE_SLOTS];
 };
 
 static char *series_key(series *s, const family_desc *d)
@@ -419,23 +448,34 @@ static void family_free(family *f)
 
 /* ---- recording ---- */
 
-static void count(family *f, const label *v, uint64_t n)
+static void add_to(series *s, uint64_t n)
 {
-    series *s = series_for(f, v);
     s->value += n;
     s->touched = true;
 }
 
-static void observe(family *f, const label *v, double x)
+static void observe_in(series *s, const family_desc *d, double x)
 {
-    series *s = series_for(f, v);
-    const family_desc *d = f->d;
     unsigned b = 0;
     while (b < d->nbounds && x > d->bounds[b])
         b++;
     s->buckets[b]++;
     s->sum += x;
     s->touched = true;
+}
+
+static series *count(family *f, const label *v, uint64_t n)
+{
+    series *s = series_for(f, v);
+    add_to(s, n);
+    return s;
+}
+
+static series *observe(family *f, const label *v, double x)
+{
+    series *s = series_for(f, v);
+    observe_in(s, f->d, x);
+    return s;
 }
 
 /* Clock skew can make a computed duration slightly negative; NaN would
@@ -451,56 +491,174 @@ static label label_for(const prism_metrics *m, const char *in, char *buf)
     return in != NULL ? normalize(in, buf) : m->none;
 }
 
-static void record_steps(prism_metrics *m, const prism_request_record *r)
+static bool has_steps(const prism_request_record *r)
 {
-    if (r->step_names == NULL || r->step_s == NULL)
+    return r->step_names != NULL && r->step_s != NULL;
+}
+
+static void record_steps(prism_metrics *m, const prism_request_record *r, shape_series *got)
+{
+    if (!has_steps(r))
         return;
     char buf[PRISM_METRICS_LABEL_MAX];
     for (size_t i = 0; i < r->step_count; i++) {
         label plugin = label_for(m, r->step_names[i], buf);
-        observe(&m->fam[F_STEPS], &plugin, clamp(r->step_s[i]));
+        series *s = observe(&m->fam[F_STEPS], &plugin, clamp(r->step_s[i]));
+        if (i < SHAPE_STEPS)
+            got->s[S_STEP0 + i] = s;
     }
 }
 
-static void record_upstream(prism_metrics *m, const prism_request_record *r, const label *provider)
+static void record_upstream(prism_metrics *m, const prism_request_record *r, const label *provider, shape_series *got)
 {
     if (r->upstream_s >= 0)
-        observe(&m->fam[F_UPSTREAM], provider, r->upstream_s);
+        got->s[S_UPSTREAM] = observe(&m->fam[F_UPSTREAM], provider, r->upstream_s);
     if (r->ttft_s >= 0)
-        observe(&m->fam[F_TTFT], provider, r->ttft_s);
+        got->s[S_TTFT] = observe(&m->fam[F_TTFT], provider, r->ttft_s);
     if (r->upstream_error != NULL)
         count(&m->fam[F_ERRORS], (label[]){*provider, error_kind(r->upstream_error)}, 1);
     if (r->retries > 0)
         count(&m->fam[F_RETRIES], provider, r->retries);
 }
 
-static void record_model(prism_metrics *m, const prism_request_record *r, const label *model)
+static void record_model(prism_metrics *m, const prism_request_record *r, const label *model, shape_series *got)
 {
     if (r->prompt_tokens >= 0)
-        count(&m->fam[F_TOKENS], (label[]){*model, m->prompt}, (uint64_t)r->prompt_tokens);
+        got->s[S_PROMPT] = count(&m->fam[F_TOKENS], (label[]){*model, m->prompt}, (uint64_t)r->prompt_tokens);
     if (r->completion_tokens >= 0)
-        count(&m->fam[F_TOKENS], (label[]){*model, m->completion}, (uint64_t)r->completion_tokens);
+        got->s[S_COMPLETION] =
+            count(&m->fam[F_TOKENS], (label[]){*model, m->completion}, (uint64_t)r->completion_tokens);
     if (r->fallback)
         count(&m->fam[F_FALLBACKS], model, 1);
+}
+
+/* Every family, each label value normalized and each series looked up;
+ * `got` receives the series it used. */
+static void record_slow(prism_metrics *m, const prism_request_record *r, shape_series *got)
+{
+    char rbuf[PRISM_METRICS_LABEL_MAX], mbuf[PRISM_METRICS_LABEL_MAX], pbuf[PRISM_METRICS_LABEL_MAX], sbuf[12];
+    label route = normalize(r->route != NULL ? r->route : "", rbuf);
+    label model = label_for(m, r->model, mbuf);
+    label provider = label_for(m, r->provider, pbuf);
+    label status = status_label(r->status, sbuf);
+    got->s[S_REQUESTS] = count(&m->fam[F_REQUESTS], (label[]){route, model, provider, status}, 1);
+    got->s[S_DURATION] = observe(&m->fam[F_DURATION], &route, clamp(r->duration_s));
+    got->s[S_OVERHEAD] = observe(&m->fam[F_OVERHEAD], NULL, clamp(r->overhead_s));
+    record_upstream(m, r, &provider, got);
+    record_model(m, r, &model, got);
+    record_steps(m, r, got);
+}
+
+/* ---- request shapes ----
+ * Most requests repeat a few shapes: the same route, model, provider,
+ * status and chain. Normalizing their label values, hashing them and
+ * probing each family was most of what recording a request cost, so each
+ * worker keeps, for the last shapes it saw, the series they landed in, keyed
+ * by the raw values: a repeated shape goes straight to its series. A series
+ * lives as long as the metrics and the table only grows, so a key always
+ * lands where it landed before (its own series, or an "other" one). A slot
+ * learns a family's series only from the full path; until it has every one
+ * a request needs, and for the rare families (errors, retries, fallbacks),
+ * the request takes the full path. */
+
+typedef struct shape_key {
+    char buf[SHAPE_KEY_MAX];
+    size_t len;
+} shape_key;
+
+/* NULL and "" must differ: a flag byte, then the text and its NUL. */
+static bool key_put(shape_key *k, const char *s)
+{
+    size_t n = s != NULL ? strlen(s) + 1 : 0;
+    if (1 + n > sizeof k->buf - k->len)
+        return false;
+    k->buf[k->len++] = s != NULL ? 1 : 0;
+    memcpy(k->buf + k->len, s, n);
+    k->len += n;
+    return true;
+}
+
+/* False when the shape is too long to key (it is recorded the full way). */
+static bool shape_key_of(const prism_request_record *r, shape_key *k)
+{
+    size_t steps = has_steps(r) ? r->step_count : 0;
+    k->len = 0;
+    if (steps > SHAPE_STEPS)
+        return false;
+    memcpy(k->buf, &r->status, sizeof r->status);
+    k->buf[sizeof r->status] = (char)steps;
+    k->len = sizeof r->status + 1;
+    if (!key_put(k, r->route) || !key_put(k, r->model) || !key_put(k, r->provider))
+        return false;
+    for (size_t i = 0; i < steps; i++)
+        if (!key_put(k, r->step_names[i]))
+            return false;
+    return true;
+}
+
+static shape *shape_slot(prism_metrics *m, const shape_key *k)
+{
+    return &m->shapes[hash_bytes(k->buf, k->len) & (SHAPE_SLOTS - 1)];
+}
+
+/* Records r through its shape's series; false, having changed nothing, when
+ * the slot lacks one r needs. */
+static bool record_fast(const shape *sh, const prism_request_record *r)
+{
+    series *const *g = sh->got.s;
+    size_t steps = has_steps(r) ? r->step_count : 0;
+    if (r->upstream_error != NULL || r->retries > 0 || r->fallback || g[S_REQUESTS] == NULL ||
+        (r->upstream_s >= 0 && g[S_UPSTREAM] == NULL) || (r->ttft_s >= 0 && g[S_TTFT] == NULL) ||
+        (r->prompt_tokens >= 0 && g[S_PROMPT] == NULL) || (r->completion_tokens >= 0 && g[S_COMPLETION] == NULL))
+        return false;
+    for (size_t i = 0; i < steps; i++)
+        if (g[S_STEP0 + i] == NULL)
+            return false;
+    add_to(g[S_REQUESTS], 1);
+    observe_in(g[S_DURATION], &families[F_DURATION], clamp(r->duration_s));
+    observe_in(g[S_OVERHEAD], &families[F_OVERHEAD], clamp(r->overhead_s));
+    if (r->upstream_s >= 0)
+        observe_in(g[S_UPSTREAM], &families[F_UPSTREAM], r->upstream_s);
+    if (r->ttft_s >= 0)
+        observe_in(g[S_TTFT], &families[F_TTFT], r->ttft_s);
+    if (r->prompt_tokens >= 0)
+        add_to(g[S_PROMPT], (uint64_t)r->prompt_tokens);
+    if (r->completion_tokens >= 0)
+        add_to(g[S_COMPLETION], (uint64_t)r->completion_tokens);
+    for (size_t i = 0; i < steps; i++)
+        observe_in(g[S_STEP0 + i], &families[F_STEPS], clamp(r->step_s[i]));
+    return true;
+}
+
+/* What the full path used joins what the slot knew of the same shape; a
+ * slot holding another shape is taken over. */
+static void shape_learn(shape *sh, const shape_key *k, const shape_series *got)
+{
+    if (sh->key_len != k->len || memcmp(sh->key, k->buf, k->len) != 0) {
+        memset(&sh->got, 0, sizeof sh->got);
+        memcpy(sh->key, k->buf, k->len);
+        sh->key_len = (uint32_t)k->len;
+    }
+    for (size_t i = 0; i < S_COUNT; i++)
+        if (got->s[i] != NULL)
+            sh->got.s[i] = got->s[i];
 }
 
 void prism_metrics_record(prism_metrics *m, const prism_request_record *r)
 {
     if (m == NULL || r == NULL)
         return;
-    char rbuf[PRISM_METRICS_LABEL_MAX], mbuf[PRISM_METRICS_LABEL_MAX], pbuf[PRISM_METRICS_LABEL_MAX], sbuf[12];
-    label route = normalize(r->route != NULL ? r->route : "", rbuf);
-    label model = label_for(m, r->model, mbuf);
-    label provider = label_for(m, r->provider, pbuf);
-    label status = status_label(r->status, sbuf);
-
+    shape_key k;
+    bool keyed = shape_key_of(r, &k);
     pthread_mutex_lock(&m->lock);
-    count(&m->fam[F_REQUESTS], (label[]){route, model, provider, status}, 1);
-    observe(&m->fam[F_DURATION], &route, clamp(r->duration_s));
-    observe(&m->fam[F_OVERHEAD], NULL, clamp(r->overhead_s));
-    record_upstream(m, r, &provider);
-    record_model(m, r, &model);
-    record_steps(m, r);
+    shape *sh = keyed ? shape_slot(m, &k) : NULL;
+    bool same = sh != NULL && sh->key_len == k.len && memcmp(sh->key, k.buf, k.len) == 0;
+    if (!same || !record_fast(sh, r)) {
+        shape_series got = {0};
+        record_slow(m, r, &got);
+        if (sh != NULL)
+            shape_learn(sh, &k, &got);
+    }
     pthread_mutex_unlock(&m->lock);
 }
 

@@ -648,6 +648,69 @@ static void test_render_while_recording(void **state)
     parsed_free(&p);
 }
 
+/* One worker seeing the same shapes over and over, as a server does, with
+ * the variations a shape can take between requests (streamed or not, tokens
+ * unknown, a retry) and more distinct shapes than the worker remembers, so
+ * repeated shapes go the short way and forgotten ones the full way: every
+ * count must come out as if each request had been recorded on its own. */
+static void test_repeated_shapes(void **state)
+{
+    two *t = *state;
+    prism_metrics *m = t->m[0];
+    int gpt_ok = 0, gpt_err = 0, streamed = 0, retried = 0, upstream = 0, none = 0, empty = 0;
+    long prompt = 0, completion = 0;
+    for (int i = 0; i < 120; i++) {
+        prism_request_record r = chat("gpt-4o", 0.2);
+        if (i % 4 == 0)
+            r.ttft_s = 0.1, streamed++;
+        if (i % 10 == 0)
+            r.retries = 1, retried++;
+        if (i % 3 == 0)
+            r.prompt_tokens = -1;
+        if (i % 7 == 0)
+            r.status = 500, gpt_err++;
+        else
+            gpt_ok++;
+        prompt += r.prompt_tokens >= 0 ? r.prompt_tokens : 0;
+        completion += r.completion_tokens;
+        prism_metrics_record(m, &r);
+        upstream++;
+
+        char model[16];
+        snprintf(model, sizeof model, "m%d", i % 40);
+        r = chat(model, 0.01);
+        prism_metrics_record(m, &r);
+        upstream++;
+        if (i % 6 == 0) {
+            r = chat(NULL, 0.01);
+            prism_metrics_record(m, &r);
+            r = chat("", 0.01);
+            prism_metrics_record(m, &r);
+            none++, empty++, upstream += 2;
+        }
+    }
+    parsed p = render(t->m, 1);
+    const char *n = "prism_requests_total";
+    assert_true(get(&p, n, 4, "route", CHAT, "model", "gpt-4o", "provider", "openai", "status", "200") == gpt_ok);
+    assert_true(get(&p, n, 4, "route", CHAT, "model", "gpt-4o", "provider", "openai", "status", "500") == gpt_err);
+    assert_true(get(&p, n, 4, "route", CHAT, "model", "m7", "provider", "openai", "status", "200") == 3);
+    assert_true(get(&p, n, 4, "route", CHAT, "model", "m39", "provider", "openai", "status", "200") == 3);
+    assert_true(get(&p, n, 4, "route", CHAT, "model", "none", "provider", "openai", "status", "200") == none);
+    assert_true(get(&p, n, 4, "route", CHAT, "model", "", "provider", "openai", "status", "200") == empty);
+    assert_true(total(&p, n) == upstream);
+    assert_true(get(&p, "prism_tokens_total", 2, "model", "gpt-4o", "direction", "prompt") == prompt);
+    assert_true(get(&p, "prism_tokens_total", 2, "model", "gpt-4o", "direction", "completion") == completion);
+    assert_true(get(&p, "prism_time_to_first_token_seconds_count", 1, "provider", "openai") == streamed);
+    assert_true(get(&p, "prism_upstream_retries_total", 1, "provider", "openai") == retried);
+    assert_true(get(&p, "prism_upstream_duration_seconds_count", 1, "provider", "openai") == upstream);
+    assert_true(get(&p, "prism_request_duration_seconds_count", 1, "route", CHAT) == upstream);
+    assert_true(get(&p, "prism_gateway_overhead_seconds_count", 0) == upstream);
+    assert_true(get(&p, "prism_plugin_step_duration_seconds_count", 1, "plugin", "model_router") == upstream);
+    assert_float_equal(get(&p, "prism_request_duration_seconds_sum", 1, "route", CHAT),
+                       120 * 0.2 + (120 + 2 * none) * 0.01, 1e-9);
+    parsed_free(&p);
+}
+
 static void test_null_arguments(void **state)
 {
     (void)state;
@@ -670,6 +733,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_label_truncation_and_utf8, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cardinality_cap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_render_while_recording, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_repeated_shapes, setup, teardown),
         cmocka_unit_test(test_null_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
