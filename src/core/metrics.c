@@ -15,9 +15,11 @@
  *
  * Storage. Each family (one metric name) holds an open-addressing hash table
  * of series keyed by their label values, joined with NUL bytes. A record
- * hashes each label value once and combines the hashes per family, so the
- * common case is: lock, one probe per family, a few additions, unlock. A
- * series is allocated the first time its label set is seen. Past
+ * hashes each label value once and combines the hashes per family: lock,
+ * one probe per family, a few additions, unlock. A request shaped like one
+ * the worker saw lately skips even that, through the series it remembers
+ * for the shape ("request shapes" below). A series is allocated the first
+ * time its label set is seen. Past
  * PRISM_METRICS_MAX_SERIES series, the model label becomes "other" (a small
  * reserve of such series keeps the other labels); past the reserve, every
  * label becomes "other", in a series allocated up front so that recording
@@ -267,7 +269,7 @@ typedef struct family {
     series *other; /* every label "other"; outside the table */
 } family;
 
-/* The series one request shape landed in (see "recording" below). */
+/* The series one request shape landed in (see "request shapes" below). */
 #define SHAPE_SLOTS   16
 #define SHAPE_KEY_MAX 240
 #define SHAPE_STEPS   8
@@ -573,7 +575,8 @@ static bool key_put(shape_key *k, const char *s)
     if (1 + n > sizeof k->buf - k->len)
         return false;
     k->buf[k->len++] = s != NULL ? 1 : 0;
-    memcpy(k->buf + k->len, s, n);
+    if (n > 0)
+        memcpy(k->buf + k->len, s, n);
     k->len += n;
     return true;
 }
