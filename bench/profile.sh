@@ -136,15 +136,23 @@ if [ "$PROFILER" = cpu ]; then
   # utime and stime (fields 14 and 15, clock ticks) of the whole process: Prism's worker and
   # its idle main thread, or nginx's one process.
   ticks() { awk '{print $14, $15}' "/proc/$PRISM_PID/stat"; }
+  # Each thread's too (Prism: the worker, the main thread, the log writer), by thread id.
+  thread_ticks() { for t in /proc/"$PRISM_PID"/task/*; do echo "${t##*/} $(awk '{print $14 + $15}' "$t/stat")"; done; }
   read -r u0 s0 <<<"$(ticks)"
+  t0=$(thread_ticks)
   result=$(load "${SECS}s")
   read -r u1 s1 <<<"$(ticks)"
+  t1=$(thread_ticks)
   requests=$(echo "$result" | sed 's/.*requests=\([0-9]*\).*/\1/')
   [ "${requests:-0}" -gt 0 ] || die "no requests were answered: $result"
   echo "== CPU time per request ($TARGET, $MODEL, $SIZE body, $CONNS connections, ${SECS}s: $requests requests)"
   awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v n="$requests" -v hz="$(getconf CLK_TCK)" -v secs="$SECS" 'BEGIN {
     printf "%8.2f µs  user\n%8.2f µs  system\n%8.2f µs  total\n", u * 1e6 / hz / n, s * 1e6 / hz / n, (u + s) * 1e6 / hz / n
     printf "%8.0f %%   busy (one CPU = 100%%), %.0f requests/s\n", (u + s) * 100 / hz / secs, n / secs }'
+  # The busiest thread (Prism's worker): what limits the rate when it is near 100%.
+  join <(echo "$t0" | sort) <(echo "$t1" | sort) | sort -k3,3n -k2,2n |
+    awk -v n="$requests" -v hz="$(getconf CLK_TCK)" -v secs="$SECS" '{d = $3 - $2; if (d > best) best = d}
+      END {printf "%8.2f µs  the busiest thread (%.0f%% busy)\n", best * 1e6 / hz / n, best * 100 / hz / secs}'
   exit 0
 fi
 

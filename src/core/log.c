@@ -7,6 +7,7 @@
 #include "log.h"
 
 #include "json_print.h"
+#include "logwriter.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,9 +22,10 @@ static struct {
     prism_log_level level;
     int json;
     int fd;
-} sink = {PRISM_LOG_INFO, 1, STDERR_FILENO};
+    prism_log_writer *writer; /* set while the server runs (prism_log_use_writer) */
+} sink = {PRISM_LOG_INFO, 1, STDERR_FILENO, NULL};
 
-static void write_all(const char *p, size_t len)
+void prism_log_write(const char *p, size_t len)
 {
     while (len > 0) {
         ssize_t w = write(sink.fd, p, len);
@@ -34,6 +36,21 @@ static void write_all(const char *p, size_t len)
         p += w;
         len -= (size_t)w;
     }
+}
+
+/* Whole lines, to the writer thread when one runs (it never blocks; a full
+ * writer drops and counts them), else written here. */
+static void emit(const char *buf, size_t len)
+{
+    if (sink.writer != NULL)
+        prism_log_writer_put(sink.writer, buf, len);
+    else
+        prism_log_write(buf, len);
+}
+
+void prism_log_use_writer(prism_log_writer *w)
+{
+    sink.writer = w;
 }
 
 static const char *level_name(prism_log_level level)
@@ -90,14 +107,14 @@ void prism_log_line(const char *line, size_t len)
         len = sizeof(buf) - 1;
     memcpy(buf, line, len);
     buf[len] = '\n';
-    write_all(buf, len + 1);
+    emit(buf, len + 1);
 }
 
 void prism_log_batch_flush(prism_log_batch *b)
 {
     if (b->len == 0)
         return;
-    write_all(b->buf, b->len);
+    emit(b->buf, b->len);
     b->len = 0;
 }
 
@@ -228,23 +245,37 @@ size_t prism_log_batch_timestamp(prism_log_batch *b, char *buf, size_t cap)
     return prism_log_timestamp_at(b, &ts, buf, cap);
 }
 
-void prism_logv(prism_log_level level, const char *source, const char *fmt, va_list ap)
+size_t prism_log_format(char *line, size_t cap, prism_log_level level, const char *source, const char *fmt, va_list ap)
 {
-    char msg[2048], line[4096], ts[40];
+    char msg[2048], ts[40];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     prism_log_timestamp(ts, sizeof(ts));
     size_t off;
     if (sink.json) {
-        off = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"source\":\"", ts,
-                               level_name(level));
-        off = prism_json_escape(line, off, sizeof(line), source);
-        off += (size_t)snprintf(line + off, sizeof(line) - off, "\",\"msg\":\"");
-        off = prism_json_escape(line, off, sizeof(line), msg);
-        off += (size_t)snprintf(line + off, sizeof(line) - off, "\"}");
+        off = (size_t)snprintf(line, cap, "{\"ts\":\"%s\",\"level\":\"%s\",\"source\":\"", ts, level_name(level));
+        off = prism_json_escape(line, off < cap ? off : cap - 1, cap, source);
+        off += (size_t)snprintf(line + off, cap - off, "\",\"msg\":\"");
+        off = prism_json_escape(line, off < cap ? off : cap - 1, cap, msg);
+        off += (size_t)snprintf(line + off, cap - off, "\"}");
     } else {
-        off = (size_t)snprintf(line, sizeof(line), "%s %-5s %s: %s", ts, level_name(level), source, msg);
+        off = (size_t)snprintf(line, cap, "%s %-5s %s: %s", ts, level_name(level), source, msg);
     }
-    prism_log_line(line, off < sizeof(line) ? off : sizeof(line) - 1);
+    return off < cap ? off : cap - 1;
+}
+
+size_t prism_log_formatf(char *line, size_t cap, prism_log_level level, const char *source, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t n = prism_log_format(line, cap, level, source, fmt, ap);
+    va_end(ap);
+    return n;
+}
+
+void prism_logv(prism_log_level level, const char *source, const char *fmt, va_list ap)
+{
+    char line[4096];
+    prism_log_line(line, prism_log_format(line, sizeof(line), level, source, fmt, ap));
 }
 
 void prism_logf(prism_log_level level, const char *source, const char *fmt, ...)

@@ -1,6 +1,6 @@
 /*
  * log.h - log lines: JSON objects (one per line) or plain text, on stderr or
- * a file, written with one write(2) each so workers never interleave.
+ * a file, each line written whole so that threads never interleave.
  *
  * The sink is configured once, before the workers start, and read-only
  * afterwards. Callers never pass secrets here; plugins reach it through
@@ -25,10 +25,24 @@ void prism_logv(prism_log_level level, const char *source, const char *fmt, va_l
 void prism_logf(prism_log_level level, const char *source, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* "2026-01-02T03:04:05.678Z" into buf; returns its length. */
 size_t prism_log_timestamp(char *buf, size_t cap);
+/* Writes len bytes to the sink as they are, all of them unless it fails:
+ * what the log writer thread calls. */
+void prism_log_write(const char *buf, size_t len);
+/* While the server runs, every line goes through its log writer thread
+ * (logwriter.h), so no thread ever waits on the log; NULL: lines are
+ * written by the thread that logs them. Set only while no other thread
+ * logs (before the workers start, after they stop). */
+struct prism_log_writer;
+void prism_log_use_writer(struct prism_log_writer *w);
+/* The line prism_logv writes, without its newline, into line (cap > 0);
+ * returns its length. */
+size_t prism_log_format(char *line, size_t cap, prism_log_level level, const char *source, const char *fmt, va_list ap);
+size_t prism_log_formatf(char *line, size_t cap, prism_log_level level, const char *source, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 /* Writes one already-built line (a newline is added). */
 void prism_log_line(const char *line, size_t len);
-/* A worker's access lines, written together: one write(2) per loop turn
- * instead of one per request (the worker flushes it from a uv_prepare_t, and
+/* A worker's access lines, handed on together: once per loop turn instead
+ * of once per request (the worker flushes it from a uv_prepare_t, and
  * whenever the next line would not fit). Touched by its worker only. */
 #define PRISM_LOG_BATCH_BYTES (64 * 1024)
 #define PRISM_LOG_SECOND_LEN  20 /* "2026-01-02T03:04:05." */

@@ -170,9 +170,12 @@ static void access_json(const prism_ctx *ctx, uint64_t total_ns)
 static void access_text(const prism_ctx *ctx, uint64_t total_ns)
 {
     const char *model = prism_ctx_get(ctx, "model"), *provider = prism_ctx_get(ctx, "provider");
-    prism_logf(PRISM_LOG_INFO, "access", "%s %s %s %d %.3fms model=%s provider=%s retries=%u", ctx->request_id,
-               prism_ctx_method(ctx), prism_ctx_path(ctx), ctx->status, (double)total_ns / 1e6, model ? model : "-",
-               provider ? provider : "-", ctx->retries);
+    char line[4096];
+    size_t n = prism_log_formatf(line, sizeof(line), PRISM_LOG_INFO, "access",
+                                 "%s %s %s %d %.3fms model=%s provider=%s retries=%u", ctx->request_id,
+                                 prism_ctx_method(ctx), prism_ctx_path(ctx), ctx->status, (double)total_ns / 1e6,
+                                 model ? model : "-", provider ? provider : "-", ctx->retries);
+    prism_log_batch_add(ctx->env->log, line, n);
 }
 
 static void record_metrics(prism_ctx *ctx, uint64_t total_ns)
