@@ -4,9 +4,9 @@
  * A worker's loop must not wait on its log: a full pipe on stderr (a
  * journal or a container runtime that stopped reading) or a stalled disk
  * would stop it serving. Every thread hands its lines to this one (access
- * lines batched once per loop turn, log.h), which does the write(2)s. Its buffer is bounded: lines handed over while
- * it is full are dropped and counted, and the writer says how many once it
- * can write again. Handing over takes a mutex and a copy; the thread is
+ * lines batched once per loop turn, log.h), which does the write(2)s. Its
+ * buffer is bounded: lines handed over while it is full are dropped and
+ * counted, and the writer says how many once it can write again. Handing over takes a mutex and a copy; the thread is
  * woken only when it has gone idle, so a busy server never signals it.
  */
 #ifndef PRISM_LOGWRITER_H
