@@ -18,7 +18,8 @@
 #include <string.h>
 #include <time.h>
 
-#define LINGER_NS (1000 * 1000) /* 1 ms: a line is written at most this late */
+#define LINGER_NS   (1000 * 1000) /* 1 ms: a line is written at most this late */
+#define STOP_WAIT_S 2             /* how long the stop waits for the last lines to be taken */
 
 struct prism_log_writer {
     pthread_mutex_t lock;
@@ -156,16 +157,24 @@ prism_log_writer *prism_log_writer_start(size_t cap)
     return w;
 }
 
-void prism_log_writer_stop(prism_log_writer *w)
+int prism_log_writer_stop(prism_log_writer *w)
 {
     if (w == NULL)
-        return;
+        return 0;
     pthread_mutex_lock(&w->lock);
     w->stopping = 1;
     pthread_mutex_unlock(&w->lock);
     pthread_cond_signal(&w->wake);
-    pthread_join(w->thread, NULL);
+    /* A sink that takes no writes would hold the stop forever (the thread
+     * is inside write(2)): past the wait, the thread and its buffers are
+     * left to the process's exit. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += STOP_WAIT_S;
+    if (pthread_timedjoin_np(w->thread, NULL, &until) != 0)
+        return -1;
     if (w->dropped_unsaid != 0)
         say_dropped(w->dropped_unsaid);
     writer_free(w);
+    return 0;
 }

@@ -25,8 +25,10 @@ prism_log_writer *prism_log_writer_start(size_t cap);
 int prism_log_writer_put(prism_log_writer *w, const char *buf, size_t len);
 /* Lines dropped since the start. */
 uint64_t prism_log_writer_dropped(prism_log_writer *w);
-/* Writes what is queued, stops the thread and frees it (NULL: nothing).
- * No put may run during or after it. */
-void prism_log_writer_stop(prism_log_writer *w);
+/* Writes what is queued, stops the thread and frees it (NULL: nothing);
+ * 0. No put may run during it, nor after it returns 0. -1 when the sink
+ * took no writes for 2 s: the thread still runs and `w` stays valid (puts
+ * keep queueing or dropping), to be ended by the process's exit. */
+int prism_log_writer_stop(prism_log_writer *w);
 
 #endif

@@ -512,8 +512,10 @@ static void server_free(prism_server *srv)
         else if (srv->workers[i].fd >= 0)
             close(srv->workers[i].fd);
     free(srv->workers);
-    prism_log_use_writer(NULL); /* after the workers' last lines */
-    prism_log_writer_stop(srv->log_writer);
+    /* After the workers' last lines. A writer stuck on its sink stays in
+     * place: the lines still to come ("stopped") must not block either. */
+    if (prism_log_writer_stop(srv->log_writer) == 0)
+        prism_log_use_writer(NULL);
     for (int i = 0; srv->metrics != NULL && i < srv->nworkers; i++)
         prism_metrics_free(srv->metrics[i]);
     free(srv->metrics);

@@ -90,3 +90,37 @@ describe('a log sink that stops taking writes', { timeout: T(180000) }, () => {
     await assertCleanExit(gw);
   });
 });
+
+describe('a log sink that never takes writes again', { timeout: T(120000) }, () => {
+  let stack;
+
+  before(async () => {
+    stack = await startStack({ prefix: 'prism-faults-logsink-stop-' });
+  });
+
+  after(async () => {
+    if (stack) await stack.close();
+  });
+
+  it('does not hold up the stop: SIGTERM still ends the gateway, with exit code 0', { timeout: T(100000) }, async () => {
+    const { gw } = stack;
+    gw.child.stderr.pause();
+    const statuses = await flood(gw, FLOOD);
+    assert.deepEqual([...statuses.entries()], [[404, FLOOD]], 'every request answered, each with a 404');
+
+    // The process's exit, not the pipes' close: nobody reads stderr until the gateway has gone.
+    const exited = new Promise((resolve) => gw.child.once('exit', (code, signal) => resolve({ code, signal })));
+    const t0 = Date.now();
+    gw.child.kill('SIGTERM');
+    let timer;
+    const res = await Promise.race([exited, new Promise((r) => (timer = setTimeout(() => r(null), T(15000))))]);
+    clearTimeout(timer);
+    const ms = Date.now() - t0;
+    gw.child.stderr.resume();
+    assert.ok(res !== null, `the gateway did not exit within ${T(15000)} ms of SIGTERM while its log was stuck`);
+    assert.deepEqual(res, { code: 0, signal: null }, `exit after ${ms} ms`);
+    await gw.exited;
+    // What the log got before the stall is whole, JSON lines.
+    for (const l of gw.stderr().split('\n').filter(Boolean)) JSON.parse(l);
+  });
+});

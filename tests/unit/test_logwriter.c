@@ -65,7 +65,7 @@ static void lines_whole_and_in_order(void **state)
         pthread_join(t[i], NULL);
     prism_log_use_writer(NULL);
     uint64_t dropped = prism_log_writer_dropped(w);
-    prism_log_writer_stop(w);
+    assert_int_equal(prism_log_writer_stop(w), 0);
     assert_int_equal(dropped, 0);
 
     size_t len;
@@ -117,12 +117,17 @@ static uint64_t notices_total(const char *buf)
     return total;
 }
 
-static uint64_t count_x(const char *buf, size_t len)
+static uint64_t count_char(const char *buf, size_t len, char c)
 {
     uint64_t n = 0;
     for (size_t i = 0; i < len; i++)
-        n += buf[i] == 'x';
+        n += buf[i] == c;
     return n;
+}
+
+static uint64_t count_x(const char *buf, size_t len)
+{
+    return count_char(buf, len, 'x');
 }
 
 /* The sink is a pipe nobody reads (a journal or a container runtime that
@@ -172,10 +177,66 @@ static void stuck_sink_drops_and_says_so(void **state)
     }
     assert_int_equal(notices_total(got), (uint64_t)refused);
     assert_int_equal(count_x(got, len), want_xs); /* whole lines, none lost unsaid */
-    prism_log_writer_stop(w);
+    assert_int_equal(prism_log_writer_stop(w), 0);
     fifo_read_all(rfd, got, sizeof(got), &len);
     assert_int_equal(count_x(got, len), want_xs); /* nothing more at the stop */
     assert_int_equal(notices_total(got), (uint64_t)refused);
+    close(rfd);
+    unlink(path);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A sink that never takes writes again must not hold the server's stop:
+ * the stop gives up after its wait and says so; called again once the
+ * sink moves, it ends the thread and frees it. */
+static void stuck_sink_stop_gives_up(void **state)
+{
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof(path), "/tmp/prism-test-logfifo-stop-%d", (int)getpid());
+    unlink(path);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    int rfd = open(path, O_RDONLY | O_NONBLOCK);
+    assert_true(rfd >= 0);
+    fcntl(rfd, F_SETPIPE_SZ, 4096);
+    assert_int_equal(prism_log_configure(PRISM_LOG_INFO, 1, path), 0);
+
+    prism_log_writer *w = prism_log_writer_start(8192);
+    assert_non_null(w);
+    char line[100];
+    memset(line, 'y', sizeof(line));
+    line[sizeof(line) - 1] = '\n';
+    uint64_t accepted = 0;
+    for (int i = 0; i < 400; i++) { /* 40 KB: more than the pipe and both buffers */
+        accepted += prism_log_writer_put(w, line, sizeof(line)) == 0;
+        if (i % 40 == 0)
+            usleep(2000);
+    }
+    double t0 = now_s();
+    assert_int_equal(prism_log_writer_stop(w), -1);
+    double waited = now_s() - t0;
+    assert_true(waited >= 1.5 && waited < 10.0);
+    /* Still a writer: a put queues or drops, and returns at once. */
+    accepted += prism_log_writer_put(w, line, sizeof(line)) == 0;
+    assert_true(prism_log_writer_dropped(w) > 0);
+
+    /* The sink moves again: everything queued drains and the stop completes. */
+    static char got[64 * 1024];
+    size_t len = 0;
+    for (int idle = 0; idle < 200; idle++) {
+        if (fifo_read_all(rfd, got, sizeof(got), &len))
+            idle = 0;
+        usleep(1000);
+    }
+    assert_int_equal(prism_log_writer_stop(w), 0);
+    fifo_read_all(rfd, got, sizeof(got), &len);
+    assert_int_equal(count_char(got, len, 'y'), accepted * (sizeof(line) - 1));
     close(rfd);
     unlink(path);
 }
@@ -185,6 +246,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(lines_whole_and_in_order),
         cmocka_unit_test(stuck_sink_drops_and_says_so),
+        cmocka_unit_test(stuck_sink_stop_gives_up),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
