@@ -130,6 +130,27 @@ static uint64_t count_x(const char *buf, size_t len)
     return count_char(buf, len, 'x');
 }
 
+/* A FIFO as the log's sink, opened for reading but not read, with a pipe
+ * of 4 KB: a sink that stops taking writes. Returns the reading end. */
+static int open_unread_fifo(char *path, size_t cap, const char *name)
+{
+    snprintf(path, cap, "/tmp/prism-test-logfifo-%s-%d", name, (int)getpid());
+    unlink(path);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    int rfd = open(path, O_RDONLY | O_NONBLOCK);
+    assert_true(rfd >= 0);
+    fcntl(rfd, F_SETPIPE_SZ, 4096);
+    assert_int_equal(prism_log_configure(PRISM_LOG_INFO, 1, path), 0);
+    return rfd;
+}
+
+/* len - 1 copies of c and a newline. */
+static void fill_line(char *line, size_t len, char c)
+{
+    memset(line, c, len - 1);
+    line[len - 1] = '\n';
+}
+
 /* The sink is a pipe nobody reads (a journal or a container runtime that
  * stopped): puts return at once, those past the bound are dropped and
  * counted, and once the pipe is read again the writer says how many. */
@@ -137,19 +158,11 @@ static void stuck_sink_drops_and_says_so(void **state)
 {
     (void)state;
     char path[64];
-    snprintf(path, sizeof(path), "/tmp/prism-test-logfifo-%d", (int)getpid());
-    unlink(path);
-    assert_int_equal(mkfifo(path, 0600), 0);
-    int rfd = open(path, O_RDONLY | O_NONBLOCK);
-    assert_true(rfd >= 0);
-    fcntl(rfd, F_SETPIPE_SZ, 4096);
-    assert_int_equal(prism_log_configure(PRISM_LOG_INFO, 1, path), 0);
-
+    int rfd = open_unread_fifo(path, sizeof(path), "drops");
     prism_log_writer *w = prism_log_writer_start(8192);
     assert_non_null(w);
     char line[100];
-    memset(line, 'x', sizeof(line));
-    line[sizeof(line) - 1] = '\n';
+    fill_line(line, sizeof(line), 'x');
     int refused = 0;
     /* 40 KB against at most 4 KB in the pipe, 8 KB being written and 8 KB
      * waiting: the rest must be refused, and no put may block. */
@@ -199,19 +212,11 @@ static void stuck_sink_stop_gives_up(void **state)
 {
     (void)state;
     char path[64];
-    snprintf(path, sizeof(path), "/tmp/prism-test-logfifo-stop-%d", (int)getpid());
-    unlink(path);
-    assert_int_equal(mkfifo(path, 0600), 0);
-    int rfd = open(path, O_RDONLY | O_NONBLOCK);
-    assert_true(rfd >= 0);
-    fcntl(rfd, F_SETPIPE_SZ, 4096);
-    assert_int_equal(prism_log_configure(PRISM_LOG_INFO, 1, path), 0);
-
+    int rfd = open_unread_fifo(path, sizeof(path), "stop");
     prism_log_writer *w = prism_log_writer_start(8192);
     assert_non_null(w);
     char line[100];
-    memset(line, 'y', sizeof(line));
-    line[sizeof(line) - 1] = '\n';
+    fill_line(line, sizeof(line), 'y');
     uint64_t accepted = 0;
     for (int i = 0; i < 400; i++) { /* 40 KB: more than the pipe and both buffers */
         accepted += prism_log_writer_put(w, line, sizeof(line)) == 0;
