@@ -29,6 +29,7 @@ typedef struct prism_worker_env {
     struct prism_metrics *metrics;            /* this worker's */
     struct prism_metrics *const *all_metrics; /* every worker's, for GET /metrics */
     size_t worker_count;
+    struct prism_log_writer *log_writer; /* the server's, for its count of dropped lines; may be NULL */
     uv_loop_t *loop;
     uint64_t inflight;                       /* requests not yet disposed */
     struct prism_ctx *watching;              /* HTTP/1 requests watched for a client hang-up */

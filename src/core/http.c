@@ -9,6 +9,7 @@
 
 #include "auth.h"
 #include "cors.h"
+#include "logwriter.h"
 #include "metrics.h"
 
 static int path_is(h2o_iovec_t path, const char *prefix, const char *rest)
@@ -174,7 +175,9 @@ static void serve_metrics(prism_worker_env *env, prism_ctx *ctx)
         method_not_allowed(ctx, "GET, HEAD");
         return;
     }
-    char *text = env->all_metrics ? prism_metrics_render(env->all_metrics, env->worker_count) : NULL;
+    prism_metrics_process proc = {.log_lines_dropped =
+                                      env->log_writer != NULL ? prism_log_writer_dropped(env->log_writer) : 0};
+    char *text = env->all_metrics ? prism_metrics_render(env->all_metrics, env->worker_count, &proc) : NULL;
     if (text == NULL) {
         prism_respond_error(ctx, 503, "server_error", "metrics_unavailable", NULL, "Metrics are not available.");
         return;

@@ -947,17 +947,22 @@ static bool put_family(text *t, family *f)
     return true;
 }
 
-static void put_gauge(text *t, const char *name, const char *help, long long v)
+static void put_single(text *t, const char *name, const char *help, const char *type, long long v)
 {
     char b[24];
-    put_header(t, name, help, "gauge");
+    put_header(t, name, help, type);
     puts_(t, name);
     put(t, " ", 1);
     put(t, b, (size_t)snprintf(b, sizeof b, "%lld", v));
     put(t, "\n", 1);
 }
 
-static bool render_into(text *t, family *sum, prism_metrics *const *all, size_t n)
+static void put_gauge(text *t, const char *name, const char *help, long long v)
+{
+    put_single(t, name, help, "gauge", v);
+}
+
+static bool render_into(text *t, family *sum, prism_metrics *const *all, size_t n, const prism_metrics_process *p)
 {
     long long inflight = 0, streams = 0, conns = 0;
     for (size_t w = 0; w < n; w++) {
@@ -977,16 +982,21 @@ static bool render_into(text *t, family *sum, prism_metrics *const *all, size_t 
     put_gauge(t, "prism_upstream_connections_open",
               "Connections to plain http:// upstreams held by the built-in HTTP/1.1 client, idle ones included.",
               conns);
+    /* Always present, zero included, so an alert can watch it from the start. */
+    if (p != NULL)
+        put_single(t, "prism_log_lines_dropped_total",
+                   "Log lines dropped because the log (stderr or server.log.file) was not taking writes fast enough.",
+                   "counter", (long long)p->log_lines_dropped);
     return !t->failed;
 }
 
-char *prism_metrics_render(prism_metrics *const *all, size_t n)
+char *prism_metrics_render(prism_metrics *const *all, size_t n, const prism_metrics_process *p)
 {
     family sum[F_COUNT] = {0};
     text t = {0};
     for (int i = 0; i < F_COUNT; i++)
         sum[i].d = &families[i];
-    bool ok = render_into(&t, sum, all, n);
+    bool ok = render_into(&t, sum, all, n, p);
     for (int i = 0; i < F_COUNT; i++)
         family_free(&sum[i]);
     if (!ok) {

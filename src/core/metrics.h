@@ -60,9 +60,15 @@ void prism_metrics_upstream_conns(prism_metrics *m, int delta);
 /* Moves the open-streams gauge by `delta`. */
 void prism_metrics_streams(prism_metrics *m, int delta);
 
-/* Renders the sum over `n` workers' metrics; malloc'd NUL-terminated text,
- * NULL when out of memory. Safe from any thread while the owners record. */
-char *prism_metrics_render(prism_metrics *const *all, size_t n);
+/* What the process counts as a whole, next to the workers' metrics. */
+typedef struct prism_metrics_process {
+    unsigned long long log_lines_dropped; /* lines the log writer had no room for (logwriter.h) */
+} prism_metrics_process;
+
+/* Renders the sum over `n` workers' metrics and, when `p` is not NULL, the
+ * process's counters; malloc'd NUL-terminated text, NULL when out of memory.
+ * Safe from any thread while the owners record. */
+char *prism_metrics_render(prism_metrics *const *all, size_t n, const prism_metrics_process *p);
 
 void prism_metrics_free(prism_metrics *m);
 

@@ -221,6 +221,7 @@ static int worker_init(prism_server *srv, prism_worker *w, char *err, size_t err
     w->env.metrics = srv->metrics[w->index];
     w->env.all_metrics = srv->metrics;
     w->env.worker_count = (size_t)srv->nworkers;
+    w->env.log_writer = srv->log_writer;
     seed_rng(&w->env);
     prism_upstream_options uo = {.connect_timeout_ms = (long)srv->cfg->upstream_connect_timeout_ms,
                                  .ca_file = srv->cfg->tls_ca_file,

@@ -269,6 +269,7 @@ const FAMILIES = {
   prism_requests_in_flight: 'gauge',
   prism_streams_open: 'gauge',
   prism_upstream_connections_open: 'gauge',
+  prism_log_lines_dropped_total: 'counter',
 };
 
 async function scrape(gw, key = GATEWAY_KEY) {
@@ -401,6 +402,7 @@ describe('GET /metrics and the access log', { timeout: T(90000) }, () => {
       assert.ok(f, `family ${name} is exposed (even before it has samples)`);
       assert.equal(f.type, type, `${name} is a ${type}`);
     }
+    assert.equal(sampleValue(metrics, 'prism_log_lines_dropped_total'), 0, 'a log that keeps up drops nothing');
   });
 
   it('requests_total counts each label set; the 404 has no provider', { timeout: T(10000) }, async () => {

@@ -86,6 +86,13 @@ describe('a log sink that stops taking writes', { timeout: T(180000) }, () => {
     const logged = lines.filter((l) => l.includes(MARK.slice(0, 40))).length;
     assert.equal(logged + dropped, FLOOD, `${logged} flood lines logged + ${dropped} dropped`);
 
+    // /metrics has the same count, for alerts that do not read the log.
+    const m = await fetch(gw.url('/metrics'), { headers: { authorization: `Bearer ${GATEWAY_KEY}` } });
+    assert.equal(m.status, 200);
+    const counter = /^prism_log_lines_dropped_total (\d+)$/m.exec(await m.text());
+    assert.ok(counter, 'prism_log_lines_dropped_total is on /metrics');
+    assert.equal(Number(counter[1]), dropped, 'the counter equals the notices\' sum');
+
     await assertStillServes(stack, 'after the stall');
     await assertCleanExit(gw);
   });

@@ -174,9 +174,18 @@ static parsed parse(const char *text)
     return p;
 }
 
+static parsed render_with(prism_metrics *const *all, size_t n, const prism_metrics_process *proc)
+{
+    char *text = prism_metrics_render(all, n, proc);
+    parsed p = parse(text);
+    free(text);
+    return p;
+}
+
 static parsed render(prism_metrics *const *all, size_t n)
 {
-    char *text = prism_metrics_render(all, n);
+    static const prism_metrics_process none = {0};
+    char *text = prism_metrics_render(all, n, &none);
     parsed p = parse(text);
     free(text);
     return p;
@@ -411,7 +420,20 @@ static void test_gauges(void **state)
     parsed p = render(t->m, 2);
     assert_true(get(&p, "prism_requests_in_flight", 0) == 2);
     assert_true(get(&p, "prism_streams_open", 0) == 1);
+    assert_true(get(&p, "prism_log_lines_dropped_total", 0) == 0);
     parsed_free(&p);
+    /* The process's counter is passed in as it is, not summed per worker. */
+    prism_metrics_process proc = {.log_lines_dropped = 12345678901ULL};
+    p = render_with(t->m, 2, &proc);
+    assert_true(get(&p, "prism_log_lines_dropped_total", 0) == 12345678901.0);
+    assert_true(get(&p, "prism_requests_in_flight", 0) == 2);
+    parsed_free(&p);
+    /* Without one, the family is left out. */
+    char *text = prism_metrics_render(t->m, 2, NULL);
+    assert_non_null(text);
+    assert_null(strstr(text, "prism_log_lines_dropped_total"));
+    assert_non_null(strstr(text, "\nprism_streams_open 1\n"));
+    free(text);
 }
 
 static const struct {
@@ -430,6 +452,7 @@ static const struct {
     {"prism_requests_in_flight", "gauge"},
     {"prism_streams_open", "gauge"},
     {"prism_upstream_connections_open", "gauge"},
+    {"prism_log_lines_dropped_total", "counter"},
 };
 #define NFAMILIES (sizeof expected_families / sizeof expected_families[0])
 
@@ -472,7 +495,7 @@ static void test_label_escaping(void **state)
     prism_request_record r = chat(model, 0.1);
     r.fallback = 1;
     prism_metrics_record(t->m[0], &r);
-    char *text = prism_metrics_render(t->m, 2);
+    char *text = prism_metrics_render(t->m, 2, NULL);
     assert_non_null(strstr(text, "model=\"we\\\"ird\\\\mo\\ndel\""));
     parsed p = parse(text);
     free(text);
@@ -623,7 +646,7 @@ static void test_render_while_recording(void **state)
     bool rendered = true, consistent = true, monotonic = true;
     int renders = 0;
     while (!atomic_load(&rec.done)) {
-        char *text = prism_metrics_render(t->m, 2);
+        char *text = prism_metrics_render(t->m, 2, NULL);
         rendered = rendered && text != NULL;
         if (text == NULL)
             break;
