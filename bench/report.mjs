@@ -134,6 +134,21 @@ for (const h of recs.filter((r) => r.kind === 'hold')) {
     tenK ? '≤ 200 MB' : '', tenK ? yes(ok) : '');
 }
 
+// bench/soak.sh's outcome: resident memory after the first chunk of requests and after the last.
+const kib = (v) => `${Math.round(v).toLocaleString('en-US')} KiB`;
+for (const s of recs.filter((r) => r.kind === 'soak')) {
+  const paths = s.models.split(',').map((m) => `\`${m}\``).join(' and ');
+  const complete = s.requests >= s.target_requests;
+  const ok = complete && s.errors === 0 && s.ratio >= 0.95 && s.ratio <= 1.05;
+  row(`resident memory after ${s.first_at.toLocaleString('en-US')} and after ${s.requests.toLocaleString('en-US')} requests (${s.conns} conns, ${paths} alternating, ${s.body} body)`,
+    `Prism \`--workers ${s.workers}\``, '—', '—', '—',
+    `VmRSS ${kib(s.first_rss_kib)} → ${kib(s.last_rss_kib)} (ratio ${s.ratio.toFixed(3)}); ${s.errors} errors in ${s.seconds} s` +
+      (complete ? '' : `; stopped by its time bound before ${s.target_requests.toLocaleString('en-US')}`),
+    'within 5%', yes(ok));
+}
+const soakSkipped = skip('soak');
+if (soakSkipped) row('resident memory after 100k and after 1M requests', 'Prism `--workers 1`', '—', '—', '—', `not measured: ${soakSkipped.reason}`, 'within 5%', '**not met**');
+
 const out = [];
 out.push(`Machine: ${meta.nproc} CPUs (${meta.cpu}), ${meta.mem}, Linux ${meta.kernel}; load average at start ${meta.load}.`);
 out.push(`Prism ${meta.commit} (${meta.prism}); wrk ${meta.wrk}, ${meta.nginx}, Node ${meta.node}; ${meta.date}.`);

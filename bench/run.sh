@@ -20,7 +20,8 @@
 #                            BENCH_CACHE (default ~/.cache/prism-bench)
 #   BENCH_PIN=1              also measure the one-connection rows with every process pinned to
 #                            one CPU (0: skip): no cross-CPU wake-ups; see docs/BENCHMARKS.md
-#   BENCH_SECTIONS=tput,c1,workers,streams,hold   which parts to run
+#   BENCH_SECTIONS=tput,c1,workers,streams,hold,soak   which parts to run (soak: bench/soak.sh,
+#                            1,000,000 requests, VmRSS after 100k vs after 1M; SOAK_* knobs)
 #   BENCH_OUT=FILE           also write the table there
 #   BENCH_KEEP=1             keep the logs (the work directory is printed)
 set -euo pipefail
@@ -39,7 +40,7 @@ HOLD_MS=${BENCH_HOLD_MS:-5000}
 PORTKEY=${BENCH_PORTKEY:-1}
 CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/prism-bench}
 PIN=${BENCH_PIN:-1}
-SECTIONS=",${BENCH_SECTIONS:-tput,c1,workers,streams,hold},"
+SECTIONS=",${BENCH_SECTIONS:-tput,c1,workers,streams,hold,soak},"
 want() { [[ "$SECTIONS" == *",$1,"* ]]; }
 WRK_PREFIX=()
 
@@ -252,6 +253,18 @@ if [ "$H1_STREAMS" = auto ]; then
   [ "$H1_STREAMS" -gt 10000 ] && H1_STREAMS=10000
 fi
 [ "$H1_STREAMS" -gt 0 ] && hold h1 "$P_HOLD1" h1 "$H1_STREAMS"
+fi
+
+# --- memory after 100k and after 1M requests -----------------------------------------------------
+# bench/soak.sh with its own fake and a fresh Prism; it appends its outcome to the results even
+# when the goal is missed (its exit status), and says nothing there when it could not run.
+if want soak; then
+  note "soak: ${SOAK_REQUESTS:-1000000} requests through a fresh Prism (log: $WORK/soak.log)"
+  if ! SOAK_RESULT="$RESULTS" bash "$BENCH_DIR/soak.sh" >"$WORK/soak.log" 2>&1; then
+    grep -q '"kind":"soak"' "$RESULTS" ||
+      echo "{\"kind\":\"skip\",\"target\":\"soak\",\"reason\":\"$(tail -c 150 "$WORK/soak.log" | tr -d '"\n')\"}" >>"$RESULTS"
+  fi
+  note "soak: $(grep -E '^VmRSS after' "$WORK/soak.log" || tail -1 "$WORK/soak.log")"
 fi
 
 # --- the table --------------------------------------------------------------------------------

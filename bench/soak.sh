@@ -8,6 +8,8 @@
 #                                                (both paths: pass-through and translation)
 #   SOAK_CONNECTIONS=64, SOAK_WORKERS=1, SOAK_BODY=small|large|stream (stream: the small
 #   request answered as 20 streamed events, bench/nginx-fake.conf)
+#   SOAK_RESULT=FILE   also append the outcome there as one JSON line (bench/run.sh's
+#                      `soak` section puts it in its table)
 # Expects build/prism (or PRISM_BIN), nginx, wrk and node (scripts/install-bench-deps.sh).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -95,5 +97,9 @@ echo "soak: $done_reqs requests in ${elapsed}s of wall time (each chunk ends wit
 ratio=$(awk -v a="$first_rss" -v b="$last_rss" 'BEGIN { printf "%.3f", b / a }')
 verdict=$(awk -v r="$ratio" 'BEGIN { print (r <= 1.05 && r >= 0.95) ? "met" : "NOT met" }')
 echo "VmRSS after $first_at requests: $first_rss KiB; after $done_reqs requests: $last_rss KiB; ratio $ratio (goal: within 5%: $verdict)"
+if [ -n "${SOAK_RESULT:-}" ]; then
+  printf '{"kind":"soak","requests":%s,"target_requests":%s,"seconds":%s,"errors":%s,"conns":%s,"workers":%s,"body":"%s","models":"%s","first_at":%s,"first_rss_kib":%s,"last_rss_kib":%s,"ratio":%s}\n' \
+    "$done_reqs" "$TOTAL" "$elapsed" "$errors" "$CONNS" "$WORKERS" "$BODY" "$MODELS" "$first_at" "$first_rss" "$last_rss" "$ratio" >>"$SOAK_RESULT"
+fi
 grep -E ' (warn|error) ' "$WORK/prism.log" | grep -v 'no gateway API keys' | head -5 || true
 [ "$verdict" = met ] && [ "$done_reqs" -ge "$TOTAL" ]
