@@ -16,6 +16,8 @@ const NAMES = {
   nginx: 'nginx `proxy_pass` hop to the fake (the floor)',
   'prism-openai': 'Prism, OpenAI path (`gpt-4o-mini`, pass-through)',
   'prism-claude': 'Prism, Claude path (`claude-sonnet-4-5`, translated)',
+  'prism-openai-nolog': 'Prism, OpenAI path, access lines off (like the floor, which logs nothing)',
+  'prism-claude-nolog': 'Prism, Claude path, access lines off (like the floor, which logs nothing)',
   portkey: `Portkey AI gateway${portkeyVersion ? ` ${portkeyVersion}` : ''} (Node, npm)`,
   'prism-w1': 'Prism `--workers 1`, OpenAI path',
   'prism-w2': 'Prism `--workers 2`, OpenAI path',
@@ -57,9 +59,9 @@ for (const [group, label, goals] of [
   ['tput-stream', '300 B body, answer streamed as 20 text events', false],
 ]) {
   const floor = wrk(group, 'nginx');
-  for (const t of ['direct', 'nginx', 'prism-openai', 'prism-claude', 'portkey']) {
+  for (const t of ['direct', 'nginx', 'prism-openai', 'prism-claude', 'prism-openai-nolog', 'prism-claude-nolog', 'portkey']) {
     const r = wrk(group, t);
-    const m = `throughput, ${label}, ${r?.conns ?? ''} conns`;
+    const m = `throughput, ${label}, ${(r ?? floor)?.conns ?? ''} conns`;
     if (!r) {
       const s = skip(t);
       if (s && floor) row(m, NAMES[t], '—', '—', '—', `skipped: ${s.reason}`);

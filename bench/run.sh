@@ -18,6 +18,8 @@
 #   BENCH_HOLD_MS=5000       how long they are held open
 #   BENCH_PORTKEY=1          also measure @portkey-ai/gateway (0: skip); installed once into
 #                            BENCH_CACHE (default ~/.cache/prism-bench)
+#   BENCH_NOLOG=1            also measure Prism with its access lines off in the unstreamed
+#                            throughput rows, like for like with the floor (0: skip)
 #   BENCH_PIN=1              also measure the one-connection rows with every process pinned to
 #                            one CPU (0: skip): no cross-CPU wake-ups; see docs/BENCHMARKS.md
 #   BENCH_SECTIONS=tput,c1,workers,streams,hold,soak   which parts to run (soak: bench/soak.sh,
@@ -40,6 +42,7 @@ HOLD_MS=${BENCH_HOLD_MS:-5000}
 PORTKEY=${BENCH_PORTKEY:-1}
 CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/prism-bench}
 PIN=${BENCH_PIN:-1}
+NOLOG=${BENCH_NOLOG:-1}
 SECTIONS=",${BENCH_SECTIONS:-tput,c1,workers,streams,hold,soak},"
 want() { [[ "$SECTIONS" == *",$1,"* ]]; }
 WRK_PREFIX=()
@@ -50,7 +53,8 @@ RESULTS="$WORK/results.jsonl"
 machine_json >"$RESULTS"
 note "work directory $WORK; ${SECS}s per measurement, $CONNS connections"
 
-read -r P_FAKE P_NGINX P_PRISM P_PRISM_S P_PRISM_W2 P_SFAST P_SSLOW P_HOLD P_HOLD1 P_PORTKEY P_PRISM_SA P_NGINX_S <<<"$(free_ports 12)"
+read -r P_FAKE P_NGINX P_PRISM P_PRISM_S P_PRISM_W2 P_SFAST P_SSLOW P_HOLD P_HOLD1 P_PORTKEY P_PRISM_SA P_NGINX_S P_PRISM_NL \
+  <<<"$(free_ports 13)"
 
 # --- the fakes and the baselines ---------------------------------------------------------
 start_nginx fake "$BENCH_DIR/nginx-fake.conf" "$P_FAKE"
@@ -73,6 +77,13 @@ if want tput; then
   check_stream nginx "http://127.0.0.1:$P_NGINX/stream/v1/chat/completions" gpt-4o-mini
   check_stream prism-openai "http://127.0.0.1:$P_PRISM_SA/v1/chat/completions" gpt-4o-mini
   check_stream prism-claude "http://127.0.0.1:$P_PRISM_SA/v1/chat/completions" claude-sonnet-4-5
+fi
+
+# Like for like with the floor, which writes no access log: a third Prism with its access
+# lines off (server.log.access: false), for the unstreamed throughput rows.
+if want tput && [ "$NOLOG" = 1 ]; then
+  BENCH_ACCESS_LOG=0 start_prism prism-nolog "$P_PRISM_NL" 1 "http://127.0.0.1:$P_FAKE/v1" "http://127.0.0.1:$P_FAKE"
+  check_chat prism-nolog "http://127.0.0.1:$P_PRISM_NL/v1/chat/completions" claude-sonnet-4-5
 fi
 
 # --- the peer gateway (optional) -----------------------------------------------------------
@@ -159,6 +170,10 @@ while [ "$ROUND" -le "$ROUNDS" ]; do
       run_wrk "tput-$size" nginx "http://127.0.0.1:$P_NGINX" "post-$size.lua" 1 "$CONNS" gpt-4o-mini
       run_wrk "tput-$size" prism-openai "http://127.0.0.1:$P_PRISM" "post-$size.lua" 1 "$CONNS" gpt-4o-mini
       run_wrk "tput-$size" prism-claude "http://127.0.0.1:$P_PRISM" "post-$size.lua" 1 "$CONNS" claude-sonnet-4-5
+      if [ "$NOLOG" = 1 ]; then
+        run_wrk "tput-$size" prism-openai-nolog "http://127.0.0.1:$P_PRISM_NL" "post-$size.lua" 1 "$CONNS" gpt-4o-mini
+        run_wrk "tput-$size" prism-claude-nolog "http://127.0.0.1:$P_PRISM_NL" "post-$size.lua" 1 "$CONNS" claude-sonnet-4-5
+      fi
       if [ -n "$PORTKEY_URL" ]; then
         run_wrk "tput-$size" portkey "$PORTKEY_URL" "post-$size.lua" 1 "$CONNS" gpt-4o-mini "${PORTKEY_HDR[@]}"
       fi
