@@ -30,13 +30,16 @@
  *
  * Watchdog. curl only knows whole-transfer and connect deadlines, but a
  * streaming model can be slow to start and then must not go quiet, so a
- * transfer with a first-byte or idle deadline gets its own uv_timer_t: armed
- * for the first byte when the handle joins the multi, re-armed for the idle
- * deadline on every header line and body chunk, and stopped while the
- * consumer has it paused (a slow client is not a silent upstream). The timer
- * is a separate allocation because the transfer is freed at once while
- * uv_close finishes later; it is re-armed with uv_timer_again, so a chunk
- * costs a heap update and no allocation.
+ * transfer with a first-byte or idle deadline gets a uv_timer_t: armed for
+ * the first byte when the handle joins the multi, moved to the idle deadline
+ * by the first header line, and stopped while the consumer has it paused (a
+ * slow client is not a silent upstream). Later header lines and chunks only
+ * note the time: the timer, when it fires, re-arms itself for what is left of
+ * the idle deadline counted from the last of them. A chunk so costs a store,
+ * not a timer-heap update (libcurl reports every header line, a dozen or more
+ * a response). Timers are kept by the pool for the next transfer instead of
+ * being closed: a transfer is freed at once, and a handle's close needs a
+ * loop turn and a callback.
  */
 #include "upstream.h"
 
@@ -58,8 +61,16 @@
 #define SPARE_EASY_MAX 32
 /* Parsed upstream URLs kept per worker: providers call a handful of them. */
 #define URL_CACHE_MAX 32
+/* Watchdog timers kept stopped for reuse; past this many, closed. */
+#define SPARE_WATCHDOG_MAX 1024
 
 typedef struct sock_watch sock_watch;
+
+/* A watchdog timer; `timer` first, so a closing handle is the whole thing. */
+typedef struct wd_timer {
+    uv_timer_t timer;
+    struct wd_timer *next_spare; /* pool->spare_watchdogs */
+} wd_timer;
 
 struct prism_upstream {
     prism_upstream_pool *pool;
@@ -70,8 +81,9 @@ struct prism_upstream {
     prism_upstream *prev, *next; /* pool->live */
     prism_upstream *add_next;    /* pool->to_add */
     prism_upstream *reap_next;   /* pool->reap */
-    uv_timer_t *watchdog;        /* NULL when neither deadline below is set */
+    wd_timer *watchdog;          /* NULL when neither deadline below is set */
     long first_byte_ms, idle_ms; /* 0: that deadline is off */
+    uint64_t last_kick_ms;       /* loop time of the last byte from the upstream */
     /* Final response's headers as "name\0value\0" pairs. */
     char *hdr;
     size_t hdr_len, hdr_cap;
@@ -120,6 +132,8 @@ struct prism_upstream_pool {
     bool closing;
     CURL *spare[SPARE_EASY_MAX];
     size_t spare_count;
+    wd_timer *spare_watchdogs; /* stopped, data NULL */
+    size_t spare_watchdog_count;
     struct {
         char *url;
         CURLU *parsed;
@@ -183,34 +197,58 @@ static int watchdog_open(prism_upstream *up, const prism_http_request_t *req)
     up->first_byte_ms = req->first_byte_timeout_ms > 0 ? req->first_byte_timeout_ms : 0;
     up->idle_ms = req->idle_timeout_ms > 0 ? req->idle_timeout_ms : 0;
     if (up->first_byte_ms == 0 && up->idle_ms == 0) {
-        return 0; /* most callers set neither: no timer to pay for */
+        return 0; /* neither deadline: no timer to pay for */
     }
-    up->watchdog = malloc(sizeof *up->watchdog);
-    if (!up->watchdog || uv_timer_init(up->pool->loop, up->watchdog) != 0) {
-        free(up->watchdog);
-        up->watchdog = NULL;
-        return -1;
+    prism_upstream_pool *pool = up->pool;
+    wd_timer *w = pool->spare_watchdogs;
+    if (w) {
+        pool->spare_watchdogs = w->next_spare;
+        pool->spare_watchdog_count--;
+    } else {
+        w = malloc(sizeof *w);
+        if (!w || uv_timer_init(pool->loop, &w->timer) != 0) {
+            free(w);
+            return -1;
+        }
+        pool->open_handles++;
     }
-    up->watchdog->data = up;
-    up->pool->open_handles++;
+    w->timer.data = up;
+    up->watchdog = w;
     return 0;
 }
 
 /* The timer's close callback runs on a later loop turn, after the transfer is
  * freed, so from here on it points at the pool only. */
+static void watchdog_free(prism_upstream_pool *pool, wd_timer *w)
+{
+    w->timer.data = pool;
+    uv_close((uv_handle_t *)&w->timer, on_watchdog_closed);
+}
+
+/* Back to the pool's spares, stopped, unless the pool is going away. */
 static void watchdog_close(prism_upstream *up)
 {
-    if (up->watchdog) {
-        up->watchdog->data = up->pool;
-        uv_close((uv_handle_t *)up->watchdog, on_watchdog_closed);
-        up->watchdog = NULL;
+    wd_timer *w = up->watchdog;
+    if (!w) {
+        return;
     }
+    prism_upstream_pool *pool = up->pool;
+    up->watchdog = NULL;
+    if (pool->closing || pool->free_requested || pool->spare_watchdog_count >= SPARE_WATCHDOG_MAX) {
+        watchdog_free(pool, w);
+        return;
+    }
+    uv_timer_stop(&w->timer);
+    w->timer.data = NULL;
+    w->next_spare = pool->spare_watchdogs;
+    pool->spare_watchdogs = w;
+    pool->spare_watchdog_count++;
 }
 
 static void watchdog_stop(prism_upstream *up)
 {
     if (up->watchdog) {
-        uv_timer_stop(up->watchdog);
+        uv_timer_stop(&up->watchdog->timer);
     }
 }
 
@@ -218,28 +256,31 @@ static void watchdog_stop(prism_upstream *up)
 static void watchdog_on_attach(prism_upstream *up)
 {
     if (up->watchdog && up->first_byte_ms > 0) {
-        uv_timer_start(up->watchdog, on_watchdog, (uint64_t)up->first_byte_ms, 0);
+        uv_timer_start(&up->watchdog->timer, on_watchdog, (uint64_t)up->first_byte_ms, 0);
     }
 }
 
-/* Something arrived from the upstream: the idle deadline starts over. */
+/* Something arrived from the upstream: the idle deadline starts over. After
+ * the first byte that is a note of the time, which on_watchdog reads. */
 static void watchdog_kick(prism_upstream *up)
 {
     if (!up->watchdog || up->paused) {
         return;
     }
+    uv_timer_t *t = &up->watchdog->timer;
+    up->last_kick_ms = uv_now(up->pool->loop);
     if (!up->first_byte_seen) {
         up->first_byte_seen = true;
         if (up->idle_ms == 0) {
-            uv_timer_stop(up->watchdog);
-            return;
+            uv_timer_stop(t);
+        } else {
+            uv_timer_start(t, on_watchdog, (uint64_t)up->idle_ms, 0);
         }
-        /* The repeat value is what uv_timer_again re-arms with. */
-        uv_timer_start(up->watchdog, on_watchdog, (uint64_t)up->idle_ms, (uint64_t)up->idle_ms);
         return;
     }
-    if (up->idle_ms > 0) {
-        uv_timer_again(up->watchdog);
+    /* Stopped by a pause, now over. */
+    if (up->idle_ms > 0 && !uv_is_active((uv_handle_t *)t)) {
+        uv_timer_start(t, on_watchdog, (uint64_t)up->idle_ms, 0);
     }
 }
 
@@ -638,6 +679,13 @@ static void on_watchdog(uv_timer_t *timer)
         return;
     }
     if (up->first_byte_seen) {
+        /* The deadline counts from the last byte, which may be newer than
+         * when the timer was armed: then it waits out what is left. */
+        uint64_t now = uv_now(up->pool->loop), due = up->last_kick_ms + (uint64_t)up->idle_ms;
+        if (due > now) {
+            uv_timer_start(timer, on_watchdog, due - now, 0);
+            return;
+        }
         snprintf(up->errbuf, sizeof up->errbuf, "the upstream sent nothing for %ld ms", up->idle_ms);
     } else {
         snprintf(up->errbuf, sizeof up->errbuf, "no response from the upstream within %ld ms", up->first_byte_ms);
@@ -935,6 +983,12 @@ static void pool_teardown(prism_upstream_pool *pool)
         curl_easy_cleanup(pool->spare[i]);
     }
     pool->spare_count = 0;
+    while (pool->spare_watchdogs) {
+        wd_timer *w = pool->spare_watchdogs;
+        pool->spare_watchdogs = w->next_spare;
+        watchdog_free(pool, w);
+    }
+    pool->spare_watchdog_count = 0;
     curl_multi_cleanup(pool->multi);
     pool->multi = NULL;
     prism_h1_pool_free(pool->h1);
