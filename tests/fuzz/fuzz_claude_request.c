@@ -3,6 +3,8 @@
  * must either write an Anthropic request (one JSON object, of the length it
  * reports, with a model, messages and max_tokens) or give a 400, with
  * nothing leaked.
+ * The same bytes as a Responses request must give the Chat Completions
+ * request it asks for, which then translates the same way, or a 400.
  * The JSON printer is checked on the way: whatever cJSON parsed prints as
  * JSON cJSON parses again, and printing that gives the same text (numbers
  * and strings survive the round trip exactly).
@@ -14,6 +16,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "responses.h"
 #include "translate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -60,6 +63,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         __builtin_trap();
     }
     free(body);
+    claude_error rerr;
+    cJSON *chat = claude_chat_from_responses(in, &rerr);
+    if (chat == NULL && (rerr.status != 400 || rerr.message[0] == '\0'))
+        __builtin_trap();
+    if (chat != NULL) {
+        if (rerr.status != 0 || !cJSON_IsArray(prism_json_get(chat, "messages")))
+            __builtin_trap();
+        print_round_trip(chat);
+        char *again = claude_request_from_openai(chat, &opt, &info, &len, &err);
+        if (again == NULL && err.status != 400)
+            __builtin_trap();
+        free(again);
+        cJSON_Delete(chat);
+    }
     cJSON_Delete(in);
     return 0;
 }

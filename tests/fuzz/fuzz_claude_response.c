@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "responses.h"
 #include "translate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -35,6 +36,19 @@ static void check_message(const uint8_t *data, size_t size)
         cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(out, "usage"), "prompt_tokens");
     if (text != NULL && (strlen(text) != len || !cJSON_IsObject(out) || !cJSON_IsNumber(prompt) ||
                          prompt->valuedouble != (double)counts.prompt))
+        __builtin_trap();
+    free(text);
+    cJSON_Delete(out);
+    /* The same message as a Response: one object whose usage holds the
+     * counts, echoing a request that is the input itself. */
+    text = claude_response_to_responses(in, in, &info, 1750000000L, &counts, &len, &err);
+    if (text == NULL && err.status != 502)
+        __builtin_trap();
+    out = text ? cJSON_ParseWithOpts(text, NULL, 1) : NULL;
+    const cJSON *input =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(out, "usage"), "input_tokens");
+    if (text != NULL && (strlen(text) != len || !cJSON_IsObject(out) || !cJSON_IsNumber(input) ||
+                         input->valuedouble != (double)counts.prompt))
         __builtin_trap();
     free(text);
     cJSON_Delete(out);

@@ -8,12 +8,17 @@
  *   - as the data of one event, given unterminated so ASan sees overreads,
  *     to a fresh stream and to one with blocks open.
  * Every output must be well-formed frames ending at the first [DONE] or
- * error frame; a broken invariant aborts.
+ * error frame; a broken invariant aborts. The byte stream also goes to the
+ * Responses translator, whose events must be "event: T\ndata: {"type":T,
+ * "sequence_number":0,1,2…}\n\n", ending with response.completed,
+ * response.incomplete, or error (and then response.failed once the
+ * Response had begun) once the stream is over.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "responses.h"
 #include "stream.h"
 
 /* Small, so the event size limit is reached often. */
@@ -103,6 +108,76 @@ static void sse_mode(const uint8_t *data, size_t size)
     claude_buf_free(&j);
 }
 
+typedef struct rrun {
+    claude_rstream *stream;
+    claude_buf out;
+} rrun;
+
+static int on_revent(void *user, const char *event, const char *data, size_t len)
+{
+    rrun *r = user;
+    claude_rstream_event(r->stream, event, data, len, &r->out);
+    return 0;
+}
+
+static void check_revents(const claude_buf *out, claude_stream_state state)
+{
+    int final = 0, errored = 0;
+    double seq = 0;
+    for (size_t i = 0; i < out->len;) {
+        check(!final);
+        const char *p = out->data + i, *nl = memchr(p, '\n', out->len - i);
+        check(out->len - i > 7 && memcmp(p, "event: ", 7) == 0 && nl != NULL);
+        size_t tlen = (size_t)(nl - p) - 7;
+        const char *d = nl + 1, *end = memchr(d, '\n', out->len - (size_t)(d - out->data));
+        check((size_t)(d - out->data) + 6 < out->len && memcmp(d, "data: ", 6) == 0 && end != NULL);
+        check((size_t)(end - out->data) + 1 < out->len && end[1] == '\n');
+        cJSON *j = cJSON_ParseWithLength(d + 6, (size_t)(end - d) - 6);
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
+        const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, "sequence_number");
+        check(cJSON_IsString(type) && strlen(type->valuestring) == tlen && memcmp(type->valuestring, p + 7, tlen) == 0);
+        check(cJSON_IsNumber(n) && n->valuedouble == seq++);
+        int failed = strcmp(type->valuestring, "response.failed") == 0;
+        check(!errored || failed); /* after an error, only the failed Response */
+        errored = strcmp(type->valuestring, "error") == 0;
+        final = failed || strcmp(type->valuestring, "response.completed") == 0 ||
+                strcmp(type->valuestring, "response.incomplete") == 0;
+        cJSON_Delete(j);
+        i = (size_t)(end - out->data) + 2;
+    }
+    check((final || errored) == (state != CLAUDE_STREAM_OPEN));
+}
+
+static claude_buf run_responses(const uint8_t *data, size_t size, const claude_request_info *info, int chunked)
+{
+    claude_sse *p = claude_sse_new(MAX_EVENT);
+    rrun r = {claude_rstream_new(NULL, info, 1700000000L), {0}};
+    check(p && r.stream);
+    int rc = 0;
+    for (size_t i = 0; i < size && rc == 0;) {
+        size_t n = chunked ? 1 + data[i] % 17u : size;
+        n = n < size - i ? n : size - i;
+        rc = claude_sse_feed(p, (const char *)data + i, n, on_revent, &r);
+        i += n;
+    }
+    claude_rstream_fail(r.stream, "upstream_disconnected", "The upstream stream ended early.", &r.out);
+    check(claude_rstream_state_of(r.stream) != CLAUDE_STREAM_OPEN);
+    check_revents(&r.out, claude_rstream_state_of(r.stream));
+    claude_sse_free(p);
+    claude_rstream_free(r.stream);
+    return r.out;
+}
+
+static void responses_mode(const uint8_t *data, size_t size)
+{
+    claude_request_info info = {.stream = 1, .json_tool = (int)(size & 1), .json_tool_name = "f"};
+    claude_buf whole = run_responses(data, size, &info, 0);
+    claude_buf pieces = run_responses(data, size, &info, 1);
+    check(whole.len == pieces.len && (whole.len == 0 || memcmp(whole.data, pieces.data, whole.len) == 0));
+    claude_buf_free(&whole);
+    claude_buf_free(&pieces);
+}
+
 static void send(claude_stream *s, const char *json, claude_buf *out)
 {
     claude_stream_event(s, "", json, strlen(json), out);
@@ -145,5 +220,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     sse_mode(data, size);
     event_mode(data, size);
+    responses_mode(data, size);
     return 0;
 }

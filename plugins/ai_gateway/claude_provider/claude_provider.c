@@ -1,6 +1,6 @@
 /*
  * claude_provider - serves Claude models through Anthropic's Messages API
- * for clients that speak OpenAI's Chat Completions.
+ * for clients that speak OpenAI's Chat Completions or Responses API.
  *
  * This file is the glue: configuration, the upstream call, and relaying.
  * Everything that decides what goes across is pure code in translate.c
@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "prism/plugin.h"
+#include "responses.h"
 #include "stream.h"
 #include "translate.h"
 
@@ -45,13 +46,16 @@ typedef struct call {
     const char *headers[6]; /* the last one is the key's, swapped on retry */
     size_t header_count;
     claude_request_info info;
+    const cJSON *request; /* the client's; a Response echoes it */
+    int responses;        /* the Responses API, not Chat Completions */
     long created;
     int status;
     int streaming; /* the client's stream has begun */
     int paused;
     prism_body body; /* non-streamed body */
     claude_sse *sse;
-    claude_stream *st;
+    claude_stream *st;  /* chat.completion.chunk events */
+    claude_rstream *rs; /* Responses events */
     claude_buf out;
 } call;
 
@@ -137,9 +141,26 @@ static void call_release(void *data)
     call *c = data;
     claude_sse_free(c->sse);
     claude_stream_free(c->st);
+    claude_rstream_free(c->rs);
     claude_buf_free(&c->out);
     c->sse = NULL;
     c->st = NULL;
+    c->rs = NULL;
+}
+
+/* ---- the stream's translator, for either API ---- */
+
+static claude_stream_state stream_state(const call *c)
+{
+    return c->responses ? claude_rstream_state_of(c->rs) : claude_stream_state_of(c->st);
+}
+
+static void stream_fail(call *c, const char *code, const char *message)
+{
+    if (c->responses)
+        claude_rstream_fail(c->rs, code, message, &c->out);
+    else
+        claude_stream_fail(c->st, code, message, &c->out);
 }
 
 static void relay_headers(call *c)
@@ -169,10 +190,17 @@ static const cJSON *parse_event(void *data, const char *text, size_t len)
 static void begin_stream(call *c)
 {
     c->sse = claude_sse_new(MAX_EVENT_BYTES);
-    c->st = claude_stream_new(&c->info, c->created);
-    if (c->sse == NULL || c->st == NULL)
-        return;
-    claude_stream_set_parser(c->st, parse_event, prism_json_scratch_new(c->ctx));
+    if (c->responses) {
+        c->rs = claude_rstream_new(c->request, &c->info, c->created);
+        if (c->sse == NULL || c->rs == NULL)
+            return;
+        claude_rstream_set_parser(c->rs, parse_event, prism_json_scratch_new(c->ctx));
+    } else {
+        c->st = claude_stream_new(&c->info, c->created);
+        if (c->sse == NULL || c->st == NULL)
+            return;
+        claude_stream_set_parser(c->st, parse_event, prism_json_scratch_new(c->ctx));
+    }
     relay_headers(c);
     prism_stream_on_drain(c->ctx, on_drain, c);
     if (prism_stream_begin(c->ctx, 200, "text/event-stream; charset=utf-8") == 0)
@@ -194,7 +222,8 @@ static void on_response(void *data, prism_upstream *up, int status)
 static int on_event(void *data, const char *event, const char *json, size_t len)
 {
     call *c = data;
-    claude_stream_state st = claude_stream_event(c->st, event, json, len, &c->out);
+    claude_stream_state st = c->responses ? claude_rstream_event(c->rs, event, json, len, &c->out)
+                                          : claude_stream_event(c->st, event, json, len, &c->out);
     return st == CLAUDE_STREAM_OPEN ? 0 : 1;
 }
 
@@ -211,10 +240,10 @@ static void flush_out(call *c)
 
 static int relay_stream(call *c, const char *chunk, size_t len)
 {
-    if (claude_stream_state_of(c->st) != CLAUDE_STREAM_OPEN)
-        return 0; /* after [DONE] or an error frame, the rest is ignored */
+    if (stream_state(c) != CLAUDE_STREAM_OPEN)
+        return 0; /* after the end or an error frame, the rest is ignored */
     if (claude_sse_feed(c->sse, chunk, len, on_event, c) < 0)
-        claude_stream_fail(c->st, "upstream_protocol_error", "The Anthropic stream sent an oversized event.", &c->out);
+        stream_fail(c, "upstream_protocol_error", "The Anthropic stream sent an oversized event.");
     flush_out(c);
     if (prism_stream_buffered(c->ctx) > STREAM_HIGH_WATER) {
         c->paused = 1;
@@ -251,7 +280,11 @@ static void respond_translated(call *c)
     claude_error err = {0};
     claude_usage usage;
     size_t len = 0;
-    char *json = msg ? claude_response_to_openai(msg, &c->info, c->created, &usage, &len, &err) : NULL;
+    char *json = NULL;
+    if (msg != NULL && c->responses)
+        json = claude_response_to_responses(msg, c->request, &c->info, c->created, &usage, &len, &err);
+    else if (msg != NULL)
+        json = claude_response_to_openai(msg, &c->info, c->created, &usage, &len, &err);
     if (json == NULL) {
         if (err.status == 500)
             prism_respond_error(c->ctx, 500, "server_error", "internal_error", NULL, "Could not encode the response.");
@@ -301,11 +334,14 @@ static void on_complete(void *data, prism_upstream *up, prism_upstream_error err
         prism_log(c->p->host, PRISM_LOG_WARN, "request %s: upstream failed: %s", prism_ctx_request_id(c->ctx), message);
     if (c->streaming) {
         long prompt, completion;
-        claude_stream_usage(c->st, &prompt, &completion);
+        if (c->responses)
+            claude_rstream_usage(c->rs, &prompt, &completion);
+        else
+            claude_stream_usage(c->st, &prompt, &completion);
         prism_ctx_set_usage(c->ctx, prompt, completion);
-        if (claude_stream_state_of(c->st) == CLAUDE_STREAM_OPEN)
-            claude_stream_fail(c->st, err == PRISM_UPSTREAM_ERR_TIMEOUT ? "upstream_timeout" : "upstream_disconnected",
-                               "The Anthropic stream ended before the message was complete.", &c->out);
+        if (stream_state(c) == CLAUDE_STREAM_OPEN)
+            stream_fail(c, err == PRISM_UPSTREAM_ERR_TIMEOUT ? "upstream_timeout" : "upstream_disconnected",
+                        "The Anthropic stream ended before the message was complete.");
         flush_out(c);
         prism_stream_end(c->ctx);
     } else if (err != PRISM_UPSTREAM_OK) {
@@ -325,11 +361,19 @@ static void respond_translation_error(prism_ctx *ctx, const claude_error *e)
 }
 
 /* The translated body lives in request memory: curl reads it until the
- * transfer completes. */
-static const char *translate(prism_ctx *ctx, const provider *p, claude_request_info *info, size_t *len)
+ * transfer completes. A Responses request is first carried to the Chat
+ * Completions request it asks for. */
+static const char *translate(call *c, claude_request_info *info, size_t *len)
 {
+    prism_ctx *ctx = c->ctx;
     claude_error err = {0};
-    char *json = claude_request_from_openai(prism_ctx_json_read(ctx), &p->opt, info, len, &err);
+    cJSON *chat = NULL;
+    if (c->responses && (chat = claude_chat_from_responses(c->request, &err)) == NULL) {
+        respond_translation_error(ctx, &err);
+        return NULL;
+    }
+    char *json = claude_request_from_openai(chat ? chat : c->request, &c->p->opt, info, len, &err);
+    cJSON_Delete(chat);
     if (json == NULL) {
         respond_translation_error(ctx, &err);
         return NULL;
@@ -370,32 +414,38 @@ static void build_headers(call *c)
     c->header_count = n;
 }
 
-/* Claude answers chat completions only: Anthropic has no embeddings, and the
- * Responses API is not translated (its OpenAI models are relayed). */
+/* Claude answers Chat Completions and the Responses API; Anthropic has no
+ * embeddings. 1: chat, 2: responses, 0: refused (answered). */
 static int serves_path(prism_ctx *ctx)
 {
     const char *path = prism_ctx_path(ctx);
     if (prism_str_ends_with(path, "/chat/completions"))
         return 1;
+    if (prism_str_ends_with(path, "/responses"))
+        return 2;
     const char *slash = strrchr(path, '/');
     prism_respond_error(ctx, 400, "invalid_request_error", "unsupported_endpoint", "model",
-                        "Claude models are served on /chat/completions only, not on %s.", slash != NULL ? slash : path);
+                        "Claude models are served on /chat/completions and /responses, not on %s.",
+                        slash != NULL ? slash : path);
     return 0;
 }
 
 static prism_status provider_handle(void *instance, prism_ctx *ctx)
 {
     const provider *p = instance;
-    if (!serves_path(ctx))
+    int api = serves_path(ctx);
+    if (api == 0)
         return PRISM_DONE;
     call *c = prism_ctx_alloc(ctx, sizeof(*c));
     memset(c, 0, sizeof(*c));
     c->ctx = ctx;
     c->p = p;
+    c->responses = api == 2;
+    c->request = prism_ctx_json_read(ctx);
     c->created = (long)time(NULL);
     c->body.max = p->max_response_bytes;
     size_t len = 0;
-    const char *body = translate(ctx, p, &c->info, &len);
+    const char *body = translate(c, &c->info, &len);
     if (body == NULL)
         return PRISM_DONE;
     c->key = prism_keyring_pick(p->keys, ctx);

@@ -396,7 +396,7 @@ static void usage_read(claude_stream *s, const cJSON *usage)
 
 /* The whole text must be one JSON value: cJSON alone would accept a valid
  * prefix followed by garbage. */
-static cJSON *parse_exact(const char *data, size_t len)
+cJSON *claude_parse_exact(const char *data, size_t len)
 {
     const char *end = NULL;
     if (!data || len == 0)
@@ -967,7 +967,7 @@ claude_stream_state claude_stream_event(claude_stream *s, const char *event, con
         return CLAUDE_STREAM_ERROR;
     if (s->state != CLAUDE_STREAM_OPEN)
         return (claude_stream_state)s->state;
-    cJSON *owned = s->parse ? NULL : parse_exact(data, len);
+    cJSON *owned = s->parse ? NULL : claude_parse_exact(data, len);
     const cJSON *ev = s->parse ? s->parse(s->parse_data, data, len) : owned;
     const char *err = "event data that is not a JSON object";
     if (cJSON_IsObject(ev)) {

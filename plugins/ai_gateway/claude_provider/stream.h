@@ -57,6 +57,9 @@ claude_stream *claude_stream_new(const claude_request_info *info, long created);
  * a prism_json_scratch's, the same tree in a fraction of the time. */
 typedef const cJSON *claude_parse_fn(void *data, const char *text, size_t len);
 void claude_stream_set_parser(claude_stream *s, claude_parse_fn *parse, void *data);
+/* The default: cJSON's tree of the whole text, or NULL unless it is one JSON
+ * value with nothing after it but whitespace (cJSON_Delete it). */
+cJSON *claude_parse_exact(const char *data, size_t len);
 /* Translates one Anthropic event (name + JSON data) and appends the OpenAI
  * frames ("data: {...}\n\n", and "data: [DONE]\n\n" at the end) to out. */
 claude_stream_state claude_stream_event(claude_stream *s, const char *event, const char *data, size_t len,

@@ -1,0 +1,80 @@
+/*
+ * responses.h - OpenAI's Responses API on Claude, as pure functions.
+ *
+ * A Responses request is carried to the Chat Completions request it asks
+ * for, which translate_request.c then takes to Anthropic: one translation
+ * of the conversation, tools and options serves both endpoints. Anthropic's
+ * answer is written as a Response, and its stream as the Responses events
+ * (stream_responses.c). docs/translation.md, "The Responses API", is the
+ * table these implement.
+ */
+#ifndef CLAUDE_RESPONSES_H
+#define CLAUDE_RESPONSES_H
+
+#include "stream.h"
+#include "translate.h"
+
+/* The Chat Completions request (a new tree: cJSON_Delete) that `request`,
+ * a Responses request, asks for; NULL with *err filled (400, or 500 when
+ * memory ran out). */
+cJSON *claude_chat_from_responses(const cJSON *request, claude_error *err);
+
+/* The Response (malloc'd, its length in *len) for an Anthropic message;
+ * `request` is the client's Responses request, which the Response echoes.
+ * As claude_response_to_openai otherwise. */
+char *claude_response_to_responses(const cJSON *anthropic, const cJSON *request, const claude_request_info *info,
+                                   long created, claude_usage *usage, size_t *len, claude_error *err);
+
+/* ---- what the answer and the stream write alike ---- */
+
+/* One output item: a message with one output_text part, or a function call. */
+typedef struct claude_rsp_item {
+    int call;
+    char id[96];         /* msg_… or fc_… */
+    const char *call_id; /* a call's: the tool_use id, which the client sends back */
+    const char *name;
+    const char *text; /* the message's text, or the call's arguments */
+    size_t len;
+} claude_rsp_item;
+
+typedef struct claude_rsp_head {
+    const char *id; /* resp_… */
+    const char *model;
+    long created;
+    const char *status;     /* in_progress, completed, incomplete, failed */
+    const char *incomplete; /* incomplete_details.reason, or NULL */
+    const char *error_code; /* failed: error.code and error.message */
+    const char *error_message;
+    const claude_usage *usage; /* NULL: null */
+    const cJSON *request;      /* the client's request */
+} claude_rsp_head;
+
+/* The Response object with these items; `done` says whether each item is
+ * complete ("completed", with its content) or was just added. */
+void claude_rsp_write(prism_json_writer *w, const claude_rsp_head *h, const claude_rsp_item *items, size_t n);
+void claude_rsp_write_item(prism_json_writer *w, const claude_rsp_item *it, int done);
+/* An output_text part: {"type":"output_text","text":…,"annotations":[],"logprobs":[]}. */
+void claude_rsp_write_text_part(prism_json_writer *w, const char *text, size_t len);
+/* "resp_" (or the given prefix) and what follows the first '_' of an
+ * Anthropic id ("msg_01AB" -> "resp_01AB"); `k` > 0 adds "_k". */
+void claude_rsp_id(char *out, size_t outlen, const char *prefix, const char *anthropic_id, unsigned k);
+/* Whether a stop_reason leaves the Response incomplete: the reason then. */
+const char *claude_rsp_incomplete(const char *stop_reason);
+
+/* ---- the stream ---- */
+
+typedef struct claude_rstream claude_rstream;
+
+/* `request` (the client's request) must outlive the stream. */
+claude_rstream *claude_rstream_new(const cJSON *request, const claude_request_info *info, long created);
+void claude_rstream_set_parser(claude_rstream *s, claude_parse_fn *parse, void *data);
+/* One Anthropic event in; Responses events ("event: …\ndata: {…}\n\n") out. */
+claude_stream_state claude_rstream_event(claude_rstream *s, const char *event, const char *data, size_t len,
+                                         claude_buf *out);
+/* The upstream ended or failed before message_stop: an error event. */
+void claude_rstream_fail(claude_rstream *s, const char *code, const char *message, claude_buf *out);
+claude_stream_state claude_rstream_state_of(const claude_rstream *s);
+void claude_rstream_usage(const claude_rstream *s, long *prompt_tokens, long *completion_tokens);
+void claude_rstream_free(claude_rstream *s);
+
+#endif
