@@ -11,6 +11,8 @@
  */
 #include "stream.h"
 
+#include "event.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,15 +254,12 @@ typedef struct open_block {
 /* Anthropic streams blocks one after another (the table grows 4, 8, ...);
  * anything near this many open at once is a broken or hostile upstream. */
 #define MAX_OPEN_BLOCKS 64
-/* Token counts above this are nonsense; it also keeps sums exact in doubles. */
-#define MAX_TOKENS 1e15
-
 struct claude_stream {
     claude_request_info info;
     long created;
     char *id;
     char *model;
-    double input_tokens, cache_creation, cache_read, output_tokens;
+    claude_counts tokens;
     open_block *blocks;
     unsigned nblocks, cap;
     unsigned next_tool;
@@ -347,51 +346,12 @@ static void block_remove(claude_stream *s, unsigned index)
 /* ------------------------------------------------------------------ */
 /* JSON access that never trusts types */
 
-static const cJSON *obj_get(const cJSON *o, const char *key)
-{
-    return cJSON_IsObject(o) ? prism_json_get(o, key) : NULL;
-}
-
-static const char *str_get(const cJSON *o, const char *key)
-{
-    const cJSON *v = obj_get(o, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 /* An optional string field: absent is fine (""), any other type is not. */
 static int opt_str(const cJSON *o, const char *key, const char **out)
 {
-    const cJSON *v = obj_get(o, key);
+    const cJSON *v = ev_obj(o, key);
     *out = cJSON_IsString(v) ? v->valuestring : "";
     return v == NULL || cJSON_IsString(v) || cJSON_IsNull(v);
-}
-
-/* Block indexes are small non-negative integers; anything else is refused
- * rather than truncated into a colliding value. */
-static int index_get(const cJSON *o, unsigned *out)
-{
-    const cJSON *v = obj_get(o, "index");
-    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 2147483647.0))
-        return -1;
-    *out = (unsigned)v->valuedouble;
-    return (double)*out == v->valuedouble ? 0 : -1;
-}
-
-/* Usage counts are bookkeeping, not content: a bad one is ignored. */
-static void tokens_get(const cJSON *usage, const char *key, double *out)
-{
-    const cJSON *v = obj_get(usage, key);
-    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= MAX_TOKENS)
-        *out = (double)(long long)v->valuedouble;
-}
-
-/* Anthropic's counts are cumulative, so the latest event wins. */
-static void usage_read(claude_stream *s, const cJSON *usage)
-{
-    tokens_get(usage, "input_tokens", &s->input_tokens);
-    tokens_get(usage, "cache_creation_input_tokens", &s->cache_creation);
-    tokens_get(usage, "cache_read_input_tokens", &s->cache_read);
-    tokens_get(usage, "output_tokens", &s->output_tokens);
 }
 
 /* The whole text must be one JSON value: cJSON alone would accept a valid
@@ -418,10 +378,10 @@ cJSON *claude_parse_exact(const char *data, size_t len)
 static cJSON *usage_to_openai(const claude_stream *s)
 {
     cJSON *a = cJSON_CreateObject();
-    if (!prism_json_add(a, "input_tokens", cJSON_CreateNumber(s->input_tokens)) ||
-        !prism_json_add(a, "cache_creation_input_tokens", cJSON_CreateNumber(s->cache_creation)) ||
-        !prism_json_add(a, "cache_read_input_tokens", cJSON_CreateNumber(s->cache_read)) ||
-        !prism_json_add(a, "output_tokens", cJSON_CreateNumber(s->output_tokens))) {
+    if (!prism_json_add(a, "input_tokens", cJSON_CreateNumber(s->tokens.input)) ||
+        !prism_json_add(a, "cache_creation_input_tokens", cJSON_CreateNumber(s->tokens.cache_creation)) ||
+        !prism_json_add(a, "cache_read_input_tokens", cJSON_CreateNumber(s->tokens.cache_read)) ||
+        !prism_json_add(a, "output_tokens", cJSON_CreateNumber(s->tokens.output))) {
         cJSON_Delete(a);
         return NULL;
     }
@@ -676,28 +636,21 @@ static void protocol_error(claude_stream *s, claude_buf *out, const char *reason
 /* ------------------------------------------------------------------ */
 /* Event handlers: NULL when fine, else the reason the stream is broken */
 
-static char *str_dup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    return d ? memcpy(d, s, n) : NULL;
-}
-
 /* The role chunk waits for the first block (send_role). */
 static const char *on_message_start(claude_stream *s, const cJSON *ev, claude_buf *out)
 {
     (void)out;
     if (s->started)
         return "message_start came twice";
-    const cJSON *msg = obj_get(ev, "message");
-    const char *id = str_get(msg, "id"), *model = str_get(msg, "model");
+    const cJSON *msg = ev_obj(ev, "message");
+    const char *id = ev_str(msg, "id"), *model = ev_str(msg, "model");
     if (!id || !model)
         return "message_start without a message id and model";
-    s->id = str_dup(id);
-    s->model = str_dup(model);
+    s->id = ev_strdup(id);
+    s->model = ev_strdup(model);
     if (!s->id || !s->model || make_head(s) != NULL)
         return NOMEM;
-    usage_read(s, obj_get(msg, "usage"));
+    ev_counts_read(&s->tokens, ev_obj(msg, "usage"));
     s->started = 1;
     return NULL;
 }
@@ -737,7 +690,7 @@ static const char *start_text(claude_stream *s, unsigned index, block_kind kind,
 
 static const char *start_redacted(claude_stream *s, unsigned index, const cJSON *cb, claude_buf *out)
 {
-    const char *data = str_get(cb, "data");
+    const char *data = ev_str(cb, "data");
     if (!data)
         return "a redacted_thinking block without data";
     const char *err = block_add(s, index, BLOCK_REDACTED, 0);
@@ -759,7 +712,7 @@ static const char *json_delta(claude_stream *s, open_block *b, const char *parti
  * deltas; an input already in the start event is sent as the first delta. */
 static const char *start_input(claude_stream *s, unsigned index, const cJSON *cb, claude_buf *out)
 {
-    const cJSON *input = obj_get(cb, "input");
+    const cJSON *input = ev_obj(cb, "input");
     if (!cJSON_IsObject(input) || input->child == NULL)
         return NULL;
     char *text = prism_json_print(input, NULL);
@@ -770,7 +723,7 @@ static const char *start_input(claude_stream *s, unsigned index, const cJSON *cb
 
 static const char *start_tool(claude_stream *s, unsigned index, const cJSON *cb, claude_buf *out)
 {
-    const char *id = str_get(cb, "id"), *name = str_get(cb, "name");
+    const char *id = ev_str(cb, "id"), *name = ev_str(cb, "name");
     if (!id || !name)
         return "a tool_use block without id and name";
     if (is_json_tool(s, name)) {
@@ -790,19 +743,19 @@ static const char *start_tool(claude_stream *s, unsigned index, const cJSON *cb,
  * then says content "", else null. */
 static int starts_text(const claude_stream *s, const char *type, const cJSON *cb)
 {
-    const char *name = str_get(cb, "name");
+    const char *name = ev_str(cb, "name");
     return strcmp(type, "text") == 0 || (strcmp(type, "tool_use") == 0 && name && is_json_tool(s, name));
 }
 
 static const char *on_block_start(claude_stream *s, const cJSON *ev, claude_buf *out)
 {
     unsigned index;
-    if (index_get(ev, &index) != 0)
+    if (ev_index(ev, &index) != 0)
         return "content_block_start without a valid index";
     if (block_find(s, index))
         return "a content block started twice";
-    const cJSON *cb = obj_get(ev, "content_block");
-    const char *type = str_get(cb, "type");
+    const cJSON *cb = ev_obj(ev, "content_block");
+    const char *type = ev_str(cb, "type");
     if (!type)
         return "content_block_start without a block type";
     const char *err = send_role(s, starts_text(s, type, cb), out);
@@ -839,13 +792,13 @@ static int is_tool(const open_block *b)
 static const char *translate_delta(claude_stream *s, open_block *b, const char *type, const cJSON *d, claude_buf *out)
 {
     const char *v;
-    if (strcmp(type, "text_delta") == 0 && b->kind == BLOCK_TEXT && (v = str_get(d, "text")))
+    if (strcmp(type, "text_delta") == 0 && b->kind == BLOCK_TEXT && (v = ev_str(d, "text")))
         return emit_str(s, "content", v, out);
-    if (strcmp(type, "thinking_delta") == 0 && b->kind == BLOCK_THINKING && (v = str_get(d, "thinking")))
+    if (strcmp(type, "thinking_delta") == 0 && b->kind == BLOCK_THINKING && (v = ev_str(d, "thinking")))
         return emit_str(s, "reasoning_content", v, out);
-    if (strcmp(type, "signature_delta") == 0 && b->kind == BLOCK_THINKING && (v = str_get(d, "signature")))
+    if (strcmp(type, "signature_delta") == 0 && b->kind == BLOCK_THINKING && (v = ev_str(d, "signature")))
         return emit_thinking_block(s, "thinking", "thinking", "", "signature", v, out);
-    if (strcmp(type, "input_json_delta") == 0 && is_tool(b) && (v = str_get(d, "partial_json")))
+    if (strcmp(type, "input_json_delta") == 0 && is_tool(b) && (v = ev_str(d, "partial_json")))
         return json_delta(s, b, v, out);
     if (strcmp(type, "text_delta") == 0 || strcmp(type, "thinking_delta") == 0 ||
         strcmp(type, "signature_delta") == 0 || strcmp(type, "input_json_delta") == 0)
@@ -856,13 +809,13 @@ static const char *translate_delta(claude_stream *s, open_block *b, const char *
 static const char *on_block_delta(claude_stream *s, const cJSON *ev, claude_buf *out)
 {
     unsigned index;
-    if (index_get(ev, &index) != 0)
+    if (ev_index(ev, &index) != 0)
         return "content_block_delta without a valid index";
     open_block *b = block_find(s, index);
     if (!b)
         return "a delta for a content block that is not open";
-    const cJSON *d = obj_get(ev, "delta");
-    const char *type = str_get(d, "type");
+    const cJSON *d = ev_obj(ev, "delta");
+    const char *type = ev_str(d, "type");
     if (!type)
         return "content_block_delta without a delta type";
     if (b->kind == BLOCK_OTHER)
@@ -877,7 +830,7 @@ static const char *on_block_delta(claude_stream *s, const cJSON *ev, claude_buf 
 static const char *on_block_stop(claude_stream *s, const cJSON *ev, claude_buf *out)
 {
     unsigned index;
-    if (index_get(ev, &index) != 0)
+    if (ev_index(ev, &index) != 0)
         return NULL;
     open_block *b = block_find(s, index);
     const char *err = b && is_tool(b) && !b->has_input ? json_delta(s, b, "{}", out) : NULL;
@@ -887,8 +840,8 @@ static const char *on_block_stop(claude_stream *s, const cJSON *ev, claude_buf *
 
 static const char *on_message_delta(claude_stream *s, const cJSON *ev, claude_buf *out)
 {
-    const char *stop = str_get(obj_get(ev, "delta"), "stop_reason");
-    usage_read(s, obj_get(ev, "usage"));
+    const char *stop = ev_str(ev_obj(ev, "delta"), "stop_reason");
+    ev_counts_read(&s->tokens, ev_obj(ev, "usage"));
     const char *err = send_role(s, 1, out); /* an answer without content blocks */
     if (err)
         return err;
@@ -925,9 +878,9 @@ static const char *on_message_stop(claude_stream *s, const cJSON *ev, claude_buf
 
 static const char *on_error(claude_stream *s, const cJSON *ev, claude_buf *out)
 {
-    const cJSON *e = obj_get(ev, "error");
-    const char *message = str_get(e, "message"), *type, *code;
-    claude_error_names(str_get(e, "type"), &type, &code);
+    const cJSON *e = ev_obj(ev, "error");
+    const char *message = ev_str(e, "message"), *type, *code;
+    claude_error_names(ev_str(e, "type"), &type, &code);
     s->state = CLAUDE_STREAM_ERROR;
     if (emit_error(out, message ? message : "Anthropic reported an error mid-stream.", type, code) != 0)
         return NOMEM;
@@ -973,7 +926,7 @@ claude_stream_state claude_stream_event(claude_stream *s, const char *event, con
     if (cJSON_IsObject(ev)) {
         /* The JSON "type" is what Anthropic documents as authoritative; the
          * SSE event name only stands in when it is missing. */
-        const char *type = str_get(ev, "type");
+        const char *type = ev_str(ev, "type");
         err = route(s, type ? type : event ? event : "", ev, out);
     }
     cJSON_Delete(owned);
@@ -992,6 +945,6 @@ void claude_stream_fail(claude_stream *s, const char *code, const char *message,
 
 void claude_stream_usage(const claude_stream *s, long *prompt_tokens, long *completion_tokens)
 {
-    *prompt_tokens = (long)(s->input_tokens + s->cache_creation + s->cache_read);
-    *completion_tokens = (long)s->output_tokens;
+    *prompt_tokens = (long)(s->tokens.input + s->tokens.cache_creation + s->tokens.cache_read);
+    *completion_tokens = (long)s->tokens.output;
 }

@@ -13,11 +13,11 @@
  */
 #include "responses.h"
 
+#include "event.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MAX_TOKENS 1e15
 
 typedef enum { RB_TEXT, RB_CALL, RB_SKIP } rb_kind;
 
@@ -41,7 +41,7 @@ struct claude_rstream {
     unsigned char state, started, json_seen;
     char id[96];
     char *msg_id, *model;
-    double input_tokens, cache_creation, cache_read, output_tokens;
+    claude_counts tokens;
     char stop_reason[48];
     r_item *items;
     size_t n, cap;
@@ -98,54 +98,11 @@ claude_stream_state claude_rstream_state_of(const claude_rstream *s)
 
 void claude_rstream_usage(const claude_rstream *s, long *prompt_tokens, long *completion_tokens)
 {
-    *prompt_tokens = (long)(s->input_tokens + s->cache_creation + s->cache_read);
-    *completion_tokens = (long)s->output_tokens;
+    *prompt_tokens = (long)(s->tokens.input + s->tokens.cache_creation + s->tokens.cache_read);
+    *completion_tokens = (long)s->tokens.output;
 }
 
 /* ---- reading events ---- */
-
-static const cJSON *obj_get(const cJSON *o, const char *key)
-{
-    return cJSON_IsObject(o) ? prism_json_get(o, key) : NULL;
-}
-
-static const char *str_get(const cJSON *o, const char *key)
-{
-    const cJSON *v = obj_get(o, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static int index_get(const cJSON *o, unsigned *out)
-{
-    const cJSON *v = obj_get(o, "index");
-    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 2147483647.0))
-        return -1;
-    *out = (unsigned)v->valuedouble;
-    return (double)*out == v->valuedouble ? 0 : -1;
-}
-
-static void tokens_get(const cJSON *usage, const char *key, double *out)
-{
-    const cJSON *v = obj_get(usage, key);
-    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= MAX_TOKENS)
-        *out = (double)(long long)v->valuedouble;
-}
-
-/* Anthropic's counts are cumulative: the latest event wins. */
-static void usage_read(claude_rstream *s, const cJSON *usage)
-{
-    tokens_get(usage, "input_tokens", &s->input_tokens);
-    tokens_get(usage, "cache_creation_input_tokens", &s->cache_creation);
-    tokens_get(usage, "cache_read_input_tokens", &s->cache_read);
-    tokens_get(usage, "output_tokens", &s->output_tokens);
-}
-
-static char *str_dup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    return d ? memcpy(d, s, n) : NULL;
-}
 
 static r_item *item_open(claude_rstream *s, unsigned block)
 {
@@ -157,7 +114,7 @@ static r_item *item_open(claude_rstream *s, unsigned block)
 
 /* ---- writing events ---- */
 
-static prism_json_writer *ev_begin(claude_rstream *s, const char *type)
+static prism_json_writer *frame_begin(claude_rstream *s, const char *type)
 {
     prism_json_writer *w = s->w;
     prism_json_writer_clear(w);
@@ -169,7 +126,7 @@ static prism_json_writer *ev_begin(claude_rstream *s, const char *type)
     return w;
 }
 
-static const char *ev_end(claude_rstream *s, const char *type, claude_buf *out)
+static const char *frame_end(claude_rstream *s, const char *type, claude_buf *out)
 {
     size_t len = 0;
     prism_json_object_end(s->w);
@@ -210,56 +167,56 @@ static const char *emit_response(claude_rstream *s, const char *type, claude_rsp
         item_sync(&s->items[i]);
         pub[k++] = s->items[i].pub;
     }
-    claude_usage u = {.prompt = (long long)(s->input_tokens + s->cache_creation + s->cache_read),
-                      .completion = (long long)s->output_tokens,
-                      .cached = (long long)s->cache_read,
-                      .cache_write = (long long)s->cache_creation};
+    claude_usage u = {.prompt = (long long)(s->tokens.input + s->tokens.cache_creation + s->tokens.cache_read),
+                      .completion = (long long)s->tokens.output,
+                      .cached = (long long)s->tokens.cache_read,
+                      .cache_write = (long long)s->tokens.cache_creation};
     h->id = s->id;
     h->model = s->model;
     h->created = s->created;
     h->usage = strcmp(h->status, "in_progress") != 0 ? &u : NULL;
     h->request = s->request;
-    prism_json_writer *w = ev_begin(s, type);
+    prism_json_writer *w = frame_begin(s, type);
     PRISM_JSON_KEY(w, "response");
     claude_rsp_write(w, h, pub, k);
     free(pub);
-    return ev_end(s, type, out);
+    return frame_end(s, type, out);
 }
 
 static const char *emit_item(claude_rstream *s, const char *type, r_item *it, int done, claude_buf *out)
 {
     item_sync(it);
-    prism_json_writer *w = ev_begin(s, type);
+    prism_json_writer *w = frame_begin(s, type);
     PRISM_JSON_KEY(w, "output_index");
     prism_json_number(w, it->output);
     PRISM_JSON_KEY(w, "item");
     claude_rsp_write_item(w, &it->pub, done);
-    return ev_end(s, type, out);
+    return frame_end(s, type, out);
 }
 
 static const char *emit_part(claude_rstream *s, const char *type, r_item *it, int done, claude_buf *out)
 {
-    prism_json_writer *w = ev_begin(s, type);
+    prism_json_writer *w = frame_begin(s, type);
     item_ref(w, it);
     PRISM_JSON_KEY(w, "content_index");
     prism_json_number(w, 0);
     PRISM_JSON_KEY(w, "part");
     claude_rsp_write_text_part(w, done ? it->text.data : "", done ? it->text.len : 0);
-    return ev_end(s, type, out);
+    return frame_end(s, type, out);
 }
 
 /* `error`, then response.failed when the Response had begun. */
 static const char *emit_error(claude_rstream *s, const char *code, const char *message, claude_buf *out)
 {
     s->state = CLAUDE_STREAM_ERROR;
-    prism_json_writer *w = ev_begin(s, "error");
+    prism_json_writer *w = frame_begin(s, "error");
     PRISM_JSON_KEY(w, "code");
     prism_json_string(w, code, strlen(code));
     PRISM_JSON_KEY(w, "message");
     prism_json_string(w, message, strlen(message));
     PRISM_JSON_KEY(w, "param");
     prism_json_null(w);
-    const char *err = ev_end(s, "error", out);
+    const char *err = frame_end(s, "error", out);
     if (err != NULL || !s->started)
         return err;
     claude_rsp_head h = {.status = "failed", .error_code = code, .error_message = message};
@@ -283,16 +240,16 @@ static const char *on_message_start(claude_rstream *s, const cJSON *ev, claude_b
 {
     if (s->started)
         return "message_start came twice";
-    const cJSON *msg = obj_get(ev, "message");
-    const char *id = str_get(msg, "id"), *model = str_get(msg, "model");
+    const cJSON *msg = ev_obj(ev, "message");
+    const char *id = ev_str(msg, "id"), *model = ev_str(msg, "model");
     if (!id || !model)
         return "message_start without a message id and model";
-    s->msg_id = str_dup(id);
-    s->model = str_dup(model);
+    s->msg_id = ev_strdup(id);
+    s->model = ev_strdup(model);
     if (!s->msg_id || !s->model)
         return NOMEM;
     claude_rsp_id(s->id, sizeof(s->id), "resp_", id, 0);
-    usage_read(s, obj_get(msg, "usage"));
+    ev_counts_read(&s->tokens, ev_obj(msg, "usage"));
     s->started = 1;
     claude_rsp_head h = {.status = "in_progress"};
     const char *err = emit_response(s, "response.created", &h, out);
@@ -328,7 +285,7 @@ static const char *text_delta(claude_rstream *s, r_item *it, const char *delta, 
         return NOMEM;
     int call = it->kind == RB_CALL;
     const char *type = call ? "response.function_call_arguments.delta" : "response.output_text.delta";
-    prism_json_writer *w = ev_begin(s, type);
+    prism_json_writer *w = frame_begin(s, type);
     item_ref(w, it);
     if (!call) {
         PRISM_JSON_KEY(w, "content_index");
@@ -340,7 +297,7 @@ static const char *text_delta(claude_rstream *s, r_item *it, const char *delta, 
         PRISM_JSON_KEY(w, "logprobs");
         prism_json_raw(w, "[]", 2);
     }
-    return ev_end(s, type, out);
+    return frame_end(s, type, out);
 }
 
 static const char *start_text(claude_rstream *s, unsigned index, const char *initial, claude_buf *out)
@@ -363,8 +320,8 @@ static const char *start_call(claude_rstream *s, unsigned index, const char *id,
     if (it == NULL)
         return NOMEM;
     it->pub.call = 1;
-    it->call_id = str_dup(id);
-    it->name = str_dup(name);
+    it->call_id = ev_strdup(id);
+    it->name = ev_strdup(name);
     if (!it->call_id || !it->name)
         return NOMEM;
     it->pub.call_id = it->call_id;
@@ -376,19 +333,19 @@ static const char *start_call(claude_rstream *s, unsigned index, const char *id,
 static const char *on_block_start(claude_rstream *s, const cJSON *ev, claude_buf *out)
 {
     unsigned index;
-    if (index_get(ev, &index) != 0)
+    if (ev_index(ev, &index) != 0)
         return "content_block_start without a valid index";
     if (item_open(s, index))
         return "a content block started twice";
-    const cJSON *cb = obj_get(ev, "content_block");
-    const char *type = str_get(cb, "type");
+    const cJSON *cb = ev_obj(ev, "content_block");
+    const char *type = ev_str(cb, "type");
     if (type == NULL)
         return "content_block_start without a block type";
     if (strcmp(type, "text") == 0)
-        return start_text(s, index, str_get(cb, "text"), out);
+        return start_text(s, index, ev_str(cb, "text"), out);
     if (strcmp(type, "tool_use") != 0)
         return item_add(s, index, RB_SKIP) ? NULL : NOMEM; /* thinking, server tools */
-    const char *id = str_get(cb, "id"), *name = str_get(cb, "name");
+    const char *id = ev_str(cb, "id"), *name = ev_str(cb, "name");
     if (!id || !name)
         return "a tool_use block without an id and name";
     if (s->info.json_tool && !s->json_seen && strcmp(name, s->info.json_tool_name) == 0) {
@@ -404,13 +361,13 @@ static const char *on_block_start(claude_rstream *s, const cJSON *ev, claude_buf
 static const char *on_block_delta(claude_rstream *s, const cJSON *ev, claude_buf *out)
 {
     unsigned index;
-    if (index_get(ev, &index) != 0)
+    if (ev_index(ev, &index) != 0)
         return "content_block_delta without a valid index";
     r_item *it = item_open(s, index);
     if (it == NULL)
         return "a delta for a block that was not started";
-    const cJSON *d = obj_get(ev, "delta");
-    const char *type = str_get(d, "type");
+    const cJSON *d = ev_obj(ev, "delta");
+    const char *type = ev_str(d, "type");
     if (type == NULL)
         return "a delta without a type";
     if (it->kind == RB_SKIP)
@@ -420,7 +377,7 @@ static const char *on_block_delta(claude_rstream *s, const cJSON *ev, claude_buf
                                                               : NULL;
     if (key == NULL)
         return NULL; /* citations and whatever comes next */
-    const char *piece = str_get(d, key);
+    const char *piece = ev_str(d, key);
     if (piece == NULL)
         return "a delta without its text";
     if ((it->kind == RB_CALL || it->json) != (key[0] == 'p'))
@@ -431,7 +388,7 @@ static const char *on_block_delta(claude_rstream *s, const cJSON *ev, claude_buf
 static const char *on_block_stop(claude_rstream *s, const cJSON *ev, claude_buf *out)
 {
     unsigned index;
-    if (index_get(ev, &index) != 0)
+    if (ev_index(ev, &index) != 0)
         return "content_block_stop without a valid index";
     r_item *it = item_open(s, index);
     if (it == NULL)
@@ -443,13 +400,13 @@ static const char *on_block_stop(claude_rstream *s, const cJSON *ev, claude_buf 
     if (it->kind == RB_CALL) {
         if (it->text.len == 0 && claude_buf_append(&it->text, "{}", 2) != 0)
             return NOMEM; /* a call without input took no arguments */
-        prism_json_writer *w = ev_begin(s, "response.function_call_arguments.done");
+        prism_json_writer *w = frame_begin(s, "response.function_call_arguments.done");
         item_ref(w, it);
         PRISM_JSON_KEY(w, "arguments");
         prism_json_string(w, it->text.data, it->text.len);
-        err = ev_end(s, "response.function_call_arguments.done", out);
+        err = frame_end(s, "response.function_call_arguments.done", out);
     } else {
-        prism_json_writer *w = ev_begin(s, "response.output_text.done");
+        prism_json_writer *w = frame_begin(s, "response.output_text.done");
         item_ref(w, it);
         PRISM_JSON_KEY(w, "content_index");
         prism_json_number(w, 0);
@@ -457,7 +414,7 @@ static const char *on_block_stop(claude_rstream *s, const cJSON *ev, claude_buf 
         prism_json_string(w, it->text.data ? it->text.data : "", it->text.len);
         PRISM_JSON_KEY(w, "logprobs");
         prism_json_raw(w, "[]", 2);
-        err = ev_end(s, "response.output_text.done", out);
+        err = frame_end(s, "response.output_text.done", out);
         if (!err)
             err = emit_part(s, "response.content_part.done", it, 1, out);
     }
@@ -467,10 +424,10 @@ static const char *on_block_stop(claude_rstream *s, const cJSON *ev, claude_buf 
 static const char *on_message_delta(claude_rstream *s, const cJSON *ev, claude_buf *out)
 {
     (void)out;
-    const char *stop = str_get(obj_get(ev, "delta"), "stop_reason");
+    const char *stop = ev_str(ev_obj(ev, "delta"), "stop_reason");
     if (stop != NULL)
         snprintf(s->stop_reason, sizeof(s->stop_reason), "%s", stop);
-    usage_read(s, obj_get(ev, "usage"));
+    ev_counts_read(&s->tokens, ev_obj(ev, "usage"));
     return NULL;
 }
 
@@ -488,9 +445,9 @@ static const char *on_message_stop(claude_rstream *s, const cJSON *ev, claude_bu
 
 static const char *on_error(claude_rstream *s, const cJSON *ev, claude_buf *out)
 {
-    const cJSON *e = obj_get(ev, "error");
-    const char *message = str_get(e, "message"), *type, *code;
-    claude_error_names(str_get(e, "type"), &type, &code);
+    const cJSON *e = ev_obj(ev, "error");
+    const char *message = ev_str(e, "message"), *type, *code;
+    claude_error_names(ev_str(e, "type"), &type, &code);
     return emit_error(s, code, message ? message : "Anthropic reported an error mid-stream.", out);
 }
 
@@ -534,7 +491,7 @@ claude_stream_state claude_rstream_event(claude_rstream *s, const char *event, c
     const cJSON *ev = s->parse ? s->parse(s->parse_data, data, len) : owned;
     const char *err = "event data that is not a JSON object";
     if (cJSON_IsObject(ev)) {
-        const char *type = str_get(ev, "type");
+        const char *type = ev_str(ev, "type");
         err = route(s, type ? type : event ? event : "", ev, out);
     }
     cJSON_Delete(owned);
