@@ -425,6 +425,35 @@ static void broken_and_cut_streams(void **state)
     claude_buf_free(&out);
 }
 
+/* The text kept for response.completed is bounded: past the limit, an
+ * error and response.failed end the stream. */
+static void kept_text_is_bounded(void **state)
+{
+    (void)state;
+    claude_request_info info = {.stream = 1};
+    claude_rstream *s = claude_rstream_new(NULL, &info, 0);
+    claude_rstream_set_max_bytes(s, 8);
+    claude_buf out = {0};
+    const char *const evs[] = {
+        "{\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"c\",\"usage\":{}}}",
+        "{\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}",
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"12345\"}}",
+        "{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"6789\"}}",
+    };
+    for (size_t i = 0; i < 4; i++)
+        claude_rstream_event(s, "", evs[i], strlen(evs[i]), &out);
+    assert_int_equal(claude_rstream_state_of(s), CLAUDE_STREAM_ERROR);
+    events e;
+    split(&out, &e);
+    assert_string_equal(e.type[e.n - 2], "error");
+    assert_string_equal(str(e.ev[e.n - 2], "code"), "upstream_response_too_large");
+    assert_string_equal(e.type[e.n - 1], "response.failed");
+    assert_string_equal(str(e.ev[e.n - 1], "response.output.0.content.0.text"), "12345");
+    events_free(&e);
+    claude_rstream_free(s);
+    claude_buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -438,6 +467,7 @@ int main(void)
         cmocka_unit_test(json_tool_is_text),
         cmocka_unit_test(error_event_ends_the_stream),
         cmocka_unit_test(broken_and_cut_streams),
+        cmocka_unit_test(kept_text_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -195,6 +195,7 @@ static void begin_stream(call *c)
         if (c->sse == NULL || c->rs == NULL)
             return;
         claude_rstream_set_parser(c->rs, parse_event, prism_json_scratch_new(c->ctx));
+        claude_rstream_set_max_bytes(c->rs, c->p->max_response_bytes);
     } else {
         c->st = claude_stream_new(&c->info, c->created);
         if (c->sse == NULL || c->st == NULL)

@@ -45,11 +45,15 @@ struct claude_rstream {
     char stop_reason[48];
     r_item *items;
     size_t n, cap;
+    size_t kept, max_kept; /* bytes of text held for response.completed */
     unsigned outputs, texts, seq;
     prism_json_writer *w;
 };
 
+/* Handler results compared by address: not the upstream breaking the
+ * protocol, but memory running out, or the answer outgrowing its limit. */
 static const char NOMEM[] = "out of memory";
+static const char TOO_LONG[] = "too long";
 
 claude_rstream *claude_rstream_new(const cJSON *request, const claude_request_info *info, long created)
 {
@@ -66,7 +70,13 @@ claude_rstream *claude_rstream_new(const cJSON *request, const claude_request_in
         s->info = *info;
     s->info.json_tool_name[sizeof(s->info.json_tool_name) - 1] = '\0';
     s->created = created;
+    s->max_kept = (size_t)32 << 20;
     return s;
+}
+
+void claude_rstream_set_max_bytes(claude_rstream *s, size_t max_bytes)
+{
+    s->max_kept = max_bytes;
 }
 
 void claude_rstream_set_parser(claude_rstream *s, claude_parse_fn *parse, void *data)
@@ -229,6 +239,11 @@ static void protocol_error(claude_rstream *s, claude_buf *out, const char *reaso
         emit_error(s, "internal_error", "The gateway ran out of memory translating the stream.", out);
         return;
     }
+    if (reason == TOO_LONG) {
+        emit_error(s, "upstream_response_too_large", "The Anthropic stream's answer exceeded the gateway's limit.",
+                   out);
+        return;
+    }
     char msg[160];
     snprintf(msg, sizeof(msg), "Anthropic's stream broke the protocol: %s.", reason);
     emit_error(s, "upstream_protocol_error", msg, out);
@@ -281,6 +296,9 @@ static const char *text_delta(claude_rstream *s, r_item *it, const char *delta, 
     size_t len = strlen(delta);
     if (len == 0)
         return NULL; /* Anthropic opens a tool's input with an empty piece */
+    if (len > s->max_kept - s->kept)
+        return TOO_LONG;
+    s->kept += len;
     if (claude_buf_append(&it->text, delta, len) != 0)
         return NOMEM;
     int call = it->kind == RB_CALL;
