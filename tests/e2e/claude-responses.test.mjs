@@ -165,6 +165,31 @@ describe('Claude via the OpenAI SDK: the Responses API', { timeout: T(180000) },
     assert.equal(second.data.output_text, DEFAULT_TEXT);
   });
 
+  it('reasoning with tools: thinking is a reasoning item, and sent back it leads the assistant turn as the signed thinking block', { timeout: T(15000) }, async () => {
+    const id = toolUseId();
+    const thinking = { type: 'thinking', thinking: 'The user wants the weather; call the tool.', signature: 'EqQBCgIYAhIMsig' };
+    const first = await create(
+      { model: MODEL, input: 'Weather in Rome?', tools: TOOLS, reasoning: { effort: 'low' } },
+      { content: [thinking, { type: 'tool_use', id, name: 'get_weather', input: { city: 'Rome' } }], stopReason: 'tool_use' },
+    );
+    assert.equal(first.up.thinking.type, 'enabled', 'reasoning.effort turns thinking on');
+    const [rs, fc] = first.data.output;
+    assert.equal(rs.type, 'reasoning');
+    assert.deepEqual(rs.summary, [{ type: 'summary_text', text: thinking.thinking }]);
+    assert.equal(rs.encrypted_content, thinking.signature);
+    assert.equal(fc.type, 'function_call');
+
+    const second = await create({
+      model: MODEL,
+      tools: TOOLS,
+      reasoning: { effort: 'low' },
+      input: [{ role: 'user', content: 'Weather in Rome?' }, ...first.data.output, { type: 'function_call_output', call_id: id, output: 'sunny' }],
+    });
+    const turn = second.up.messages[1];
+    assert.equal(turn.role, 'assistant');
+    assert.deepEqual(turn.content, [thinking, { type: 'tool_use', id, name: 'get_weather', input: { city: 'Rome' } }]);
+  });
+
   it('text.format json_schema: the forced tool answer comes back as output_text', { timeout: T(15000) }, async () => {
     const schema = { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] };
     fake.reset();

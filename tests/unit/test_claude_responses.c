@@ -242,11 +242,14 @@ static void message_becomes_response(void **state)
     assert_string_equal(str(r, "status"), "incomplete");
     assert_string_equal(str(r, "incomplete_details.reason"), "max_output_tokens");
     assert_string_equal(str(r, "model"), "claude-x-1");
-    assert_int_equal(cJSON_GetArraySize(get(r, "output")), 2);
-    assert_json(get(r, "output.0"), "{\"id\":\"msg_01AB\",\"type\":\"message\",\"status\":\"completed\",\"role\":"
+    assert_int_equal(cJSON_GetArraySize(get(r, "output")), 3);
+    assert_json(get(r, "output.0"), "{\"id\":\"rs_01AB\",\"type\":\"reasoning\",\"status\":\"completed\","
+                                    "\"summary\":[{\"type\":\"summary_text\",\"text\":\"hm\"}],"
+                                    "\"encrypted_content\":\"s\"}");
+    assert_json(get(r, "output.1"), "{\"id\":\"msg_01AB_1\",\"type\":\"message\",\"status\":\"completed\",\"role\":"
                                     "\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"Hi.\","
                                     "\"annotations\":[],\"logprobs\":[]}]}");
-    assert_json(get(r, "output.1"), "{\"id\":\"fc_9\",\"type\":\"function_call\",\"status\":\"completed\","
+    assert_json(get(r, "output.2"), "{\"id\":\"fc_9\",\"type\":\"function_call\",\"status\":\"completed\","
                                     "\"arguments\":\"{\\\"a\\\":[1,2]}\",\"call_id\":\"toolu_9\",\"name\":\"f\"}");
     assert_json(get(r, "usage"), "{\"input_tokens\":6,\"input_tokens_details\":{\"cached_tokens\":2},"
                                  "\"output_tokens\":4,\"output_tokens_details\":{\"reasoning_tokens\":0},"
@@ -347,17 +350,72 @@ static void tool_stream(void **state)
     events_free(&e);
 }
 
-static void thinking_is_left_out(void **state)
+/* A thinking block: a reasoning item whose summary streams as the thinking
+ * and whose encrypted_content is the signature. */
+static void thinking_is_reasoning(void **state)
 {
     (void)state;
     events e;
     assert_int_equal(transcript("thinking.sse", &(claude_request_info){.stream = 1}, NULL, &e), CLAUDE_STREAM_DONE);
+    const char *const head[] = {"response.created",
+                                "response.in_progress",
+                                "response.output_item.added",
+                                "response.reasoning_summary_part.added",
+                                "response.reasoning_summary_text.delta",
+                                "response.reasoning_summary_text.delta",
+                                "response.reasoning_summary_text.done",
+                                "response.reasoning_summary_part.done",
+                                "response.output_item.done"};
+    assert_true(e.n > 9);
+    for (size_t i = 0; i < 9; i++)
+        assert_string_equal(e.type[i], head[i]);
+    assert_string_equal(str(e.ev[2], "item.type"), "reasoning");
+    assert_true(cJSON_IsNull(get(e.ev[2], "item.encrypted_content")));
+    char joined[1024] = "";
+    strcat(joined, str(e.ev[4], "delta"));
+    strcat(joined, str(e.ev[5], "delta"));
+    assert_int_equal(get(e.ev[4], "summary_index")->valueint, 0);
+    assert_string_equal(str(e.ev[6], "text"), joined);
+    assert_string_equal(str(e.ev[7], "part.text"), joined);
+    const cJSON *item = get(e.ev[8], "item");
+    assert_string_equal(str(item, "summary.0.type"), "summary_text");
+    assert_string_equal(str(item, "summary.0.text"), joined);
+    assert_non_null(strstr(str(item, "encrypted_content"), "EqQBCgIYAhIM"));
     const cJSON *done = get(e.ev[e.n - 1], "response");
-    const cJSON *item;
-    cJSON_ArrayForEach(item, get(done, "output")) assert_string_not_equal(str(item, "type"), "reasoning");
-    for (size_t i = 0; i < e.n; i++)
-        assert_null(strstr(e.type[i], "reasoning"));
+    assert_string_equal(str(done, "output.0.type"), "reasoning");
+    assert_string_equal(str(done, "output.1.type"), "message");
+    assert_int_equal(get(e.ev[e.n - 3], "output_index")->valueint, 1);
     events_free(&e);
+}
+
+/* Sent back, a reasoning item is the thinking block again, leading the
+ * assistant turn it came with; without encrypted_content it is dropped. */
+static void reasoning_goes_back_as_thinking(void **state)
+{
+    (void)state;
+    claude_error err;
+    cJSON *chat =
+        chat_of("{\"model\":\"c\",\"input\":[{\"role\":\"user\",\"content\":\"q\"},"
+                "{\"type\":\"reasoning\",\"id\":\"rs_1\",\"summary\":[{\"type\":\"summary_text\",\"text\":\"th\"},"
+                "{\"type\":\"summary_text\",\"text\":\"ink\"}],\"encrypted_content\":\"SIG\"},"
+                "{\"type\":\"message\",\"role\":\"assistant\",\"content\":[{\"type\":\"output_text\",\"text\":\"a\"}]},"
+                "{\"type\":\"function_call\",\"call_id\":\"t1\",\"name\":\"f\",\"arguments\":\"{}\"},"
+                "{\"type\":\"function_call_output\",\"call_id\":\"t1\",\"output\":\"1\"},"
+                "{\"type\":\"reasoning\",\"summary\":[],\"encrypted_content\":\"redacted_thinking:DATA\"},"
+                "{\"type\":\"reasoning\",\"summary\":[{\"type\":\"summary_text\",\"text\":\"x\"}]},"
+                "{\"type\":\"function_call\",\"call_id\":\"t2\",\"name\":\"f\",\"arguments\":\"{}\"}]}",
+                &err);
+    assert_non_null(chat);
+    assert_json(get(chat, "messages"),
+                "[{\"role\":\"user\",\"content\":\"q\"},"
+                "{\"role\":\"assistant\",\"thinking_blocks\":[{\"type\":\"thinking\",\"thinking\":\"think\","
+                "\"signature\":\"SIG\"}],\"content\":[{\"type\":\"text\",\"text\":\"a\"}],\"tool_calls\":[{\"id\":"
+                "\"t1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]},"
+                "{\"role\":\"tool\",\"tool_call_id\":\"t1\",\"content\":\"1\"},"
+                "{\"role\":\"assistant\",\"thinking_blocks\":[{\"type\":\"redacted_thinking\",\"data\":\"DATA\"}],"
+                "\"tool_calls\":[{\"id\":\"t2\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":"
+                "\"{}\"}}]}]");
+    cJSON_Delete(chat);
 }
 
 static void json_tool_is_text(void **state)
@@ -463,7 +521,8 @@ int main(void)
         cmocka_unit_test(not_a_message_is_502),
         cmocka_unit_test(text_stream),
         cmocka_unit_test(tool_stream),
-        cmocka_unit_test(thinking_is_left_out),
+        cmocka_unit_test(thinking_is_reasoning),
+        cmocka_unit_test(reasoning_goes_back_as_thinking),
         cmocka_unit_test(json_tool_is_text),
         cmocka_unit_test(error_event_ends_the_stream),
         cmocka_unit_test(broken_and_cut_streams),

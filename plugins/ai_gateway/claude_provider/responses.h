@@ -27,14 +27,23 @@ char *claude_response_to_responses(const cJSON *anthropic, const cJSON *request,
 
 /* ---- what the answer and the stream write alike ---- */
 
-/* One output item: a message with one output_text part, or a function call. */
+typedef enum claude_rsp_kind { CLAUDE_RSP_MESSAGE, CLAUDE_RSP_CALL, CLAUDE_RSP_REASONING } claude_rsp_kind;
+
+/* The prefix of a reasoning item's encrypted_content that holds a
+ * redacted_thinking block's data; otherwise it holds a thinking block's
+ * signature. Either way the client sends it back and Claude gets the block. */
+#define CLAUDE_RSP_REDACTED "redacted_thinking:"
+
+/* One output item: a message with one output_text part, a function call, or
+ * reasoning (a thinking block: its text as the summary). */
 typedef struct claude_rsp_item {
-    int call;
-    char id[96];         /* msg_… or fc_… */
+    claude_rsp_kind kind;
+    char id[96];         /* msg_…, fc_… or rs_… */
     const char *call_id; /* a call's: the tool_use id, which the client sends back */
     const char *name;
-    const char *text; /* the message's text, or the call's arguments */
+    const char *text; /* the message's text, the call's arguments, or the thinking */
     size_t len;
+    const char *sealed; /* reasoning: its encrypted_content, or NULL */
 } claude_rsp_item;
 
 typedef struct claude_rsp_head {

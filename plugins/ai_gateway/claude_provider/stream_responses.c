@@ -3,8 +3,9 @@
  *
  * Each text block becomes a message item with one output_text part, each
  * tool_use block a function_call item (the forced tool of a json
- * text.format becomes text), thinking and server-tool blocks become
- * nothing. Items are announced, streamed as deltas and completed as their
+ * text.format becomes text), each thinking block a reasoning item (its
+ * text as the summary, its signature as encrypted_content); server-tool
+ * blocks become nothing. Items are announced, streamed as deltas and completed as their
  * blocks start, grow and stop; response.completed (or response.incomplete)
  * then carries the whole Response, so the stream keeps every item's text.
  * Events are "event: <type>\ndata: {…,"sequence_number":n}\n\n"; an error
@@ -19,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { RB_TEXT, RB_CALL, RB_SKIP } rb_kind;
+typedef enum { RB_TEXT, RB_CALL, RB_REASON, RB_SKIP } rb_kind;
 
 typedef struct r_item {
     claude_rsp_item pub; /* what the Response shows; text set when written */
@@ -28,8 +29,10 @@ typedef struct r_item {
     unsigned output; /* output_index (not for RB_SKIP) */
     int open;        /* its block has not stopped */
     int json;        /* the forced tool of a json text.format: its input is text */
+    int redacted;    /* a redacted_thinking block: no summary */
     char *call_id, *name;
     claude_buf text;
+    claude_buf sealed; /* reasoning: encrypted_content */
 } r_item;
 
 struct claude_rstream {
@@ -93,6 +96,7 @@ void claude_rstream_free(claude_rstream *s)
         free(s->items[i].call_id);
         free(s->items[i].name);
         claude_buf_free(&s->items[i].text);
+        claude_buf_free(&s->items[i].sealed);
     }
     free(s->items);
     free(s->msg_id);
@@ -161,6 +165,24 @@ static void item_sync(r_item *it)
 {
     it->pub.text = it->text.data ? it->text.data : "";
     it->pub.len = it->text.len;
+    it->pub.sealed = it->sealed.len > 0 ? it->sealed.data : NULL;
+}
+
+/* Reasoning's summary part: {"type":"summary_text","text":…}. */
+static const char *emit_summary_part(claude_rstream *s, const char *type, r_item *it, int done, claude_buf *out)
+{
+    prism_json_writer *w = frame_begin(s, type);
+    item_ref(w, it);
+    PRISM_JSON_KEY(w, "summary_index");
+    prism_json_number(w, 0);
+    PRISM_JSON_KEY(w, "part");
+    prism_json_object_begin(w);
+    PRISM_JSON_KEY(w, "type");
+    PRISM_JSON_LIT(w, "summary_text");
+    PRISM_JSON_KEY(w, "text");
+    prism_json_string(w, done && it->text.data ? it->text.data : "", done ? it->text.len : 0);
+    prism_json_object_end(w);
+    return frame_end(s, type, out);
 }
 
 /* The Response as it stands; with usage once it is over. `h` has the
@@ -301,17 +323,21 @@ static const char *text_delta(claude_rstream *s, r_item *it, const char *delta, 
     s->kept += len;
     if (claude_buf_append(&it->text, delta, len) != 0)
         return NOMEM;
-    int call = it->kind == RB_CALL;
-    const char *type = call ? "response.function_call_arguments.delta" : "response.output_text.delta";
+    const char *type = it->kind == RB_CALL     ? "response.function_call_arguments.delta"
+                       : it->kind == RB_REASON ? "response.reasoning_summary_text.delta"
+                                               : "response.output_text.delta";
     prism_json_writer *w = frame_begin(s, type);
     item_ref(w, it);
-    if (!call) {
+    if (it->kind == RB_TEXT) {
         PRISM_JSON_KEY(w, "content_index");
+        prism_json_number(w, 0);
+    } else if (it->kind == RB_REASON) {
+        PRISM_JSON_KEY(w, "summary_index");
         prism_json_number(w, 0);
     }
     PRISM_JSON_KEY(w, "delta");
     prism_json_string(w, delta, len);
-    if (!call) {
+    if (it->kind == RB_TEXT) {
         PRISM_JSON_KEY(w, "logprobs");
         prism_json_raw(w, "[]", 2);
     }
@@ -337,7 +363,7 @@ static const char *start_call(claude_rstream *s, unsigned index, const char *id,
     r_item *it = item_add(s, index, RB_CALL);
     if (it == NULL)
         return NOMEM;
-    it->pub.call = 1;
+    it->pub.kind = CLAUDE_RSP_CALL;
     it->call_id = ev_strdup(id);
     it->name = ev_strdup(name);
     if (!it->call_id || !it->name)
@@ -346,6 +372,30 @@ static const char *start_call(claude_rstream *s, unsigned index, const char *id,
     it->pub.name = it->name;
     claude_rsp_id(it->pub.id, sizeof(it->pub.id), "fc_", id, 0);
     return emit_item(s, "response.output_item.added", it, 0, out);
+}
+
+/* `redacted`: a redacted_thinking block's data, sealed whole. */
+static const char *start_reasoning(claude_rstream *s, unsigned index, const char *initial, const char *redacted,
+                                   claude_buf *out)
+{
+    r_item *it = item_add(s, index, RB_REASON);
+    if (it == NULL)
+        return NOMEM;
+    it->pub.kind = CLAUDE_RSP_REASONING;
+    claude_rsp_id(it->pub.id, sizeof(it->pub.id), "rs_", s->msg_id, s->texts++);
+    if (redacted != NULL) {
+        it->redacted = 1;
+        if (claude_buf_append(&it->sealed, CLAUDE_RSP_REDACTED, strlen(CLAUDE_RSP_REDACTED)) != 0 ||
+            claude_buf_append(&it->sealed, redacted, strlen(redacted)) != 0)
+            return NOMEM;
+        return emit_item(s, "response.output_item.added", it, 0, out);
+    }
+    const char *err = emit_item(s, "response.output_item.added", it, 0, out);
+    if (!err)
+        err = emit_summary_part(s, "response.reasoning_summary_part.added", it, 0, out);
+    if (!err && initial && initial[0])
+        err = text_delta(s, it, initial, out);
+    return err;
 }
 
 static const char *on_block_start(claude_rstream *s, const cJSON *ev, claude_buf *out)
@@ -361,8 +411,14 @@ static const char *on_block_start(claude_rstream *s, const cJSON *ev, claude_buf
         return "content_block_start without a block type";
     if (strcmp(type, "text") == 0)
         return start_text(s, index, ev_str(cb, "text"), out);
+    if (strcmp(type, "thinking") == 0)
+        return start_reasoning(s, index, ev_str(cb, "thinking"), NULL, out);
+    if (strcmp(type, "redacted_thinking") == 0) {
+        const char *data = ev_str(cb, "data");
+        return data ? start_reasoning(s, index, NULL, data, out) : "a redacted_thinking block without data";
+    }
     if (strcmp(type, "tool_use") != 0)
-        return item_add(s, index, RB_SKIP) ? NULL : NOMEM; /* thinking, server tools */
+        return item_add(s, index, RB_SKIP) ? NULL : NOMEM; /* server tools and what comes next */
     const char *id = ev_str(cb, "id"), *name = ev_str(cb, "name");
     if (!id || !name)
         return "a tool_use block without an id and name";
@@ -374,6 +430,25 @@ static const char *on_block_start(claude_rstream *s, const cJSON *ev, claude_buf
         return err;
     }
     return start_call(s, index, id, name, out);
+}
+
+/* thinking_delta streams the summary; signature_delta is sealed, unseen
+ * until the item is done. */
+static const char *reasoning_delta(claude_rstream *s, r_item *it, const char *type, const cJSON *d, claude_buf *out)
+{
+    int thinking = strcmp(type, "thinking_delta") == 0;
+    if (!thinking && strcmp(type, "signature_delta") != 0)
+        return NULL;
+    const char *piece = ev_str(d, thinking ? "thinking" : "signature");
+    if (piece == NULL || it->redacted)
+        return "a thinking delta without its text, or for a redacted block";
+    if (thinking)
+        return text_delta(s, it, piece, out);
+    size_t len = strlen(piece);
+    if (len > s->max_kept - s->kept)
+        return TOO_LONG;
+    s->kept += len;
+    return claude_buf_append(&it->sealed, piece, len) == 0 ? NULL : NOMEM;
 }
 
 static const char *on_block_delta(claude_rstream *s, const cJSON *ev, claude_buf *out)
@@ -390,6 +465,8 @@ static const char *on_block_delta(claude_rstream *s, const cJSON *ev, claude_buf
         return "a delta without a type";
     if (it->kind == RB_SKIP)
         return NULL;
+    if (it->kind == RB_REASON)
+        return reasoning_delta(s, it, type, d, out);
     const char *key = strcmp(type, "text_delta") == 0         ? "text"
                       : strcmp(type, "input_json_delta") == 0 ? "partial_json"
                                                               : NULL;
@@ -415,7 +492,19 @@ static const char *on_block_stop(claude_rstream *s, const cJSON *ev, claude_buf 
     if (it->kind == RB_SKIP)
         return NULL;
     const char *err = NULL;
-    if (it->kind == RB_CALL) {
+    if (it->kind == RB_REASON) {
+        if (!it->redacted) {
+            prism_json_writer *w = frame_begin(s, "response.reasoning_summary_text.done");
+            item_ref(w, it);
+            PRISM_JSON_KEY(w, "summary_index");
+            prism_json_number(w, 0);
+            PRISM_JSON_KEY(w, "text");
+            prism_json_string(w, it->text.data ? it->text.data : "", it->text.len);
+            err = frame_end(s, "response.reasoning_summary_text.done", out);
+            if (!err)
+                err = emit_summary_part(s, "response.reasoning_summary_part.done", it, 1, out);
+        }
+    } else if (it->kind == RB_CALL) {
         if (it->text.len == 0 && claude_buf_append(&it->text, "{}", 2) != 0)
             return NOMEM; /* a call without input took no arguments */
         prism_json_writer *w = frame_begin(s, "response.function_call_arguments.done");

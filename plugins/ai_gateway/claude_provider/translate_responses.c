@@ -6,9 +6,10 @@
  *
  * Claude keeps no conversation here: previous_response_id, stored items
  * and background runs are refused with a 400 that says what to send
- * instead. Reasoning (thinking) is not part of the Response: Claude's
- * thinking blocks need their signatures sent back, which the Responses
- * items carry no place for.
+ * instead. Claude's thinking is a reasoning item whose summary is the
+ * thinking and whose encrypted_content is the block's signature (or a
+ * redacted block's data), so a client that sends its output back, as tool
+ * loops do, gives Claude its thinking blocks back as it requires.
  */
 #include "responses.h"
 
@@ -174,10 +175,14 @@ static int message_item(conv *c, const cJSON *it, int i)
         return fail(c, "invalid_type", "expected a message with a string role.", "input[%d].role", i);
     if (!is(role, "user") && !is(role, "assistant") && !is(role, "system") && !is(role, "developer"))
         return fail(c, "invalid_value", "expected one of user, assistant, system, developer.", "input[%d].role", i);
-    cJSON *msg = push(c, c->messages, cJSON_CreateObject());
-    put_str(c, msg, "role", role);
     char where[48];
     snprintf(where, sizeof(where), "input[%d].content", i);
+    cJSON *last = cJSON_GetArrayItem(c->messages, cJSON_GetArraySize(c->messages) - 1);
+    if (is(role, "assistant") && is(str_of(field(last, "role")), "assistant") && !prism_json_get(last, "content") &&
+        !prism_json_get(last, "tool_calls"))
+        return content_of(c, last, field(it, "content"), where); /* the turn its reasoning opened */
+    cJSON *msg = push(c, c->messages, cJSON_CreateObject());
+    put_str(c, msg, "role", role);
     return content_of(c, msg, field(it, "content"), where);
 }
 
@@ -228,6 +233,64 @@ static int output_item(conv *c, const cJSON *it, int i)
     return content_of(c, msg, field(it, "output"), where);
 }
 
+/* The summary parts' texts joined (malloc'd), or NULL when memory ran out. */
+static char *summary_text(const cJSON *summary)
+{
+    const cJSON *part;
+    size_t len = 0;
+    cJSON_ArrayForEach(part, summary)
+    {
+        const char *t = str_of(field(part, "text"));
+        len += t ? strlen(t) : 0;
+    }
+    char *text = malloc(len + 1);
+    if (text == NULL)
+        return NULL;
+    len = 0;
+    cJSON_ArrayForEach(part, summary)
+    {
+        const char *t = str_of(field(part, "text"));
+        size_t n = t ? strlen(t) : 0;
+        memcpy(text + len, t ? t : "", n);
+        len += n;
+    }
+    text[len] = '\0';
+    return text;
+}
+
+/* A reasoning item -> a thinking (or redacted_thinking) block on the
+ * assistant turn it opens; without encrypted_content there is no signature
+ * to make a block Claude accepts, and it is dropped. */
+static int reasoning_item(conv *c, const cJSON *it, int i)
+{
+    const cJSON *sealed = field(it, "encrypted_content");
+    if (sealed != NULL && !cJSON_IsString(sealed))
+        return fail(c, "invalid_type", "expected a string.", "input[%d].encrypted_content", i);
+    if (sealed == NULL)
+        return 0;
+    cJSON *turn = assistant_turn(c);
+    cJSON *blocks = prism_json_get(turn, "thinking_blocks");
+    if (blocks == NULL)
+        blocks = put(c, turn, "thinking_blocks", cJSON_CreateArray());
+    cJSON *b = push(c, blocks, cJSON_CreateObject());
+    size_t plen = strlen(CLAUDE_RSP_REDACTED);
+    if (strncmp(sealed->valuestring, CLAUDE_RSP_REDACTED, plen) == 0) {
+        put_str(c, b, "type", "redacted_thinking");
+        put_str(c, b, "data", sealed->valuestring + plen);
+        return 0;
+    }
+    char *text = summary_text(field(it, "summary"));
+    if (text == NULL) {
+        c->oom = 1;
+        return 0;
+    }
+    put_str(c, b, "type", "thinking");
+    put_str(c, b, "thinking", text);
+    put_str(c, b, "signature", sealed->valuestring);
+    free(text);
+    return 0;
+}
+
 static int input_item(conv *c, const cJSON *it, int i)
 {
     if (!cJSON_IsObject(it))
@@ -240,14 +303,14 @@ static int input_item(conv *c, const cJSON *it, int i)
     if (is(type, "function_call_output"))
         return output_item(c, it, i);
     if (is(type, "reasoning"))
-        return 0; /* Claude's thinking travels with its signature, which this item has no place for */
+        return reasoning_item(c, it, i);
     if (is(type, "item_reference"))
         return fail(c, "unsupported_parameter",
                     "Claude models keep no stored items: send the items themselves instead of a reference.",
                     "input[%d]", i);
     return fail(c, "unsupported_parameter",
-                "only message, function_call and function_call_output items can be sent to Claude.", "input[%d].type",
-                i);
+                "only message, function_call, function_call_output and reasoning items can be sent to Claude.",
+                "input[%d].type", i);
 }
 
 static int messages_of(conv *c, cJSON *chat)
@@ -467,8 +530,10 @@ void claude_rsp_write_item(prism_json_writer *w, const claude_rsp_item *it, int 
     PRISM_JSON_KEY(w, "id");
     prism_json_string(w, it->id, strlen(it->id));
     PRISM_JSON_KEY(w, "type");
-    if (it->call)
+    if (it->kind == CLAUDE_RSP_CALL)
         PRISM_JSON_LIT(w, "function_call");
+    else if (it->kind == CLAUDE_RSP_REASONING)
+        PRISM_JSON_LIT(w, "reasoning");
     else
         PRISM_JSON_LIT(w, "message");
     PRISM_JSON_KEY(w, "status");
@@ -476,7 +541,22 @@ void claude_rsp_write_item(prism_json_writer *w, const claude_rsp_item *it, int 
         PRISM_JSON_LIT(w, "completed");
     else
         PRISM_JSON_LIT(w, "in_progress");
-    if (it->call) {
+    if (it->kind == CLAUDE_RSP_REASONING) {
+        PRISM_JSON_KEY(w, "summary");
+        prism_json_array_begin(w);
+        if (done && it->len > 0) {
+            prism_json_object_begin(w);
+            PRISM_JSON_KEY(w, "type");
+            PRISM_JSON_LIT(w, "summary_text");
+            PRISM_JSON_KEY(w, "text");
+            prism_json_string(w, it->text, it->len);
+            prism_json_object_end(w);
+        }
+        prism_json_array_end(w);
+        PRISM_JSON_KEY(w, "encrypted_content");
+        const char *sealed = done ? it->sealed : NULL;
+        prism_json_string(w, sealed, sealed ? strlen(sealed) : 0);
+    } else if (it->kind == CLAUDE_RSP_CALL) {
         PRISM_JSON_KEY(w, "arguments");
         prism_json_string(w, done ? it->text : "", done ? it->len : 0);
         PRISM_JSON_KEY(w, "call_id");
@@ -619,8 +699,38 @@ static void rsp_error(claude_error *err, int status, const char *message)
     snprintf(err->message, sizeof(err->message), "%s", message);
 }
 
-/* A block as an output item; 0 when it becomes none (thinking, server
- * tools), -1 when it is malformed. Arguments are printed into *owned. */
+/* A thinking or redacted_thinking block as a reasoning item; the sealed
+ * form of a redacted one is made in *owned. */
+static int reasoning_of(const cJSON *block, int redacted, const char *msg_id, unsigned *texts, claude_rsp_item *it,
+                        char **owned)
+{
+    it->kind = CLAUDE_RSP_REASONING;
+    claude_rsp_id(it->id, sizeof(it->id), "rs_", msg_id, (*texts)++);
+    it->text = "";
+    if (redacted) {
+        const char *data = str_of(field(block, "data"));
+        if (data == NULL)
+            return -1;
+        size_t plen = strlen(CLAUDE_RSP_REDACTED), dlen = strlen(data);
+        if ((*owned = malloc(plen + dlen + 1)) == NULL)
+            return -2;
+        memcpy(*owned, CLAUDE_RSP_REDACTED, plen);
+        memcpy(*owned + plen, data, dlen + 1);
+        it->sealed = *owned;
+        return 1;
+    }
+    const char *thinking = str_of(field(block, "thinking"));
+    if (thinking == NULL)
+        return -1;
+    it->text = thinking;
+    it->len = strlen(thinking);
+    it->sealed = str_of(field(block, "signature"));
+    return 1;
+}
+
+/* A block as an output item; 0 when it becomes none (server tools and
+ * whatever comes next), -1 when it is malformed. Arguments are printed
+ * into *owned. */
 static int item_of(const cJSON *block, const claude_request_info *info, int *json_seen, const char *msg_id,
                    unsigned *texts, claude_rsp_item *it, char **owned)
 {
@@ -635,6 +745,8 @@ static int item_of(const cJSON *block, const claude_request_info *info, int *jso
         it->len = strlen(text->valuestring);
         return 1;
     }
+    if (is(type, "thinking") || is(type, "redacted_thinking"))
+        return reasoning_of(block, is(type, "redacted_thinking"), msg_id, texts, it, owned);
     if (!is(type, "tool_use"))
         return type == NULL ? -1 : 0;
     const char *id = str_of(field(block, "id")), *name = str_of(field(block, "name"));
@@ -652,7 +764,7 @@ static int item_of(const cJSON *block, const claude_request_info *info, int *jso
         claude_rsp_id(it->id, sizeof(it->id), "msg_", msg_id, (*texts)++);
         return 1;
     }
-    it->call = 1;
+    it->kind = CLAUDE_RSP_CALL;
     it->call_id = id;
     it->name = name;
     claude_rsp_id(it->id, sizeof(it->id), "fc_", id, 0);
