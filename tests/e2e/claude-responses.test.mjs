@@ -190,6 +190,30 @@ describe('Claude via the OpenAI SDK: the Responses API', { timeout: T(180000) },
     assert.deepEqual(turn.content, [thinking, { type: 'tool_use', id, name: 'get_weather', input: { city: 'Rome' } }]);
   });
 
+  it('item_reference: the items of an earlier Response are kept and read back (what stored-response clients send); store: false keeps none', { timeout: T(15000) }, async () => {
+    const id = toolUseId();
+    const first = await create(
+      { model: MODEL, input: 'Weather in Lima?', tools: TOOLS },
+      { content: [{ type: 'text', text: 'One moment.' }, { type: 'tool_use', id, name: 'get_weather', input: { city: 'Lima' } }], stopReason: 'tool_use' },
+    );
+    const second = await create({
+      model: MODEL,
+      tools: TOOLS,
+      input: [
+        { role: 'user', content: 'Weather in Lima?' },
+        ...first.data.output.map((o) => ({ type: 'item_reference', id: o.id })),
+        { type: 'function_call_output', call_id: id, output: 'mild' },
+      ],
+    });
+    assert.deepEqual(second.up.messages[1], {
+      role: 'assistant',
+      content: [{ type: 'text', text: 'One moment.' }, { type: 'tool_use', id, name: 'get_weather', input: { city: 'Lima' } }],
+    });
+
+    const unkept = await create({ model: MODEL, input: 'Hi', store: false }, { content: [{ type: 'text', text: 'Not kept.' }] });
+    await expectRefused({ model: MODEL, input: [{ type: 'item_reference', id: unkept.data.output[0].id }] }, { code: 'invalid_value', param: 'input[0].id' });
+  });
+
   it('text.format json_schema: the forced tool answer comes back as output_text', { timeout: T(15000) }, async () => {
     const schema = { type: 'object', properties: { n: { type: 'integer' } }, required: ['n'] };
     fake.reset();
@@ -260,10 +284,10 @@ describe('Claude via the OpenAI SDK: the Responses API', { timeout: T(180000) },
     assert.equal(argDeltas.join(''), fc.arguments);
   });
 
-  it('refused before any upstream call: previous_response_id, a non-function tool, an item_reference', { timeout: T(15000) }, async () => {
+  it('refused before any upstream call: previous_response_id, a non-function tool, an unknown item_reference', { timeout: T(15000) }, async () => {
     await expectRefused({ model: MODEL, input: 'Hi', previous_response_id: 'resp_123' }, { code: 'unsupported_parameter', param: 'previous_response_id' });
     await expectRefused({ model: MODEL, input: 'Hi', tools: [{ type: 'web_search' }] }, { code: 'unsupported_parameter', param: 'tools[0].type' });
-    await expectRefused({ model: MODEL, input: [{ type: 'item_reference', id: 'msg_1' }] }, { code: 'unsupported_parameter', param: 'input[0]' });
+    await expectRefused({ model: MODEL, input: [{ type: 'item_reference', id: 'msg_never_seen' }] }, { code: 'invalid_value', param: 'input[0].id' });
     await expectRefused({ model: MODEL }, { code: 'missing_required_parameter', param: 'input' });
   });
 

@@ -64,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     free(body);
     claude_error rerr;
-    cJSON *chat = claude_chat_from_responses(in, &rerr);
+    cJSON *chat = claude_chat_from_responses(in, NULL, NULL, &rerr);
     if (chat == NULL && (rerr.status != 400 || rerr.message[0] == '\0'))
         __builtin_trap();
     if (chat != NULL) {

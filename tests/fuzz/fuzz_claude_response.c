@@ -41,7 +41,7 @@ static void check_message(const uint8_t *data, size_t size)
     cJSON_Delete(out);
     /* The same message as a Response: one object whose usage holds the
      * counts, echoing a request that is the input itself. */
-    text = claude_response_to_responses(in, in, &info, 1750000000L, &counts, &len, &err);
+    text = claude_response_to_responses(in, in, &info, 1750000000L, &counts, &len, &err, NULL, NULL);
     if (text == NULL && err.status != 502)
         __builtin_trap();
     out = text ? cJSON_ParseWithOpts(text, NULL, 1) : NULL;

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "item_store.h"
 #include "responses.h"
 
 #ifndef PRISM_TEST_DATA
@@ -46,7 +47,7 @@ static void assert_json(const cJSON *tree, const char *json)
 static cJSON *chat_of(const char *request, claude_error *err)
 {
     cJSON *in = parse(request);
-    cJSON *chat = claude_chat_from_responses(in, err);
+    cJSON *chat = claude_chat_from_responses(in, NULL, NULL, err);
     cJSON_Delete(in);
     return chat;
 }
@@ -190,8 +191,7 @@ static void request_refusals(void **state)
         {"{\"model\":\"c\"}", "missing_required_parameter", "input"},
         {"{\"model\":\"c\",\"input\":5}", "invalid_type", "input"},
         {"{\"model\":\"c\",\"input\":[{\"role\":\"tool\",\"content\":\"x\"}]}", "invalid_value", "input[0].role"},
-        {"{\"model\":\"c\",\"input\":[{\"type\":\"item_reference\",\"id\":\"m\"}]}", "unsupported_parameter",
-         "input[0]"},
+        {"{\"model\":\"c\",\"input\":[{\"type\":\"item_reference\",\"id\":\"m\"}]}", "invalid_value", "input[0].id"},
         {"{\"model\":\"c\",\"input\":[{\"type\":\"function_call\",\"call_id\":\"t\",\"name\":\"f\"}]}", "invalid_type",
          "input[0].arguments"},
         {"{\"model\":\"c\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_image\",\"file_id\":\"f\"}]}]}",
@@ -233,7 +233,7 @@ static void message_becomes_response(void **state)
     claude_error err;
     claude_usage u;
     size_t len = 0;
-    char *text = claude_response_to_responses(msg, request, &info, 1700000000L, &u, &len, &err);
+    char *text = claude_response_to_responses(msg, request, &info, 1700000000L, &u, &len, &err, NULL, NULL);
     assert_non_null(text);
     assert_int_equal(strlen(text), len);
     cJSON *r = parse(text);
@@ -272,7 +272,7 @@ static void not_a_message_is_502(void **state)
         cJSON *msg = parse(bad[i]);
         claude_error err;
         size_t len = 0;
-        assert_null(claude_response_to_responses(msg, NULL, NULL, 0, NULL, &len, &err));
+        assert_null(claude_response_to_responses(msg, NULL, NULL, 0, NULL, &len, &err, NULL, NULL));
         assert_int_equal(err.status, 502);
         assert_string_equal(err.code, "upstream_protocol_error");
         cJSON_Delete(msg);
@@ -512,6 +512,72 @@ static void kept_text_is_bounded(void **state)
     claude_buf_free(&out);
 }
 
+static char *lookup(void *data, const char *id)
+{
+    return claude_item_store_get(data, id);
+}
+
+static void keep(void *data, const char *id, const char *json, size_t len)
+{
+    claude_item_store_put(data, id, json, len);
+}
+
+/* The items of one Response are kept; a later request's item_reference
+ * reads them as if sent; an unknown id is a 400 naming it. */
+static void references_resolve_to_kept_items(void **state)
+{
+    (void)state;
+    claude_item_store *store = claude_item_store_new(16, 1 << 16);
+    assert_non_null(store);
+    cJSON *msg = parse("{\"id\":\"msg_01K\",\"content\":[{\"type\":\"text\",\"text\":\"Checking.\"},"
+                       "{\"type\":\"tool_use\",\"id\":\"toolu_7\",\"name\":\"f\",\"input\":{\"x\":1}}]}");
+    claude_error err;
+    size_t len = 0;
+    char *text = claude_response_to_responses(msg, NULL, NULL, 0, NULL, &len, &err, keep, store);
+    assert_non_null(text);
+    free(text);
+    cJSON_Delete(msg);
+    cJSON *in = parse("{\"model\":\"c\",\"input\":[{\"role\":\"user\",\"content\":\"q\"},"
+                      "{\"type\":\"item_reference\",\"id\":\"msg_01K\"},{\"type\":\"item_reference\",\"id\":\"fc_7\"},"
+                      "{\"type\":\"function_call_output\",\"call_id\":\"toolu_7\",\"output\":\"2\"}]}");
+    cJSON *chat = claude_chat_from_responses(in, lookup, store, &err);
+    assert_non_null(chat);
+    assert_json(
+        get(chat, "messages.1"),
+        "{\"role\":\"assistant\",\"content\":[{\"type\":\"text\",\"text\":\"Checking.\"}],\"tool_calls\":"
+        "[{\"id\":\"toolu_7\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{\\\"x\\\":1}\"}}]}");
+    cJSON_Delete(chat);
+    cJSON_Delete(in);
+    in = parse("{\"model\":\"c\",\"input\":[{\"type\":\"item_reference\",\"id\":\"msg_gone\"}]}");
+    assert_null(claude_chat_from_responses(in, lookup, store, &err));
+    assert_int_equal(err.status, 400);
+    assert_string_equal(err.param, "input[0].id");
+    cJSON_Delete(in);
+    claude_item_store_free(store);
+}
+
+/* Oldest out first, by count and by bytes; the newest of two under one id. */
+static void store_is_bounded(void **state)
+{
+    (void)state;
+    claude_item_store *s = claude_item_store_new(3, 20);
+    claude_item_store_put(s, "a", "{\"v\":1}", 7);
+    claude_item_store_put(s, "b", "{\"v\":2}", 7);
+    claude_item_store_put(s, "c", "{\"v\":3}", 7); /* 21 bytes: a goes */
+    char *a = claude_item_store_get(s, "a"), *c = claude_item_store_get(s, "c");
+    assert_null(a);
+    assert_string_equal(c, "{\"v\":3}");
+    free(c);
+    claude_item_store_put(s, "b", "{\"v\":4}", 7);
+    claude_item_store_put(s, "d", "{\"v\":5}", 7);
+    char *b = claude_item_store_get(s, "b");
+    assert_string_equal(b, "{\"v\":4}");
+    free(b);
+    claude_item_store_put(s, "huge", "0123456789012345678901234", 25); /* larger than the store: not kept */
+    assert_null(claude_item_store_get(s, "huge"));
+    claude_item_store_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -527,6 +593,8 @@ int main(void)
         cmocka_unit_test(error_event_ends_the_stream),
         cmocka_unit_test(broken_and_cut_streams),
         cmocka_unit_test(kept_text_is_bounded),
+        cmocka_unit_test(references_resolve_to_kept_items),
+        cmocka_unit_test(store_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

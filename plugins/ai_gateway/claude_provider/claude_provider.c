@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "prism/plugin.h"
+#include "item_store.h"
 #include "responses.h"
 #include "stream.h"
 #include "translate.h"
@@ -25,6 +26,10 @@
 #define STREAM_HIGH_WATER (256 * 1024)
 /* One SSE event larger than this is a broken upstream. */
 #define MAX_EVENT_BYTES (8u << 20)
+/* Output items of recent Responses kept for item_reference: this many, in
+ * this many bytes at most. */
+#define ITEMS_KEPT      10000
+#define ITEM_BYTES_KEPT (64u << 20)
 
 typedef struct provider {
     prism_keyring *keys; /* keys and endpoints ({base_url}/v1/messages) */
@@ -33,6 +38,7 @@ typedef struct provider {
     char *beta_header;
     claude_options opt;
     size_t max_response_bytes;
+    claude_item_store *items; /* recent Responses' output items, for item_reference */
     char **models;
     size_t model_count;
     prism_host *host;
@@ -87,6 +93,7 @@ static void provider_destroy(void *inst)
     if (p == NULL)
         return;
     prism_keyring_free(p->keys);
+    claude_item_store_free(p->items);
     free(p->version_header);
     free(p->beta_header);
     prism_strings_free(p->models, p->model_count);
@@ -131,6 +138,11 @@ static void *provider_create(const cJSON *config, prism_host *host, char *err, s
         return NULL;
     }
     read_options(p, config);
+    p->items = claude_item_store_new(ITEMS_KEPT, ITEM_BYTES_KEPT);
+    if (p->items == NULL) {
+        provider_destroy(p);
+        return snprintf(err, errlen, "out of memory"), NULL;
+    }
     return p;
 }
 
@@ -149,6 +161,24 @@ static void call_release(void *data)
 }
 
 /* ---- the stream's translator, for either API ---- */
+
+/* ---- the Responses API's kept items ---- */
+
+static char *lookup_item(void *data, const char *id)
+{
+    return claude_item_store_get(data, id);
+}
+
+static void keep_item(void *data, const char *id, const char *json, size_t len)
+{
+    claude_item_store_put(data, id, json, len);
+}
+
+/* Items are kept unless the client says "store": false, as OpenAI does. */
+static claude_item_keep *keeper(const call *c)
+{
+    return cJSON_IsFalse(prism_json_get(c->request, "store")) ? NULL : keep_item;
+}
 
 static claude_stream_state stream_state(const call *c)
 {
@@ -196,6 +226,7 @@ static void begin_stream(call *c)
             return;
         claude_rstream_set_parser(c->rs, parse_event, prism_json_scratch_new(c->ctx));
         claude_rstream_set_max_bytes(c->rs, c->p->max_response_bytes);
+        claude_rstream_set_keep(c->rs, keeper(c), c->p->items);
     } else {
         c->st = claude_stream_new(&c->info, c->created);
         if (c->sse == NULL || c->st == NULL)
@@ -283,7 +314,8 @@ static void respond_translated(call *c)
     size_t len = 0;
     char *json = NULL;
     if (msg != NULL && c->responses)
-        json = claude_response_to_responses(msg, c->request, &c->info, c->created, &usage, &len, &err);
+        json = claude_response_to_responses(msg, c->request, &c->info, c->created, &usage, &len, &err, keeper(c),
+                                            c->p->items);
     else if (msg != NULL)
         json = claude_response_to_openai(msg, &c->info, c->created, &usage, &len, &err);
     if (json == NULL) {
@@ -369,7 +401,7 @@ static const char *translate(call *c, claude_request_info *info, size_t *len)
     prism_ctx *ctx = c->ctx;
     claude_error err = {0};
     cJSON *chat = NULL;
-    if (c->responses && (chat = claude_chat_from_responses(c->request, &err)) == NULL) {
+    if (c->responses && (chat = claude_chat_from_responses(c->request, lookup_item, c->p->items, &err)) == NULL) {
         respond_translation_error(ctx, &err);
         return NULL;
     }

@@ -14,16 +14,26 @@
 #include "stream.h"
 #include "translate.h"
 
+/* A kept item's JSON (malloc'd) for {"type":"item_reference","id":…}, or
+ * NULL when unknown (item_store.h keeps them). */
+typedef char *claude_item_lookup(void *data, const char *id);
+/* Hands over a completed output item's JSON to keep under its id. */
+typedef void claude_item_keep(void *data, const char *id, const char *json, size_t len);
+
 /* The Chat Completions request (a new tree: cJSON_Delete) that `request`,
- * a Responses request, asks for; NULL with *err filled (400, or 500 when
+ * a Responses request, asks for; item references are looked up with
+ * `lookup` (NULL: none resolve). NULL with *err filled (400, or 500 when
  * memory ran out). */
-cJSON *claude_chat_from_responses(const cJSON *request, claude_error *err);
+cJSON *claude_chat_from_responses(const cJSON *request, claude_item_lookup *lookup, void *lookup_data,
+                                  claude_error *err);
 
 /* The Response (malloc'd, its length in *len) for an Anthropic message;
- * `request` is the client's Responses request, which the Response echoes.
- * As claude_response_to_openai otherwise. */
+ * `request` is the client's Responses request, which the Response echoes;
+ * its items go to `keep` (when not NULL). As claude_response_to_openai
+ * otherwise. */
 char *claude_response_to_responses(const cJSON *anthropic, const cJSON *request, const claude_request_info *info,
-                                   long created, claude_usage *usage, size_t *len, claude_error *err);
+                                   long created, claude_usage *usage, size_t *len, claude_error *err,
+                                   claude_item_keep *keep, void *keep_data);
 
 /* ---- what the answer and the stream write alike ---- */
 
@@ -62,6 +72,8 @@ typedef struct claude_rsp_head {
  * complete ("completed", with its content) or was just added. */
 void claude_rsp_write(prism_json_writer *w, const claude_rsp_head *h, const claude_rsp_item *items, size_t n);
 void claude_rsp_write_item(prism_json_writer *w, const claude_rsp_item *it, int done);
+/* Each item as its own completed JSON, handed to `keep`. */
+void claude_rsp_keep_items(const claude_rsp_item *items, size_t n, claude_item_keep *keep, void *data);
 /* An output_text part: {"type":"output_text","text":…,"annotations":[],"logprobs":[]}. */
 void claude_rsp_write_text_part(prism_json_writer *w, const char *text, size_t len);
 /* "resp_" (or the given prefix) and what follows the first '_' of an
@@ -80,6 +92,8 @@ void claude_rstream_set_parser(claude_rstream *s, claude_parse_fn *parse, void *
 /* The stream keeps every item's text for response.completed: past this many
  * bytes in all (default 32 MiB) it ends with an error instead. */
 void claude_rstream_set_max_bytes(claude_rstream *s, size_t max_bytes);
+/* The completed items go to `keep` when the Response completes. */
+void claude_rstream_set_keep(claude_rstream *s, claude_item_keep *keep, void *data);
 /* One Anthropic event in; Responses events ("event: …\ndata: {…}\n\n") out. */
 claude_stream_state claude_rstream_event(claude_rstream *s, const char *event, const char *data, size_t len,
                                          claude_buf *out);

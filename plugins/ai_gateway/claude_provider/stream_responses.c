@@ -49,6 +49,8 @@ struct claude_rstream {
     r_item *items;
     size_t n, cap;
     size_t kept, max_kept; /* bytes of text held for response.completed */
+    claude_item_keep *keep;
+    void *keep_data;
     unsigned outputs, texts, seq;
     prism_json_writer *w;
 };
@@ -80,6 +82,12 @@ claude_rstream *claude_rstream_new(const cJSON *request, const claude_request_in
 void claude_rstream_set_max_bytes(claude_rstream *s, size_t max_bytes)
 {
     s->max_kept = max_bytes;
+}
+
+void claude_rstream_set_keep(claude_rstream *s, claude_item_keep *keep, void *data)
+{
+    s->keep = keep;
+    s->keep_data = data;
 }
 
 void claude_rstream_set_parser(claude_rstream *s, claude_parse_fn *parse, void *data)
@@ -543,6 +551,12 @@ static const char *on_message_stop(claude_rstream *s, const cJSON *ev, claude_bu
     (void)ev;
     claude_rsp_head h = {.status = "completed", .incomplete = claude_rsp_incomplete(s->stop_reason)};
     s->state = CLAUDE_STREAM_DONE;
+    for (size_t i = 0; s->keep != NULL && i < s->n; i++) {
+        if (s->items[i].kind != RB_SKIP) {
+            item_sync(&s->items[i]);
+            claude_rsp_keep_items(&s->items[i].pub, 1, s->keep, s->keep_data);
+        }
+    }
     if (h.incomplete != NULL) {
         h.status = "incomplete";
         return emit_response(s, "response.incomplete", &h, out);

@@ -4,9 +4,9 @@
  * (translate_request.c takes that to Anthropic), and an Anthropic message
  * -> a Response.
  *
- * Claude keeps no conversation here: previous_response_id, stored items
- * and background runs are refused with a 400 that says what to send
- * instead. Claude's thinking is a reasoning item whose summary is the
+ * No conversation is kept here: previous_response_id and background runs
+ * are refused with a 400 that says what to send instead; an item_reference
+ * is read from the items the provider keeps (item_store.h). Claude's thinking is a reasoning item whose summary is the
  * thinking and whose encrypted_content is the block's signature (or a
  * redacted block's data), so a client that sends its output back, as tool
  * loops do, gives Claude its thinking blocks back as it requires.
@@ -23,6 +23,8 @@ typedef struct conv {
     cJSON *messages;
     claude_error *err;
     int oom;
+    claude_item_lookup *lookup;
+    void *lookup_data;
 } conv;
 
 static int is(const char *s, const char *lit)
@@ -291,6 +293,33 @@ static int reasoning_item(conv *c, const cJSON *it, int i)
     return 0;
 }
 
+static int input_item(conv *c, const cJSON *it, int i);
+
+/* {"type":"item_reference","id":…}: the item kept from an earlier Response,
+ * read as if it had been sent. */
+static int reference_item(conv *c, const cJSON *it, int i)
+{
+    const char *id = str_of(field(it, "id"));
+    if (id == NULL)
+        return fail(c, "invalid_type", "expected a string.", "input[%d].id", i);
+    char *json = c->lookup ? c->lookup(c->lookup_data, id) : NULL;
+    if (json == NULL)
+        return fail(c, "invalid_value",
+                    "no item with this id is kept here. Claude models keep the items of this gateway's recent "
+                    "responses only: send the item itself (store: false makes clients do so).",
+                    "input[%d].id", i);
+    cJSON *item = cJSON_Parse(json);
+    free(json);
+    if (item == NULL || is(str_of(field(item, "type")), "item_reference")) {
+        c->oom |= item == NULL;
+        cJSON_Delete(item);
+        return 0;
+    }
+    int rc = input_item(c, item, i);
+    cJSON_Delete(item);
+    return rc;
+}
+
 static int input_item(conv *c, const cJSON *it, int i)
 {
     if (!cJSON_IsObject(it))
@@ -305,9 +334,7 @@ static int input_item(conv *c, const cJSON *it, int i)
     if (is(type, "reasoning"))
         return reasoning_item(c, it, i);
     if (is(type, "item_reference"))
-        return fail(c, "unsupported_parameter",
-                    "Claude models keep no stored items: send the items themselves instead of a reference.",
-                    "input[%d]", i);
+        return reference_item(c, it, i);
     return fail(c, "unsupported_parameter",
                 "only message, function_call, function_call_output and reasoning items can be sent to Claude.",
                 "input[%d].type", i);
@@ -456,9 +483,10 @@ static void options_of(conv *c, cJSON *chat)
         put(c, chat, "reasoning_effort", copy(c, effort));
 }
 
-cJSON *claude_chat_from_responses(const cJSON *request, claude_error *err)
+cJSON *claude_chat_from_responses(const cJSON *request, claude_item_lookup *lookup, void *lookup_data,
+                                  claude_error *err)
 {
-    conv c = {.in = request, .err = err};
+    conv c = {.in = request, .err = err, .lookup = lookup, .lookup_data = lookup_data};
     memset(err, 0, sizeof(*err));
     if (!cJSON_IsObject(request)) {
         fail(&c, "invalid_type", "The request body must be a JSON object.", "%s", "");
@@ -690,6 +718,21 @@ void claude_rsp_write(prism_json_writer *w, const claude_rsp_head *h, const clau
 
 /* ---- an Anthropic message as a Response ---- */
 
+void claude_rsp_keep_items(const claude_rsp_item *items, size_t n, claude_item_keep *keep, void *data)
+{
+    for (size_t i = 0; keep != NULL && i < n; i++) {
+        prism_json_writer *w = prism_json_writer_new();
+        if (w == NULL)
+            return;
+        claude_rsp_write_item(w, &items[i], 1);
+        size_t len = 0;
+        char *json = prism_json_writer_finish(w, &len);
+        if (json != NULL)
+            keep(data, items[i].id, json, len);
+        free(json);
+    }
+}
+
 static void rsp_error(claude_error *err, int status, const char *message)
 {
     memset(err, 0, sizeof(*err));
@@ -772,7 +815,8 @@ static int item_of(const cJSON *block, const claude_request_info *info, int *jso
 }
 
 char *claude_response_to_responses(const cJSON *anthropic, const cJSON *request, const claude_request_info *info,
-                                   long created, claude_usage *usage, size_t *len, claude_error *err)
+                                   long created, claude_usage *usage, size_t *len, claude_error *err,
+                                   claude_item_keep *keep, void *keep_data)
 {
     memset(err, 0, sizeof(*err));
     const char *msg_id = str_of(field(anthropic, "id"));
@@ -812,6 +856,8 @@ char *claude_response_to_responses(const cJSON *anthropic, const cJSON *request,
             claude_rsp_write(w, &h, items, n);
         text = prism_json_writer_finish(w, len);
         rc = text ? 0 : -2;
+        if (text != NULL)
+            claude_rsp_keep_items(items, n, keep, keep_data);
     }
     for (size_t i = 0; owned && i < cap; i++)
         free(owned[i]);
