@@ -16,7 +16,7 @@ targets=(
   "fuzz_yaml|src/core/yaml.c src/core/interp.c|-lcjson -lyaml"
   "fuzz_claude_request|$CLAUDE/translate*.c $PRINT|-lcjson"
   "fuzz_claude_response|$CLAUDE/translate*.c $PRINT|-lcjson"
-  "fuzz_claude_stream|$CLAUDE/stream.c $CLAUDE/stream_responses.c $CLAUDE/translate*.c $PRINT|-lcjson"
+  "fuzz_claude_stream|$CLAUDE/stream.c $CLAUDE/stream_responses.c $CLAUDE/translate*.c $PRINT src/core/json_scan.cc|-lcjson -lsimdjson"
   "fuzz_json_scan|src/core/json_scan.cc|-lcjson -lsimdjson"
 )
 

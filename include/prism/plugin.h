@@ -106,6 +106,22 @@ const cJSON *prism_json_read(prism_ctx *ctx, const char *text, size_t len);
 typedef struct prism_json_scratch prism_json_scratch;
 prism_json_scratch *prism_json_scratch_new(prism_ctx *ctx);
 const cJSON *prism_json_scratch_read(prism_json_scratch *s, const char *text, size_t len);
+/* A few fields of a small object without its tree: want[i] names a member
+ * of the top-level object (in = -1) or of the object an earlier want names
+ * (in = that want's index), and got[i] describes it (prism_json_field
+ * below; times is 1 when present). Strings are unescaped and NUL-terminated
+ * and last until the plugin next reads JSON, by any call. 0, or -1 when
+ * the text is not one JSON object or is one a tree reads differently: read
+ * it with prism_json_scratch_read then. A stream's commonest event read
+ * this way costs about half its tree. */
+typedef struct prism_json_want {
+    const char *key;
+    size_t key_len;
+    int in;
+} prism_json_want;
+typedef struct prism_json_field prism_json_field;
+int prism_json_scratch_pick(prism_json_scratch *s, const char *text, size_t len, const prism_json_want *want,
+                            prism_json_field *got, size_t n);
 
 /* The body's fields without a tree. Routing and pass-through need a few
  * top-level fields; prism_ctx_json builds a node and copies a string for
@@ -128,14 +144,14 @@ typedef enum prism_json_type {
     PRISM_JSON_OBJECT,
 } prism_json_type;
 
-typedef struct prism_json_field {
+struct prism_json_field {
     prism_json_type type;
     unsigned times;     /* how often the name occurs in its object (0: absent); the rest is the first's */
     double number;      /* PRISM_JSON_NUMBER */
     const char *string; /* PRISM_JSON_STRING: unescaped, NUL-terminated, as long-lived as the request */
     size_t len;         /* its length in bytes (an escaped \u0000 counts) */
     size_t count;       /* PRISM_JSON_ARRAY, PRISM_JSON_OBJECT: how many elements */
-} prism_json_field;
+};
 
 /* What the body is. An object body is also well-formed UTF-8 without raw
  * control characters (prism_json_bytes_check tells which of those an

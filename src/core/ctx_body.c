@@ -135,6 +135,17 @@ const cJSON *prism_json_scratch_read(prism_json_scratch *s, const char *text, si
     return text != NULL && len > 0 ? pool_tree_of(s->ctx, &s->pool, text, len, 0) : NULL;
 }
 
+int prism_json_scratch_pick(prism_json_scratch *s, const char *text, size_t len, const prism_json_want *want,
+                            prism_json_field *got, size_t n)
+{
+    prism_json_scanner *scanner = scanner_of(s->ctx->env);
+    if (scanner == NULL || text == NULL || len == 0) {
+        memset(got, 0, n * sizeof(*got));
+        return -1;
+    }
+    return prism_json_pick(scanner, text, len, want, got, n);
+}
+
 static prism_scan_result scan_body(prism_ctx *ctx)
 {
     if (ctx->scanned == 0) {

@@ -342,6 +342,67 @@ bool has_bom(const char *text, size_t len)
     return len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0;
 }
 
+/* ---- picks: a few fields read where they lie ---- */
+
+/* Keys are short: a byte loop costs less than a memcmp call. */
+inline bool same_key(const char *a, const char *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+
+/* Fills the picks whose parent is `in` from obj's members, the first of a
+ * duplicated name winning (as a tree lookup finds it), and descends into an
+ * object some later pick names as its parent. Picks only name earlier
+ * picks, so the depth is bounded by their number. */
+void pick_members(const simdjson::dom::object &obj, long in, const prism_json_want *want, prism_json_field *got,
+                  size_t n)
+{
+    for (auto kv : obj) {
+        const char *key = kv.key.data();
+        size_t len = kv.key.size();
+        for (size_t i = 0; i < n; i++) {
+            if (want[i].key_len != len || want[i].in != in || got[i].type != PRISM_JSON_ABSENT ||
+                !same_key(key, want[i].key, len))
+                continue;
+            element v = kv.value;
+            prism_json_field &f = got[i];
+            switch (v.type()) {
+            case element_type::STRING: {
+                std::string_view str = v.get_string().value_unsafe();
+                f.type = PRISM_JSON_STRING;
+                f.string = str.data(); /* the parser keeps it NUL-terminated */
+                f.len = str.size();
+                break;
+            }
+            case element_type::INT64:
+            case element_type::UINT64:
+            case element_type::DOUBLE:
+                f.type = PRISM_JSON_NUMBER;
+                f.number = v.get_double().value_unsafe();
+                break;
+            case element_type::OBJECT: {
+                simdjson::dom::object inner = v.get_object().value_unsafe();
+                f.type = PRISM_JSON_OBJECT;
+                f.count = count_of(inner);
+                pick_members(inner, static_cast<long>(i), want, got, n);
+                break;
+            }
+            case element_type::ARRAY:
+                f.type = PRISM_JSON_ARRAY;
+                f.count = count_of(simdjson::dom::array(v.get_array().value_unsafe()));
+                break;
+            case element_type::BOOL: f.type = v.get_bool().value_unsafe() ? PRISM_JSON_TRUE : PRISM_JSON_FALSE; break;
+            default: f.type = PRISM_JSON_NULL; break;
+            }
+            f.times = 1;
+            break;
+        }
+    }
+}
+
 } // namespace
 
 struct prism_json_scanner {
@@ -424,4 +485,21 @@ extern "C" cJSON *prism_json_tree(prism_json_scanner *s, const char *text, size_
     if (tree != nullptr)
         *unsure = 0;
     return tree;
+}
+
+extern "C" int prism_json_pick(prism_json_scanner *s, const char *text, size_t len, const prism_json_want *want,
+                               prism_json_field *got, size_t n)
+{
+    memset(got, 0, n * sizeof(*got));
+    /* What the tree would decide differently (a byte order mark, -0) or
+     * read with a parser of its own (a long text) is left to the tree. */
+    if (len > KEEP_CAPACITY || has_bom(text, len))
+        return -1;
+    element root;
+    simdjson::dom::object top;
+    ++s->serial;
+    if (read_text(s->parser, text, len, root) != simdjson::SUCCESS || root.get(top) != simdjson::SUCCESS)
+        return -1;
+    pick_members(top, -1, want, got, n);
+    return 0;
 }

@@ -69,6 +69,16 @@ prism_scan_result prism_json_scan(prism_json_scanner *s, const char *text, size_
 cJSON *prism_json_tree(prism_json_scanner *s, const char *text, size_t len, unsigned long serial,
                        prism_scan_alloc alloc, void *pool, int *unsure);
 
+/* Reads a few fields of a small JSON object without building a tree (a
+ * stream's most frequent events): got[i] describes the member want[i]
+ * names, as prism_json_scan describes one, its string unescaped and
+ * NUL-terminated in the scanner's own buffers, valid until the scanner
+ * reads again. 0, or -1 (got all absent) when the text is not one JSON
+ * object simdjson reads, or is one the tree reads differently: a tree then
+ * decides. */
+int prism_json_pick(prism_json_scanner *s, const char *text, size_t len, const prism_json_want *want,
+                    prism_json_field *got, size_t n);
+
 #ifdef __cplusplus
 }
 #endif

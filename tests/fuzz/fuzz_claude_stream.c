@@ -4,7 +4,9 @@
  * The input is used twice:
  *   - as a raw upstream byte stream, fed through claude_sse_feed into
  *     claude_stream_event both whole and in input-chosen chunk sizes (the
- *     two outputs must be identical: chunking may never change a result);
+ *     two outputs must be identical: chunking may never change a result),
+ *     and again with content_block_delta events read without a tree (the
+ *     core's picker), which must not change a byte either;
  *   - as the data of one event, given unterminated so ASan sees overreads,
  *     to a fresh stream and to one with blocks open.
  * Every output must be well-formed frames ending at the first [DONE] or
@@ -18,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_scan.h"
 #include "responses.h"
 #include "stream.h"
 
@@ -72,12 +75,22 @@ static void check_frames(const claude_buf *out, claude_stream_state state)
     check(final == (state != CLAUDE_STREAM_OPEN));
 }
 
-/* chunked: piece sizes 1..17 taken from the input itself. */
-static claude_buf run_sse(const uint8_t *data, size_t size, const claude_request_info *info, int chunked)
+static int pick_with(void *scanner, const char *text, size_t len, const prism_json_want *want, prism_json_field *got,
+                     size_t n)
+{
+    return prism_json_pick(scanner, text, len, want, got, n);
+}
+
+/* chunked: piece sizes 1..17 taken from the input itself; scanner: deltas
+ * picked with it. */
+static claude_buf run_sse(const uint8_t *data, size_t size, const claude_request_info *info, int chunked,
+                          prism_json_scanner *scanner)
 {
     claude_sse *p = claude_sse_new(MAX_EVENT);
     run r = {claude_stream_new(info, 1700000000L), {0}};
     check(p && r.stream);
+    if (scanner != NULL)
+        claude_stream_set_picker(r.stream, pick_with, scanner);
     int rc = 0;
     for (size_t i = 0; i < size && rc == 0;) {
         size_t n = chunked ? 1 + data[i] % 17u : size;
@@ -97,14 +110,23 @@ static claude_buf run_sse(const uint8_t *data, size_t size, const claude_request
 static void sse_mode(const uint8_t *data, size_t size)
 {
     claude_request_info info = {.stream = 1, .include_usage = 1};
-    claude_buf whole = run_sse(data, size, &info, 0);
-    claude_buf pieces = run_sse(data, size, &info, 1);
+    claude_buf whole = run_sse(data, size, &info, 0, NULL);
+    claude_buf pieces = run_sse(data, size, &info, 1, NULL);
     check(whole.len == pieces.len && (whole.len == 0 || memcmp(whole.data, pieces.data, whole.len) == 0));
+    /* One scanner for the run, as a worker keeps one (its buffers are big
+     * to make); still reachable at exit. */
+    static prism_json_scanner *scanner;
+    if (scanner == NULL)
+        scanner = prism_json_scanner_new();
+    check(scanner != NULL);
+    claude_buf picked = run_sse(data, size, &info, 1, scanner);
+    check(whole.len == picked.len && (whole.len == 0 || memcmp(whole.data, picked.data, whole.len) == 0));
     claude_buf_free(&whole);
     claude_buf_free(&pieces);
+    claude_buf_free(&picked);
 
     claude_request_info json = {.stream = 1, .json_tool = 1, .json_tool_name = "json_response"};
-    claude_buf j = run_sse(data, size, &json, 1);
+    claude_buf j = run_sse(data, size, &json, 1, NULL);
     claude_buf_free(&j);
 }
 

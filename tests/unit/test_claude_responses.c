@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "item_store.h"
+#include "json_scan.h"
 #include "responses.h"
 
 #ifndef PRISM_TEST_DATA
@@ -120,9 +121,26 @@ static int on_event(void *user, const char *event, const char *data, size_t len)
     return 0;
 }
 
-/* A transcript through the SSE layer and the Responses translator. */
-static claude_stream_state transcript(const char *name, const claude_request_info *info, const cJSON *request,
-                                      events *e)
+/* content_block_delta events read without a tree, as the provider reads
+ * them (on the core's scanner), counted. */
+typedef struct picker {
+    prism_json_scanner *scanner;
+    unsigned picked;
+} picker;
+
+static int pick_with(void *data, const char *text, size_t len, const prism_json_want *want, prism_json_field *got,
+                     size_t n)
+{
+    picker *k = data;
+    int r = prism_json_pick(k->scanner, text, len, want, got, n);
+    k->picked += r == 0;
+    return r;
+}
+
+/* The raw events of a transcript through the SSE layer and the Responses
+ * translator (malloc'd), picking deltas when k is given. */
+static char *transcript_text(const char *name, const claude_request_info *info, const cJSON *request, picker *k,
+                             claude_stream_state *st)
 {
     char path[512];
     snprintf(path, sizeof(path), "%s/claude_stream/%s", PRISM_TEST_DATA, name);
@@ -134,12 +152,28 @@ static claude_stream_state transcript(const char *name, const claude_request_inf
     claude_sse *sse = claude_sse_new(1 << 20);
     run r = {claude_rstream_new(request, info, 1700000000L), {0}};
     assert_non_null(r.s);
+    if (k != NULL)
+        claude_rstream_set_picker(r.s, pick_with, k);
     assert_int_equal(claude_sse_feed(sse, buf, len, on_event, &r), 0);
-    claude_stream_state st = claude_rstream_state_of(r.s);
-    split(&r.out, e);
+    *st = claude_rstream_state_of(r.s);
+    char *text = strndup(r.out.data ? r.out.data : "", r.out.len);
+    assert_non_null(text);
     claude_sse_free(sse);
     claude_rstream_free(r.s);
     claude_buf_free(&r.out);
+    return text;
+}
+
+static claude_stream_state transcript(const char *name, const claude_request_info *info, const cJSON *request,
+                                      events *e)
+{
+    claude_stream_state st;
+    char *text = transcript_text(name, info, request, NULL, &st);
+    claude_buf out = {0};
+    assert_int_equal(claude_buf_append(&out, text, strlen(text)), 0);
+    split(&out, e);
+    claude_buf_free(&out);
+    free(text);
     return st;
 }
 
@@ -578,6 +612,30 @@ static void store_is_bounded(void **state)
     claude_item_store_free(s);
 }
 
+/* Deltas read without a tree give the same events, byte for byte. */
+static void picked_deltas_give_the_same_events(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"text.sse",     "tool_use.sse", "parallel_tools.sse",
+                                        "thinking.sse", "error.sse",    "json_tool.sse"};
+    claude_request_info info = {.stream = 1, .json_tool = 1, .json_tool_name = "json_response"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        picker k = {prism_json_scanner_new(), 0};
+        assert_non_null(k.scanner);
+        claude_stream_state a, b;
+        char *want = transcript_text(names[i], &info, NULL, NULL, &a);
+        char *got = transcript_text(names[i], &info, NULL, &k, &b);
+        print_message("%s: %u picked\n", names[i], k.picked);
+        assert_true(k.picked > 0);
+        assert_true(strlen(want) > 0);
+        assert_string_equal(got, want);
+        assert_int_equal(b, a);
+        free(want);
+        free(got);
+        prism_json_scanner_free(k.scanner);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -595,6 +653,7 @@ int main(void)
         cmocka_unit_test(kept_text_is_bounded),
         cmocka_unit_test(references_resolve_to_kept_items),
         cmocka_unit_test(store_is_bounded),
+        cmocka_unit_test(picked_deltas_give_the_same_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

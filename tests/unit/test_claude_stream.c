@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "json_scan.h"
 #include "stream.h"
 
 #ifndef PRISM_TEST_DATA
@@ -50,7 +51,40 @@ typedef struct pipeline {
     claude_sse *sse;
     claude_stream *stream;
     claude_buf out;
+    struct picker *picker; /* reads content_block_delta events without a tree, or NULL */
 } pipeline;
+
+/* The provider's picker, on the core's scanner as a worker's scratch uses
+ * it, counting the events it read. */
+typedef struct picker {
+    prism_json_scanner *scanner;
+    unsigned picked;
+} picker;
+
+static picker *picker_new(void)
+{
+    picker *k = calloc(1, sizeof(*k));
+    assert_non_null(k);
+    k->scanner = prism_json_scanner_new();
+    assert_non_null(k->scanner);
+    return k;
+}
+
+static void picker_free(picker *k)
+{
+    if (k != NULL)
+        prism_json_scanner_free(k->scanner);
+    free(k);
+}
+
+static int pick_with(void *data, const char *text, size_t len, const prism_json_want *want, prism_json_field *got,
+                     size_t n)
+{
+    picker *k = data;
+    int r = prism_json_pick(k->scanner, text, len, want, got, n);
+    k->picked += r == 0;
+    return r;
+}
 
 static int on_event(void *user, const char *event, const char *data, size_t len)
 {
@@ -59,13 +93,22 @@ static int on_event(void *user, const char *event, const char *data, size_t len)
     return 0;
 }
 
-static void pipeline_open(pipeline *p, const claude_request_info *info)
+static void pipeline_open_picking(pipeline *p, const claude_request_info *info, int pick)
 {
     memset(p, 0, sizeof(*p));
     p->sse = claude_sse_new(MAX_EVENT);
     p->stream = claude_stream_new(info, CREATED);
     assert_non_null(p->sse);
     assert_non_null(p->stream);
+    if (pick) {
+        p->picker = picker_new();
+        claude_stream_set_picker(p->stream, pick_with, p->picker);
+    }
+}
+
+static void pipeline_open(pipeline *p, const claude_request_info *info)
+{
+    pipeline_open_picking(p, info, 0);
 }
 
 static void pipeline_close(pipeline *p)
@@ -73,26 +116,37 @@ static void pipeline_close(pipeline *p)
     claude_sse_free(p->sse);
     claude_stream_free(p->stream);
     claude_buf_free(&p->out);
+    picker_free(p->picker);
 }
 
 /* Feeds `sse` in pieces of `chunk` bytes (0: all at once) and returns the
- * frames written (malloc'd) and the final state. */
-static char *translate(const char *sse, size_t len, const claude_request_info *info, size_t chunk,
-                       claude_stream_state *state)
+ * frames written (malloc'd) and the final state; with `pick`, deltas are
+ * read without a tree. */
+static char *translate_picking(const char *sse, size_t len, const claude_request_info *info, size_t chunk,
+                               claude_stream_state *state, unsigned *picked)
 {
+    int pick = picked != NULL;
     pipeline p;
-    pipeline_open(&p, info);
+    pipeline_open_picking(&p, info, pick);
     size_t step = chunk ? chunk : len;
     for (size_t i = 0; i < len; i += step) {
         size_t n = len - i < step ? len - i : step;
         assert_int_equal(claude_sse_feed(p.sse, sse + i, n, on_event, &p), 0);
     }
     *state = claude_stream_state_of(p.stream);
+    if (picked)
+        *picked = p.picker->picked;
     char *out = malloc(p.out.len + 1);
     assert_non_null(out);
     memcpy(out, p.out.data ? p.out.data : "", p.out.len + 1);
     pipeline_close(&p);
     return out;
+}
+
+static char *translate(const char *sse, size_t len, const claude_request_info *info, size_t chunk,
+                       claude_stream_state *state)
+{
+    return translate_picking(sse, len, info, chunk, state, NULL);
 }
 
 static char *translate_fixture(const char *name, const claude_request_info *info, claude_stream_state *state)
@@ -913,45 +967,47 @@ static void events_before_message_start(void **state)
 
 /* Each of these, with text block 0 and tool block 1 open, ends the stream
  * with exactly one protocol error frame. */
+/* With text block 0 and tool block 1 open, sent as content_block_delta events. */
+static const char *const hostile_deltas[] = {
+    "",
+    "not json",
+    "{'type':'ping'} trailing",
+    "[1,2]",
+    "'message_stop'",
+    "{'type':'message_start','message':{'id':'m','model':'x'}}",
+    "{'type':'content_block_delta','index':9,'delta':{'type':'text_delta','text':'x'}}",
+    "{'type':'content_block_delta','index':4294967296,'delta':{'type':'text_delta','text':'x'}}",
+    "{'type':'content_block_delta','index':1e300,'delta':{'type':'text_delta','text':'x'}}",
+    "{'type':'content_block_delta','index':-1,'delta':{'type':'text_delta','text':'x'}}",
+    "{'type':'content_block_delta','index':0.5,'delta':{'type':'text_delta','text':'x'}}",
+    "{'type':'content_block_delta','index':'0','delta':{'type':'text_delta','text':'x'}}",
+    "{'type':'content_block_delta','delta':{'type':'text_delta','text':'x'}}",
+    "{'type':'content_block_delta','index':0,'delta':{'type':'text_delta','text':5}}",
+    "{'type':'content_block_delta','index':0,'delta':{'type':'text_delta'}}",
+    "{'type':'content_block_delta','index':0,'delta':'text_delta'}",
+    "{'type':'content_block_delta','index':0,'delta':{'type':null}}",
+    "{'type':'content_block_delta','index':0,'delta':{'type':'input_json_delta','partial_json':'x'}}",
+    "{'type':'content_block_delta','index':1,'delta':{'type':'text_delta','text':'x'}}",
+    "{'type':'content_block_delta','index':1,'delta':{'type':'input_json_delta','partial_json':{}}}",
+    "{'type':'content_block_delta','index':0,'delta':{'type':'signature_delta','signature':'s'}}",
+    "{'type':'content_block_start','index':0,'content_block':{'type':'text','text':''}}",
+    "{'type':'content_block_start','index':2}",
+    "{'type':'content_block_start','index':2,'content_block':{'type':[]}}",
+    "{'type':'content_block_start','index':2,'content_block':{'type':'text','text':1}}",
+    "{'type':'content_block_start','index':2,'content_block':{'type':'tool_use','id':'t'}}",
+    "{'type':'content_block_start','index':2,'content_block':{'type':'tool_use','name':'n'}}",
+    "{'type':'content_block_start','index':2,'content_block':{'type':'redacted_thinking'}}",
+    "{'type':'content_block_start','content_block':{'type':'text','text':''}}",
+};
+
 static void hostile_events_are_protocol_errors(void **state)
 {
     (void)state;
-    static const char *const cases[] = {
-        "",
-        "not json",
-        "{'type':'ping'} trailing",
-        "[1,2]",
-        "'message_stop'",
-        "{'type':'message_start','message':{'id':'m','model':'x'}}",
-        "{'type':'content_block_delta','index':9,'delta':{'type':'text_delta','text':'x'}}",
-        "{'type':'content_block_delta','index':4294967296,'delta':{'type':'text_delta','text':'x'}}",
-        "{'type':'content_block_delta','index':1e300,'delta':{'type':'text_delta','text':'x'}}",
-        "{'type':'content_block_delta','index':-1,'delta':{'type':'text_delta','text':'x'}}",
-        "{'type':'content_block_delta','index':0.5,'delta':{'type':'text_delta','text':'x'}}",
-        "{'type':'content_block_delta','index':'0','delta':{'type':'text_delta','text':'x'}}",
-        "{'type':'content_block_delta','delta':{'type':'text_delta','text':'x'}}",
-        "{'type':'content_block_delta','index':0,'delta':{'type':'text_delta','text':5}}",
-        "{'type':'content_block_delta','index':0,'delta':{'type':'text_delta'}}",
-        "{'type':'content_block_delta','index':0,'delta':'text_delta'}",
-        "{'type':'content_block_delta','index':0,'delta':{'type':null}}",
-        "{'type':'content_block_delta','index':0,'delta':{'type':'input_json_delta','partial_json':'x'}}",
-        "{'type':'content_block_delta','index':1,'delta':{'type':'text_delta','text':'x'}}",
-        "{'type':'content_block_delta','index':1,'delta':{'type':'input_json_delta','partial_json':{}}}",
-        "{'type':'content_block_delta','index':0,'delta':{'type':'signature_delta','signature':'s'}}",
-        "{'type':'content_block_start','index':0,'content_block':{'type':'text','text':''}}",
-        "{'type':'content_block_start','index':2}",
-        "{'type':'content_block_start','index':2,'content_block':{'type':[]}}",
-        "{'type':'content_block_start','index':2,'content_block':{'type':'text','text':1}}",
-        "{'type':'content_block_start','index':2,'content_block':{'type':'tool_use','id':'t'}}",
-        "{'type':'content_block_start','index':2,'content_block':{'type':'tool_use','name':'n'}}",
-        "{'type':'content_block_start','index':2,'content_block':{'type':'redacted_thinking'}}",
-        "{'type':'content_block_start','content_block':{'type':'text','text':''}}",
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    for (size_t i = 0; i < sizeof(hostile_deltas) / sizeof(hostile_deltas[0]); i++) {
         claude_buf out = {0};
         claude_stream *s = with_open_blocks(&out);
-        print_message("case %zu: %s\n", i, cases[i]);
-        assert_int_equal(send_as(s, "content_block_delta", cases[i], &out), CLAUDE_STREAM_ERROR);
+        print_message("case %zu: %s\n", i, hostile_deltas[i]);
+        assert_int_equal(send_as(s, "content_block_delta", hostile_deltas[i], &out), CLAUDE_STREAM_ERROR);
         frames f;
         frames_parse(&f, out.data);
         assert_int_equal(f.n, 1);
@@ -1125,10 +1181,73 @@ static void every_split_point_gives_the_same_frames(void **state)
     }
 }
 
+/* ------------------------------------------------------------------ */
+/* content_block_delta read without a tree (claude_stream_set_picker) */
+
+/* Each fixture, each hostile delta and each harmless one gives the same
+ * bytes and state when deltas are picked as when every event is a tree. */
+static void picked_deltas_translate_as_trees_do(void **state)
+{
+    (void)state;
+    claude_request_info info = {.stream = 1, .include_usage = 1, .json_tool = 1, .json_tool_name = "json_response"};
+    for (size_t i = 0; i < sizeof(fixtures) / sizeof(fixtures[0]); i++) {
+        size_t len;
+        char *sse = read_fixture(fixtures[i], &len);
+        claude_stream_state a, b;
+        unsigned picked = 0;
+        char *want = translate_picking(sse, len, &info, 0, &a, NULL);
+        char *got = translate_picking(sse, len, &info, 7, &b, &picked);
+        assert_true(strstr(want, "data: ") != NULL);
+        if (strstr(sse, "content_block_delta") != NULL)
+            assert_true(picked > 0);
+        assert_string_equal(got, want);
+        assert_int_equal(b, a);
+        free(got);
+        free(want);
+        free(sse);
+    }
+    static const char *const more[] = {
+        "{'type':'content_block_delta','index':0,'delta':{'type':'text_delta','text':'a\\u00e9\\n\\'b'}}",
+        "{'index':0,'delta':{'text':'late type','type':'text_delta'},'type':'content_block_delta'}",
+        "{'type':'content_block_delta','index':0,'delta':{'type':'text_delta','text':'first','text':'second'}}",
+        "{'type':'content_block_delta','type':'ping','index':0,'delta':{'type':'text_delta','text':'x'}}",
+        "{'type':'message_stop'}",
+        "{'type':'content_block_delta','index':0,'delta':{'type':'citations_delta','citation':{'a':[1]}}}",
+        "{'type':'content_block_delta','index':1,'delta':{'type':'input_json_delta','partial_json':'{\\'k\\':1'}}",
+        "{'type':'content_block_delta','index':0.0,'delta':{'type':'text_delta','text':'zero point zero'}}",
+        "{'type':'content_block_delta','index':-0,'delta':{'type':'text_delta','text':'minus zero'}}",
+        "\xEF\xBB\xBF{'type':'content_block_delta','index':0,'delta':{'type':'text_delta','text':'bom'}}",
+        "{'type':'content_block_delta','index':0,'delta':{'type':'text_delta','text':'\xC3\x28'}}",
+    };
+    size_t nh = sizeof(hostile_deltas) / sizeof(hostile_deltas[0]), nm = sizeof(more) / sizeof(more[0]);
+    for (size_t i = 0; i < nh + nm; i++) {
+        const char *c = i < nh ? hostile_deltas[i] : more[i - nh];
+        print_message("case %zu: %s\n", i, c);
+        claude_buf want = {0}, got = {0};
+        claude_stream *tree = with_open_blocks(&want), *picked = with_open_blocks(&got);
+        picker *k = picker_new();
+        claude_stream_set_picker(picked, pick_with, k);
+        claude_stream_state a = send_as(tree, "content_block_delta", c, &want);
+        claude_stream_state b = send_as(picked, "content_block_delta", c, &got);
+        assert_int_equal(b, a);
+        if (i == nh) /* a well-formed text delta */
+            assert_int_equal(k->picked, 1);
+        assert_int_equal(got.len, want.len);
+        if (want.len > 0)
+            assert_memory_equal(got.data, want.data, want.len);
+        claude_stream_free(tree);
+        claude_stream_free(picked);
+        picker_free(k);
+        claude_buf_free(&want);
+        claude_buf_free(&got);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(buf_appends_resets_and_frees),
+        cmocka_unit_test(picked_deltas_translate_as_trees_do),
         cmocka_unit_test(sse_fields_and_comments),
         cmocka_unit_test(sse_line_endings),
         cmocka_unit_test(sse_crlf_split_across_feeds),

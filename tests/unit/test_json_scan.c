@@ -339,6 +339,75 @@ static void test_large_body(void **state)
     prism_json_scanner_free(s);
 }
 
+/* ---- picks ---- */
+
+#define WANT(key, in)                                                                                                  \
+    {                                                                                                                  \
+        key, sizeof(key) - 1, in                                                                                       \
+    }
+
+static void test_picks(void **state)
+{
+    (void)state;
+    prism_json_scanner *s = prism_json_scanner_new();
+    assert_non_null(s);
+    const prism_json_want want[] = {
+        WANT("type", -1), WANT("index", -1), WANT("delta", -1), WANT("type", 2), WANT("text", 2),    WANT("list", -1),
+        WANT("flag", -1), WANT("none", -1),  WANT("deep", 2),   WANT("x", 8),    WANT("missing", 2),
+    };
+    enum { N = sizeof(want) / sizeof(want[0]) };
+    prism_json_field got[N];
+    const char *text = "{\"text\":\"top-level, not picked\",\"type\":\"first\",\"index\":3,"
+                       "\"delta\":{\"text\":\"a\\u00e9\\u0000b\",\"type\":\"t\",\"deep\":{\"x\":false}},"
+                       "\"type\":\"second\",\"list\":[1,2,3],\"flag\":true,\"none\":null}";
+    assert_int_equal(prism_json_pick(s, text, strlen(text), want, got, N), 0);
+    assert_int_equal(got[0].type, PRISM_JSON_STRING);
+    assert_string_equal(got[0].string, "first"); /* the first of a duplicated name */
+    assert_int_equal(got[0].times, 1);
+    assert_int_equal(got[1].type, PRISM_JSON_NUMBER);
+    assert_true(got[1].number == 3.0);
+    assert_int_equal(got[2].type, PRISM_JSON_OBJECT);
+    assert_int_equal(got[2].count, 3);
+    assert_string_equal(got[3].string, "t"); /* "type" inside delta */
+    assert_int_equal(got[4].type, PRISM_JSON_STRING);
+    assert_int_equal(got[4].len, 5); /* a, é (2 bytes), NUL, b */
+    assert_memory_equal(got[4].string, "a\xC3\xA9\0b", 6);
+    assert_int_equal(got[5].type, PRISM_JSON_ARRAY);
+    assert_int_equal(got[5].count, 3);
+    assert_int_equal(got[6].type, PRISM_JSON_TRUE);
+    assert_int_equal(got[7].type, PRISM_JSON_NULL);
+    assert_int_equal(got[8].type, PRISM_JSON_OBJECT);
+    assert_int_equal(got[9].type, PRISM_JSON_FALSE); /* two levels down */
+    assert_int_equal(got[10].type, PRISM_JSON_ABSENT);
+    assert_int_equal(got[10].times, 0);
+
+    /* Not one object simdjson reads, or one a tree reads differently: -1, all absent. */
+    static const char *const refused[] = {
+        "[1]",
+        "\"s\"",
+        "{\"type\":1",
+        "{\"type\":\"x\"} {}",
+        "{\"type\":\"\xC3\x28\"}",
+        "\xEF\xBB\xBF{\"type\":\"bom\"}",
+        "",
+        "{\"n\":1e400}",
+        "{\"type\":\"a\tb\"}",
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        print_message("refused %zu\n", i);
+        got[0].type = PRISM_JSON_STRING;
+        assert_int_equal(prism_json_pick(s, refused[i], strlen(refused[i]), want, got, N), -1);
+        for (size_t j = 0; j < N; j++)
+            assert_int_equal(got[j].type, PRISM_JSON_ABSENT);
+    }
+    /* The text is read where it lies (copied into the parser's padded
+     * buffer): a text with no NUL after it is read to its length only. */
+    char exact[] = {'{', '"', 'i', 'n', 'd', 'e', 'x', '"', ':', '7', '}', '9'};
+    assert_int_equal(prism_json_pick(s, exact, 11, want, got, N), 0);
+    assert_true(got[1].number == 7.0);
+    prism_json_scanner_free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_depth),           cmocka_unit_test(test_trees_match_cjson),
         cmocka_unit_test(test_tree_after_scan), cmocka_unit_test(test_tree_unsure),
         cmocka_unit_test(test_large_body),      cmocka_unit_test(test_tree_out_of_memory),
+        cmocka_unit_test(test_picks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -217,6 +217,12 @@ static const cJSON *parse_event(void *data, const char *text, size_t len)
     return prism_json_scratch_read(data, text, len);
 }
 
+static int pick_event(void *data, const char *text, size_t len, const prism_json_want *want, prism_json_field *got,
+                      size_t n)
+{
+    return prism_json_scratch_pick(data, text, len, want, got, n);
+}
+
 static void begin_stream(call *c)
 {
     c->sse = claude_sse_new(MAX_EVENT_BYTES);
@@ -224,14 +230,18 @@ static void begin_stream(call *c)
         c->rs = claude_rstream_new(c->request, &c->info, c->created);
         if (c->sse == NULL || c->rs == NULL)
             return;
-        claude_rstream_set_parser(c->rs, parse_event, prism_json_scratch_new(c->ctx));
+        prism_json_scratch *scratch = prism_json_scratch_new(c->ctx);
+        claude_rstream_set_parser(c->rs, parse_event, scratch);
+        claude_rstream_set_picker(c->rs, pick_event, scratch);
         claude_rstream_set_max_bytes(c->rs, c->p->max_response_bytes);
         claude_rstream_set_keep(c->rs, keeper(c), c->p->items);
     } else {
         c->st = claude_stream_new(&c->info, c->created);
         if (c->sse == NULL || c->st == NULL)
             return;
-        claude_stream_set_parser(c->st, parse_event, prism_json_scratch_new(c->ctx));
+        prism_json_scratch *scratch = prism_json_scratch_new(c->ctx);
+        claude_stream_set_parser(c->st, parse_event, scratch);
+        claude_stream_set_picker(c->st, pick_event, scratch);
     }
     relay_headers(c);
     prism_stream_on_drain(c->ctx, on_drain, c);

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "prism/plugin.h"
+#include "stream.h" /* claude_pick_fn */
 
 /* Token counts above this are nonsense; it also keeps sums exact in doubles. */
 #define CLAUDE_MAX_TOKENS 1e15
@@ -33,14 +34,20 @@ static inline const char *ev_str(const cJSON *o, const char *key)
 }
 
 /* Block indexes are small non-negative integers; anything else is refused
- * rather than truncated into a colliding value. 0, or -1. */
+ * rather than truncated into a colliding value. 1 when v is one. */
+static inline int ev_index_ok(double v, unsigned *out)
+{
+    if (!(v >= 0 && v <= 2147483647.0))
+        return 0;
+    *out = (unsigned)v;
+    return (double)*out == v;
+}
+
+/* An event's "index": 0, or -1. */
 static inline int ev_index(const cJSON *o, unsigned *out)
 {
     const cJSON *v = ev_obj(o, "index");
-    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0 && v->valuedouble <= 2147483647.0))
-        return -1;
-    *out = (unsigned)v->valuedouble;
-    return (double)*out == v->valuedouble ? 0 : -1;
+    return cJSON_IsNumber(v) && ev_index_ok(v->valuedouble, out) ? 0 : -1;
 }
 
 /* Usage counts are bookkeeping, not content: a bad one is ignored. */
@@ -58,6 +65,73 @@ static inline void ev_counts_read(claude_counts *c, const cJSON *usage)
     ev_tokens(usage, "cache_creation_input_tokens", &c->cache_creation);
     ev_tokens(usage, "cache_read_input_tokens", &c->cache_read);
     ev_tokens(usage, "output_tokens", &c->output);
+}
+
+/* ---- content_block_delta ----
+ * Nearly every event of a stream is one: a text, thinking, signature or
+ * tool-input piece. Its fields come from the event's tree, or, where the
+ * provider gives a picker, straight from the parser's reading of the text
+ * with no tree built (about half the cost of the event). */
+
+typedef struct claude_delta {
+    int index_ok; /* a valid block index (ev_index) */
+    unsigned index;
+    const char *type; /* delta.type; these are NULL unless strings: */
+    const char *text, *thinking, *signature, *partial_json;
+} claude_delta;
+
+enum { DP_TYPE, DP_INDEX, DP_DELTA, DP_DELTA_TYPE, DP_TEXT, DP_THINKING, DP_SIGNATURE, DP_PARTIAL, DP_COUNT };
+
+#define EV_WANT(key, in)                                                                                               \
+    {                                                                                                                  \
+        key, sizeof(key) - 1, in                                                                                       \
+    }
+static const prism_json_want claude_delta_want[DP_COUNT] = {
+    EV_WANT("type", -1),
+    EV_WANT("index", -1),
+    EV_WANT("delta", -1),
+    EV_WANT("type", DP_DELTA),
+    EV_WANT("text", DP_DELTA),
+    EV_WANT("thinking", DP_DELTA),
+    EV_WANT("signature", DP_DELTA),
+    EV_WANT("partial_json", DP_DELTA),
+};
+#undef EV_WANT
+
+static inline void ev_delta_of_tree(const cJSON *ev, claude_delta *d)
+{
+    const cJSON *delta = ev_obj(ev, "delta");
+    d->index_ok = ev_index(ev, &d->index) == 0;
+    d->type = ev_str(delta, "type");
+    d->text = ev_str(delta, "text");
+    d->thinking = ev_str(delta, "thinking");
+    d->signature = ev_str(delta, "signature");
+    d->partial_json = ev_str(delta, "partial_json");
+}
+
+static inline const char *ev_picked_str(const prism_json_field *f)
+{
+    return f->type == PRISM_JSON_STRING ? f->string : NULL;
+}
+
+/* The delta's fields, read as the tree would give them, when pick reads the
+ * data and its type is content_block_delta: 0. Else -1, and the event is
+ * read as a tree (whatever it is, or whatever is wrong with it). */
+static inline int ev_pick_delta(claude_pick_fn *pick, void *data, const char *text, size_t len, claude_delta *d)
+{
+    prism_json_field got[DP_COUNT];
+    if (pick(data, text, len, claude_delta_want, got, DP_COUNT) != 0)
+        return -1;
+    const char *type = ev_picked_str(&got[DP_TYPE]);
+    if (type == NULL || strcmp(type, "content_block_delta") != 0)
+        return -1;
+    d->index_ok = got[DP_INDEX].type == PRISM_JSON_NUMBER && ev_index_ok(got[DP_INDEX].number, &d->index);
+    d->type = ev_picked_str(&got[DP_DELTA_TYPE]);
+    d->text = ev_picked_str(&got[DP_TEXT]);
+    d->thinking = ev_picked_str(&got[DP_THINKING]);
+    d->signature = ev_picked_str(&got[DP_SIGNATURE]);
+    d->partial_json = ev_picked_str(&got[DP_PARTIAL]);
+    return 0;
 }
 
 static inline char *ev_strdup(const char *s)

@@ -89,6 +89,7 @@ typedef struct claude_rstream claude_rstream;
 /* `request` (the client's request) must outlive the stream. */
 claude_rstream *claude_rstream_new(const cJSON *request, const claude_request_info *info, long created);
 void claude_rstream_set_parser(claude_rstream *s, claude_parse_fn *parse, void *data);
+void claude_rstream_set_picker(claude_rstream *s, claude_pick_fn *pick, void *data); /* as claude_stream_set_picker */
 /* The stream keeps every item's text for response.completed: past this many
  * bytes in all (default 32 MiB) it ends with an error instead. */
 void claude_rstream_set_max_bytes(claude_rstream *s, size_t max_bytes);

@@ -268,6 +268,8 @@ struct claude_stream {
     unsigned char state;     /* claude_stream_state */
     claude_parse_fn *parse;  /* NULL: parse_exact */
     void *parse_data;
+    claude_pick_fn *pick; /* NULL: every event read as a tree */
+    void *pick_data;
     char *head; /* every chunk's text up to its delta (make_head) */
     size_t head_len;
     prism_json_writer *w; /* each delta, written again and again in the same memory */
@@ -293,6 +295,12 @@ void claude_stream_set_parser(claude_stream *s, claude_parse_fn *parse, void *da
 {
     s->parse = parse;
     s->parse_data = data;
+}
+
+void claude_stream_set_picker(claude_stream *s, claude_pick_fn *pick, void *data)
+{
+    s->pick = pick;
+    s->pick_data = data;
 }
 
 void claude_stream_free(claude_stream *s)
@@ -789,38 +797,42 @@ static int is_tool(const open_block *b)
 
 /* A known delta type must fit its block and carry its string; other delta
  * types (e.g. citations_delta) carry nothing OpenAI has a field for. */
-static const char *translate_delta(claude_stream *s, open_block *b, const char *type, const cJSON *d, claude_buf *out)
+static const char *translate_delta(claude_stream *s, open_block *b, const claude_delta *d, claude_buf *out)
 {
-    const char *v;
-    if (strcmp(type, "text_delta") == 0 && b->kind == BLOCK_TEXT && (v = ev_str(d, "text")))
-        return emit_str(s, "content", v, out);
-    if (strcmp(type, "thinking_delta") == 0 && b->kind == BLOCK_THINKING && (v = ev_str(d, "thinking")))
-        return emit_str(s, "reasoning_content", v, out);
-    if (strcmp(type, "signature_delta") == 0 && b->kind == BLOCK_THINKING && (v = ev_str(d, "signature")))
-        return emit_thinking_block(s, "thinking", "thinking", "", "signature", v, out);
-    if (strcmp(type, "input_json_delta") == 0 && is_tool(b) && (v = ev_str(d, "partial_json")))
-        return json_delta(s, b, v, out);
+    const char *type = d->type;
+    if (strcmp(type, "text_delta") == 0 && b->kind == BLOCK_TEXT && d->text)
+        return emit_str(s, "content", d->text, out);
+    if (strcmp(type, "thinking_delta") == 0 && b->kind == BLOCK_THINKING && d->thinking)
+        return emit_str(s, "reasoning_content", d->thinking, out);
+    if (strcmp(type, "signature_delta") == 0 && b->kind == BLOCK_THINKING && d->signature)
+        return emit_thinking_block(s, "thinking", "thinking", "", "signature", d->signature, out);
+    if (strcmp(type, "input_json_delta") == 0 && is_tool(b) && d->partial_json)
+        return json_delta(s, b, d->partial_json, out);
     if (strcmp(type, "text_delta") == 0 || strcmp(type, "thinking_delta") == 0 ||
         strcmp(type, "signature_delta") == 0 || strcmp(type, "input_json_delta") == 0)
         return "a delta that does not fit its content block";
     return NULL;
 }
 
-static const char *on_block_delta(claude_stream *s, const cJSON *ev, claude_buf *out)
+static const char *block_delta(claude_stream *s, const claude_delta *d, claude_buf *out)
 {
-    unsigned index;
-    if (ev_index(ev, &index) != 0)
+    if (!d->index_ok)
         return "content_block_delta without a valid index";
-    open_block *b = block_find(s, index);
+    open_block *b = block_find(s, d->index);
     if (!b)
         return "a delta for a content block that is not open";
-    const cJSON *d = ev_obj(ev, "delta");
-    const char *type = ev_str(d, "type");
-    if (!type)
+    if (!d->type)
         return "content_block_delta without a delta type";
     if (b->kind == BLOCK_OTHER)
         return NULL;
-    return translate_delta(s, b, type, d, out);
+    return translate_delta(s, b, d, out);
+}
+
+static const char *on_block_delta(claude_stream *s, const cJSON *ev, claude_buf *out)
+{
+    claude_delta d;
+    ev_delta_of_tree(ev, &d);
+    return block_delta(s, &d, out);
 }
 
 /* Forgetting the block keeps the table small and makes a late delta for it
@@ -920,16 +932,22 @@ claude_stream_state claude_stream_event(claude_stream *s, const char *event, con
         return CLAUDE_STREAM_ERROR;
     if (s->state != CLAUDE_STREAM_OPEN)
         return (claude_stream_state)s->state;
-    cJSON *owned = s->parse ? NULL : claude_parse_exact(data, len);
-    const cJSON *ev = s->parse ? s->parse(s->parse_data, data, len) : owned;
     const char *err = "event data that is not a JSON object";
-    if (cJSON_IsObject(ev)) {
-        /* The JSON "type" is what Anthropic documents as authoritative; the
-         * SSE event name only stands in when it is missing. */
-        const char *type = ev_str(ev, "type");
-        err = route(s, type ? type : event ? event : "", ev, out);
+    claude_delta d;
+    if (s->pick && event && strcmp(event, "content_block_delta") == 0 &&
+        ev_pick_delta(s->pick, s->pick_data, data, len, &d) == 0) {
+        err = s->started ? block_delta(s, &d, out) : "an event before message_start";
+    } else {
+        cJSON *owned = s->parse ? NULL : claude_parse_exact(data, len);
+        const cJSON *ev = s->parse ? s->parse(s->parse_data, data, len) : owned;
+        if (cJSON_IsObject(ev)) {
+            /* The JSON "type" is what Anthropic documents as authoritative;
+             * the SSE event name only stands in when it is missing. */
+            const char *type = ev_str(ev, "type");
+            err = route(s, type ? type : event ? event : "", ev, out);
+        }
+        cJSON_Delete(owned);
     }
-    cJSON_Delete(owned);
     if (err)
         protocol_error(s, out, err);
     return (claude_stream_state)s->state;

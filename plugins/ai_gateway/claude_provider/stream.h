@@ -57,6 +57,12 @@ claude_stream *claude_stream_new(const claude_request_info *info, long created);
  * a prism_json_scratch's, the same tree in a fraction of the time. */
 typedef const cJSON *claude_parse_fn(void *data, const char *text, size_t len);
 void claude_stream_set_parser(claude_stream *s, claude_parse_fn *parse, void *data);
+/* content_block_delta events, nearly all of a stream, read without a tree
+ * when pick reads them (prism_json_scratch_pick's contract); the others,
+ * and any pick refuses, still go to the parser. */
+typedef int claude_pick_fn(void *data, const char *text, size_t len, const prism_json_want *want, prism_json_field *got,
+                           size_t n);
+void claude_stream_set_picker(claude_stream *s, claude_pick_fn *pick, void *data);
 /* The default: cJSON's tree of the whole text, or NULL unless it is one JSON
  * value with nothing after it but whitespace (cJSON_Delete it). */
 cJSON *claude_parse_exact(const char *data, size_t len);

@@ -41,6 +41,8 @@ struct claude_rstream {
     long created;
     claude_parse_fn *parse;
     void *parse_data;
+    claude_pick_fn *pick; /* NULL: every event read as a tree */
+    void *pick_data;
     unsigned char state, started, json_seen;
     char id[96];
     char *msg_id, *model;
@@ -94,6 +96,12 @@ void claude_rstream_set_parser(claude_rstream *s, claude_parse_fn *parse, void *
 {
     s->parse = parse;
     s->parse_data = data;
+}
+
+void claude_rstream_set_picker(claude_rstream *s, claude_pick_fn *pick, void *data)
+{
+    s->pick = pick;
+    s->pick_data = data;
 }
 
 void claude_rstream_free(claude_rstream *s)
@@ -442,12 +450,12 @@ static const char *on_block_start(claude_rstream *s, const cJSON *ev, claude_buf
 
 /* thinking_delta streams the summary; signature_delta is sealed, unseen
  * until the item is done. */
-static const char *reasoning_delta(claude_rstream *s, r_item *it, const char *type, const cJSON *d, claude_buf *out)
+static const char *reasoning_delta(claude_rstream *s, r_item *it, const claude_delta *d, claude_buf *out)
 {
-    int thinking = strcmp(type, "thinking_delta") == 0;
-    if (!thinking && strcmp(type, "signature_delta") != 0)
+    int thinking = strcmp(d->type, "thinking_delta") == 0;
+    if (!thinking && strcmp(d->type, "signature_delta") != 0)
         return NULL;
-    const char *piece = ev_str(d, thinking ? "thinking" : "signature");
+    const char *piece = thinking ? d->thinking : d->signature;
     if (piece == NULL || it->redacted)
         return "a thinking delta without its text, or for a redacted block";
     if (thinking)
@@ -459,33 +467,35 @@ static const char *reasoning_delta(claude_rstream *s, r_item *it, const char *ty
     return claude_buf_append(&it->sealed, piece, len) == 0 ? NULL : NOMEM;
 }
 
-static const char *on_block_delta(claude_rstream *s, const cJSON *ev, claude_buf *out)
+static const char *block_delta(claude_rstream *s, const claude_delta *d, claude_buf *out)
 {
-    unsigned index;
-    if (ev_index(ev, &index) != 0)
+    if (!d->index_ok)
         return "content_block_delta without a valid index";
-    r_item *it = item_open(s, index);
+    r_item *it = item_open(s, d->index);
     if (it == NULL)
         return "a delta for a block that was not started";
-    const cJSON *d = ev_obj(ev, "delta");
-    const char *type = ev_str(d, "type");
-    if (type == NULL)
+    if (d->type == NULL)
         return "a delta without a type";
     if (it->kind == RB_SKIP)
         return NULL;
     if (it->kind == RB_REASON)
-        return reasoning_delta(s, it, type, d, out);
-    const char *key = strcmp(type, "text_delta") == 0         ? "text"
-                      : strcmp(type, "input_json_delta") == 0 ? "partial_json"
-                                                              : NULL;
-    if (key == NULL)
+        return reasoning_delta(s, it, d, out);
+    int json = strcmp(d->type, "input_json_delta") == 0;
+    if (!json && strcmp(d->type, "text_delta") != 0)
         return NULL; /* citations and whatever comes next */
-    const char *piece = ev_str(d, key);
+    const char *piece = json ? d->partial_json : d->text;
     if (piece == NULL)
         return "a delta without its text";
-    if ((it->kind == RB_CALL || it->json) != (key[0] == 'p'))
+    if ((it->kind == RB_CALL || it->json) != json)
         return "a delta of the wrong kind for its block";
     return text_delta(s, it, piece, out);
+}
+
+static const char *on_block_delta(claude_rstream *s, const cJSON *ev, claude_buf *out)
+{
+    claude_delta d;
+    ev_delta_of_tree(ev, &d);
+    return block_delta(s, &d, out);
 }
 
 static const char *on_block_stop(claude_rstream *s, const cJSON *ev, claude_buf *out)
@@ -608,14 +618,20 @@ claude_stream_state claude_rstream_event(claude_rstream *s, const char *event, c
         return CLAUDE_STREAM_ERROR;
     if (s->state != CLAUDE_STREAM_OPEN)
         return (claude_stream_state)s->state;
-    cJSON *owned = s->parse ? NULL : claude_parse_exact(data, len);
-    const cJSON *ev = s->parse ? s->parse(s->parse_data, data, len) : owned;
     const char *err = "event data that is not a JSON object";
-    if (cJSON_IsObject(ev)) {
-        const char *type = ev_str(ev, "type");
-        err = route(s, type ? type : event ? event : "", ev, out);
+    claude_delta d;
+    if (s->pick && event && strcmp(event, "content_block_delta") == 0 &&
+        ev_pick_delta(s->pick, s->pick_data, data, len, &d) == 0) {
+        err = s->started ? block_delta(s, &d, out) : "an event before message_start";
+    } else {
+        cJSON *owned = s->parse ? NULL : claude_parse_exact(data, len);
+        const cJSON *ev = s->parse ? s->parse(s->parse_data, data, len) : owned;
+        if (cJSON_IsObject(ev)) {
+            const char *type = ev_str(ev, "type");
+            err = route(s, type ? type : event ? event : "", ev, out);
+        }
+        cJSON_Delete(owned);
     }
-    cJSON_Delete(owned);
     if (err && s->state == CLAUDE_STREAM_OPEN)
         protocol_error(s, out, err);
     else if (err == NOMEM)
