@@ -61,7 +61,7 @@ describe('Claude via the OpenAI SDK: the Responses API', { timeout: T(180000) },
     });
     assert.ok(caught instanceof OpenAI.APIError, `an APIError: ${caught}`);
     assert.equal(caught.status, 400, caught.message);
-    assert.equal(caught.code, code, caught.message);
+    if (code !== undefined) assert.equal(caught.code, code, caught.message);
     if (param !== undefined) assert.equal(caught.param, param, caught.message);
     assert.equal(fake.requests.length, 0, 'nothing reaches the upstream');
     return caught;
@@ -289,6 +289,24 @@ describe('Claude via the OpenAI SDK: the Responses API', { timeout: T(180000) },
     await expectRefused({ model: MODEL, input: 'Hi', tools: [{ type: 'web_search' }] }, { code: 'unsupported_parameter', param: 'tools[0].type' });
     await expectRefused({ model: MODEL, input: [{ type: 'item_reference', id: 'msg_never_seen' }] }, { code: 'invalid_value', param: 'input[0].id' });
     await expectRefused({ model: MODEL }, { code: 'missing_required_parameter', param: 'input' });
+  });
+
+  it('what the chat translation refuses is named as the Responses request has it', { timeout: T(15000) }, async () => {
+    const badCall = await expectRefused(
+      {
+        model: MODEL,
+        input: [
+          { role: 'user', content: 'Weather?' },
+          { type: 'function_call', call_id: 'toolu_1', name: 'get_weather', arguments: '{"city": ' },
+          { type: 'function_call_output', call_id: 'toolu_1', output: 'sunny' },
+        ],
+      },
+      { code: 'invalid_tool_arguments', param: 'input[1]' },
+    );
+    assert.match(badCall.message, /'input\[1\]'/);
+    assert.doesNotMatch(badCall.message, /messages\[/);
+    await expectRefused({ model: MODEL, input: 'Hi', tools: [{ ...TOOLS[0], parameters: 'not a schema' }] }, { param: 'tools[0].parameters' });
+    await expectRefused({ model: MODEL, input: 'Hi', max_output_tokens: -1 }, { param: 'max_output_tokens' });
   });
 
   it('an upstream error keeps its status; a mid-stream error ends the stream with error and response.failed', { timeout: T(15000) }, async () => {

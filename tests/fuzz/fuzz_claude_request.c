@@ -64,19 +64,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     free(body);
     claude_error rerr;
-    cJSON *chat = claude_chat_from_responses(in, NULL, NULL, &rerr);
+    claude_rsp_origins origins = {0};
+    cJSON *chat = claude_chat_from_responses(in, NULL, NULL, &origins, &rerr);
     if (chat == NULL && (rerr.status != 400 || rerr.message[0] == '\0'))
         __builtin_trap();
     if (chat != NULL) {
-        if (rerr.status != 0 || !cJSON_IsArray(prism_json_get(chat, "messages")))
+        const cJSON *messages = prism_json_get(chat, "messages");
+        if (rerr.status != 0 || !cJSON_IsArray(messages) || origins.n != (size_t)cJSON_GetArraySize(messages))
             __builtin_trap();
         print_round_trip(chat);
         char *again = claude_request_from_openai(chat, &opt, &info, &len, &err);
         if (again == NULL && err.status != 400)
             __builtin_trap();
+        if (again == NULL) { /* named as the Responses request has it */
+            claude_rsp_error_param(&origins, &err);
+            if (strncmp(err.param, "messages", 8) == 0 || strstr(err.param, ".function") != NULL ||
+                strncmp(err.param, "response_format", 15) == 0 || err.message[0] == '\0')
+                __builtin_trap();
+        }
         free(again);
         cJSON_Delete(chat);
     }
+    free(origins.of);
     cJSON_Delete(in);
     return 0;
 }

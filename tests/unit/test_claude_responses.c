@@ -48,7 +48,7 @@ static void assert_json(const cJSON *tree, const char *json)
 static cJSON *chat_of(const char *request, claude_error *err)
 {
     cJSON *in = parse(request);
-    cJSON *chat = claude_chat_from_responses(in, NULL, NULL, err);
+    cJSON *chat = claude_chat_from_responses(in, NULL, NULL, NULL, err);
     cJSON_Delete(in);
     return chat;
 }
@@ -211,6 +211,58 @@ static void request_items_become_messages(void **state)
         "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"f\"}},"
         "\"model\":\"claude-x\",\"stream\":true,\"max_completion_tokens\":9,\"reasoning_effort\":\"low\"}");
     cJSON_Delete(chat);
+}
+
+/* What the chat translation refuses in a carried request is named as the
+ * Responses request has it, in the param and the message. */
+static void chat_errors_name_responses_fields(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *request, *param;
+    } cases[] = {
+        {"{\"model\":\"c\",\"instructions\":\"x\",\"input\":[{\"role\":\"user\",\"content\":\"hi\"},"
+         "{\"type\":\"reasoning\",\"summary\":[]},"
+         "{\"type\":\"function_call\",\"call_id\":\"c1\",\"name\":\"f\",\"arguments\":\"{not json\"},"
+         "{\"type\":\"function_call_output\",\"call_id\":\"c1\",\"output\":\"x\"}]}",
+         "input[2]"},
+        {"{\"model\":\"c\",\"input\":[{\"role\":\"user\",\"content\":[{\"type\":\"input_image\",\"image_url\":"
+         "\"ftp://x\"}]}]}",
+         "input[0]"},
+        {"{\"model\":\"c\",\"input\":\"hi\",\"tools\":[{\"type\":\"function\",\"name\":\"f\",\"parameters\":\"s\"}]}",
+         "tools[0].parameters"},
+        {"{\"model\":\"c\",\"input\":\"hi\",\"max_output_tokens\":-5}", "max_output_tokens"},
+        {"{\"model\":\"c\",\"input\":\"hi\",\"reasoning\":{\"effort\":\"extreme\"}}", "reasoning.effort"},
+        {"{\"model\":\"c\",\"input\":\"hi\",\"temperature\":\"hot\"}", "temperature"},
+        {"{\"model\":\"c\",\"input\":\"\"}", "input"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        print_message("case %zu\n", i);
+        cJSON *in = parse(cases[i].request);
+        claude_error err;
+        claude_rsp_origins origins = {0};
+        cJSON *chat = claude_chat_from_responses(in, NULL, NULL, &origins, &err);
+        assert_non_null(chat);
+        assert_int_equal(origins.n, cJSON_GetArraySize(prism_json_get(chat, "messages")));
+        claude_request_info info;
+        size_t len;
+        claude_options opt = {.default_max_tokens = 1024, 1024, 2048, 4096};
+        char *body = claude_request_from_openai(chat, &opt, &info, &len, &err);
+        assert_null(body);
+        assert_int_equal(err.status, 400);
+        char chat_param[sizeof(err.param)];
+        snprintf(chat_param, sizeof(chat_param), "%s", err.param);
+        claude_rsp_error_param(&origins, &err);
+        print_message("%s -> %s: %s\n", chat_param, err.param, err.message);
+        assert_string_equal(err.param, cases[i].param);
+        char quoted[sizeof(err.param) + 2];
+        snprintf(quoted, sizeof(quoted), "'%s'", cases[i].param);
+        assert_non_null(strstr(err.message, quoted));
+        assert_null(strstr(err.message, "messages["));
+        free(origins.of);
+        cJSON_Delete(chat);
+        cJSON_Delete(in);
+    }
 }
 
 static void request_refusals(void **state)
@@ -574,7 +626,7 @@ static void references_resolve_to_kept_items(void **state)
     cJSON *in = parse("{\"model\":\"c\",\"input\":[{\"role\":\"user\",\"content\":\"q\"},"
                       "{\"type\":\"item_reference\",\"id\":\"msg_01K\"},{\"type\":\"item_reference\",\"id\":\"fc_7\"},"
                       "{\"type\":\"function_call_output\",\"call_id\":\"toolu_7\",\"output\":\"2\"}]}");
-    cJSON *chat = claude_chat_from_responses(in, lookup, store, &err);
+    cJSON *chat = claude_chat_from_responses(in, lookup, store, NULL, &err);
     assert_non_null(chat);
     assert_json(
         get(chat, "messages.1"),
@@ -583,7 +635,7 @@ static void references_resolve_to_kept_items(void **state)
     cJSON_Delete(chat);
     cJSON_Delete(in);
     in = parse("{\"model\":\"c\",\"input\":[{\"type\":\"item_reference\",\"id\":\"msg_gone\"}]}");
-    assert_null(claude_chat_from_responses(in, lookup, store, &err));
+    assert_null(claude_chat_from_responses(in, lookup, store, NULL, &err));
     assert_int_equal(err.status, 400);
     assert_string_equal(err.param, "input[0].id");
     cJSON_Delete(in);
@@ -641,6 +693,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(request_items_become_messages),
         cmocka_unit_test(request_refusals),
+        cmocka_unit_test(chat_errors_name_responses_fields),
         cmocka_unit_test(message_becomes_response),
         cmocka_unit_test(not_a_message_is_502),
         cmocka_unit_test(text_stream),

@@ -410,13 +410,19 @@ static const char *translate(call *c, claude_request_info *info, size_t *len)
 {
     prism_ctx *ctx = c->ctx;
     claude_error err = {0};
+    claude_rsp_origins origins = {0};
     cJSON *chat = NULL;
-    if (c->responses && (chat = claude_chat_from_responses(c->request, lookup_item, c->p->items, &err)) == NULL) {
+    if (c->responses &&
+        (chat = claude_chat_from_responses(c->request, lookup_item, c->p->items, &origins, &err)) == NULL) {
+        free(origins.of);
         respond_translation_error(ctx, &err);
         return NULL;
     }
     char *json = claude_request_from_openai(chat ? chat : c->request, &c->p->opt, info, len, &err);
     cJSON_Delete(chat);
+    if (json == NULL && c->responses)
+        claude_rsp_error_param(&origins, &err); /* named as the Responses request has it */
+    free(origins.of);
     if (json == NULL) {
         respond_translation_error(ctx, &err);
         return NULL;

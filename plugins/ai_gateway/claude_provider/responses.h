@@ -20,12 +20,29 @@ typedef char *claude_item_lookup(void *data, const char *id);
 /* Hands over a completed output item's JSON to keep under its id. */
 typedef void claude_item_keep(void *data, const char *id, const char *json, size_t len);
 
+/* Where each message of the chat request came from: origins->of[m] is the
+ * index of the input item that made message m (the first, for an
+ * assistant turn several items make), or one of these. The caller frees
+ * `of`. */
+enum { CLAUDE_RSP_FROM_INSTRUCTIONS = -1, CLAUDE_RSP_FROM_INPUT = -2 /* input as a string */ };
+typedef struct claude_rsp_origins {
+    int *of;
+    size_t n;
+} claude_rsp_origins;
+
 /* The Chat Completions request (a new tree: cJSON_Delete) that `request`,
  * a Responses request, asks for; item references are looked up with
- * `lookup` (NULL: none resolve). NULL with *err filled (400, or 500 when
- * memory ran out). */
+ * `lookup` (NULL: none resolve), and the messages' origins noted in
+ * *origins (may be NULL). NULL with *err filled (400, or 500 when memory
+ * ran out). */
 cJSON *claude_chat_from_responses(const cJSON *request, claude_item_lookup *lookup, void *lookup_data,
-                                  claude_error *err);
+                                  claude_rsp_origins *origins, claude_error *err);
+/* An error the chat translation found in that request, named as the
+ * Responses request has it: messages[2].content -> input[3],
+ * tools[0].function.parameters -> tools[0].parameters, response_format ->
+ * text.format, max_completion_tokens -> max_output_tokens, in the param and
+ * in the message. */
+void claude_rsp_error_param(const claude_rsp_origins *origins, claude_error *err);
 
 /* The Response (malloc'd, its length in *len) for an Anthropic message;
  * `request` is the client's Responses request, which the Response echoes;

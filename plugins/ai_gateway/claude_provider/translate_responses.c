@@ -25,6 +25,7 @@ typedef struct conv {
     int oom;
     claude_item_lookup *lookup;
     void *lookup_data;
+    claude_rsp_origins *origins; /* where each chat message came from, or NULL */
 } conv;
 
 static int is(const char *s, const char *lit)
@@ -340,6 +341,24 @@ static int input_item(conv *c, const cJSON *it, int i)
                 "input[%d].type", i);
 }
 
+/* The messages added since `from` came from `origin`. */
+static void note_origin(conv *c, int from, int origin)
+{
+    claude_rsp_origins *o = c->origins;
+    int n = cJSON_GetArraySize(c->messages);
+    if (o == NULL || n <= from)
+        return;
+    int *of = realloc(o->of, (size_t)n * sizeof(*of));
+    if (of == NULL) {
+        c->oom = 1;
+        return;
+    }
+    for (int m = from; m < n; m++)
+        of[m] = origin;
+    o->of = of;
+    o->n = (size_t)n;
+}
+
 static int messages_of(conv *c, cJSON *chat)
 {
     c->messages = put(c, chat, "messages", cJSON_CreateArray());
@@ -350,13 +369,16 @@ static int messages_of(conv *c, cJSON *chat)
         cJSON *sys = push(c, c->messages, cJSON_CreateObject());
         put_str(c, sys, "role", "system");
         put(c, sys, "content", copy(c, instructions));
+        note_origin(c, 0, CLAUDE_RSP_FROM_INSTRUCTIONS);
     }
     if (input == NULL)
         return fail(c, "missing_required_parameter", "Missing required parameter: 'input'.", "input");
+    int from = cJSON_GetArraySize(c->messages);
     if (cJSON_IsString(input)) {
         cJSON *msg = push(c, c->messages, cJSON_CreateObject());
         put_str(c, msg, "role", "user");
         put(c, msg, "content", copy(c, input));
+        note_origin(c, from, CLAUDE_RSP_FROM_INPUT);
         return 0;
     }
     if (!cJSON_IsArray(input))
@@ -365,8 +387,10 @@ static int messages_of(conv *c, cJSON *chat)
     int i = 0;
     cJSON_ArrayForEach(it, input)
     {
-        if (input_item(c, it, i++) != 0)
+        if (input_item(c, it, i) != 0)
             return -1;
+        note_origin(c, from, i++);
+        from = cJSON_GetArraySize(c->messages);
     }
     return 0;
 }
@@ -484,9 +508,9 @@ static void options_of(conv *c, cJSON *chat)
 }
 
 cJSON *claude_chat_from_responses(const cJSON *request, claude_item_lookup *lookup, void *lookup_data,
-                                  claude_error *err)
+                                  claude_rsp_origins *origins, claude_error *err)
 {
-    conv c = {.in = request, .err = err, .lookup = lookup, .lookup_data = lookup_data};
+    conv c = {.in = request, .err = err, .lookup = lookup, .lookup_data = lookup_data, .origins = origins};
     memset(err, 0, sizeof(*err));
     if (!cJSON_IsObject(request)) {
         fail(&c, "invalid_type", "The request body must be a JSON object.", "%s", "");
@@ -515,6 +539,70 @@ cJSON *claude_chat_from_responses(const cJSON *request, claude_item_lookup *look
     snprintf(err->code, sizeof(err->code), "internal_error");
     snprintf(err->message, sizeof(err->message), "Out of memory while translating the request.");
     return NULL;
+}
+
+/* ---- errors of the chat translation, in the Responses request's terms ---- */
+
+/* The chat parameters whose Responses names differ; a prefix followed by
+ * "" keeps the rest of the path, by NULL drops it. */
+static const struct {
+    const char *chat, *responses;
+    int keep_rest;
+} renamed[] = {
+    {"response_format.json_schema.", "text.format.", 1}, {"response_format", "text.format", 0},
+    {"max_completion_tokens", "max_output_tokens", 0},   {"reasoning_effort", "reasoning.effort", 0},
+    {"tool_choice.function.", "tool_choice.", 1},
+};
+
+/* param rewritten into out: 1, or 0 when it is the same in both APIs. */
+static int responses_param(const claude_rsp_origins *o, const char *param, char *out, size_t cap)
+{
+    unsigned m, k;
+    int used = 0;
+    if (sscanf(param, "messages[%u]%n", &m, &used) == 1 && used > 0) {
+        int from = o != NULL && m < o->n ? o->of[m] : CLAUDE_RSP_FROM_INPUT;
+        if (from >= 0)
+            snprintf(out, cap, "input[%d]", from); /* the item (or the first of a turn's items) */
+        else
+            snprintf(out, cap, "%s", from == CLAUDE_RSP_FROM_INSTRUCTIONS ? "instructions" : "input");
+        return 1;
+    }
+    if (strcmp(param, "messages") == 0) { /* the conversation as a whole */
+        snprintf(out, cap, "input");
+        return 1;
+    }
+    if (sscanf(param, "tools[%u]%n", &k, &used) == 1 && used > 0) {
+        const char *rest = param + used;
+        if (strncmp(rest, ".function", 9) != 0)
+            return 0;
+        snprintf(out, cap, "tools[%u]%s", k, rest + 9);
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof(renamed) / sizeof(renamed[0]); i++) {
+        size_t n = strlen(renamed[i].chat);
+        if (strncmp(param, renamed[i].chat, n) == 0) {
+            snprintf(out, cap, "%s%s", renamed[i].responses, renamed[i].keep_rest ? param + n : "");
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void claude_rsp_error_param(const claude_rsp_origins *origins, claude_error *err)
+{
+    char param[sizeof(err->param)], message[sizeof(err->message)];
+    if (err->param[0] == '\0' || !responses_param(origins, err->param, param, sizeof(param)))
+        return;
+    /* The message names the parameter as "Invalid 'param': why". */
+    char quoted[sizeof(err->param) + 2];
+    snprintf(quoted, sizeof(quoted), "'%s'", err->param);
+    const char *at = strstr(err->message, quoted);
+    if (at != NULL) {
+        snprintf(message, sizeof(message), "%.*s'%s'%s", (int)(at - err->message), err->message, param,
+                 at + strlen(quoted));
+        snprintf(err->message, sizeof(err->message), "%s", message);
+    }
+    snprintf(err->param, sizeof(err->param), "%s", param);
 }
 
 /* ---- the Response ---- */
