@@ -212,9 +212,12 @@ void prism_ctx_set(prism_ctx *ctx, const char *key, const char *value)
             return;
         }
     }
-    prism_kv *kv = prism_ctx_alloc(ctx, sizeof(*kv));
-    kv->key = prism_ctx_strdup(ctx, key);
-    kv->value = prism_ctx_strdup(ctx, value);
+    /* The entry and both copies in one allocation. */
+    size_t klen = strlen(key) + 1, vlen = strlen(value) + 1;
+    prism_kv *kv = prism_ctx_alloc(ctx, sizeof(*kv) + klen + vlen);
+    char *k = (char *)(kv + 1), *v = k + klen;
+    kv->key = memcpy(k, key, klen);
+    kv->value = memcpy(v, value, vlen);
     kv->next = ctx->kv;
     ctx->kv = kv;
 }

@@ -21,6 +21,7 @@
 #include "metrics.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -64,6 +65,40 @@ int prism_response_header(prism_ctx *ctx, const char *name, const char *value)
     return prism_response_header_n(ctx, name, strlen(name), value, strlen(value));
 }
 
+/* Eight bytes of a header name lowered into *out; 0 when one of them is a
+ * control character. Each byte's low seven bits plus a constant carry into
+ * its top bit exactly when the byte is at least some value, and no carry
+ * crosses into the next byte, so A-Z and the control characters are found
+ * in all eight at once (bytes from 0x80 up are neither). */
+static int lower8(const char *in, char *out)
+{
+    const uint64_t high = 0x8080808080808080ull, low7 = 0x7f7f7f7f7f7f7f7full;
+    uint64_t x;
+    memcpy(&x, in, 8);
+    uint64_t seven = x & low7, ascii = ~x & high;
+    uint64_t control = ~(seven + 0x6060606060606060ull) & ascii;                                 /* < 0x20 */
+    uint64_t upper = (seven + 0x3f3f3f3f3f3f3f3full) & ~(seven + 0x2525252525252525ull) & ascii; /* 0x41-0x5a */
+    x |= upper >> 2;                                                                             /* + 0x20 */
+    memcpy(out, &x, 8);
+    return control == 0;
+}
+
+/* The name lowered into out; 0 when it holds a control character. */
+static int lower_name(const char *name, size_t n, char *out)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        if (!lower8(name + i, out + i))
+            return 0;
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20)
+            return 0;
+        out[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
+    }
+    return 1;
+}
+
 int prism_response_header_n(prism_ctx *ctx, const char *name, size_t nlen, const char *value, size_t vlen)
 {
     if (ctx->resp != PRISM_RESP_NONE)
@@ -73,12 +108,8 @@ int prism_response_header_n(prism_ctx *ctx, const char *name, size_t nlen, const
     h2o_req_t *req = ctx->req;
     /* Name and value in one allocation: the lowered name, then the value. */
     char *lower = h2o_mem_alloc_pool(&req->pool, nlen + 1 + vlen + 1);
-    for (size_t i = 0; i < nlen; i++) {
-        unsigned char c = (unsigned char)name[i];
-        if (c < 0x20)
-            return -1; /* the pool takes the copy back with the request */
-        lower[i] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
-    }
+    if (!lower_name(name, nlen, lower))
+        return -1; /* the pool takes the copy back with the request */
     lower[nlen] = '\0';
     char *v = lower + nlen + 1;
     memcpy(v, value, vlen);

@@ -8,6 +8,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import http from 'node:http';
 import { startFakeOpenAI } from './lib/fake-openai.mjs';
 import {
   T,
@@ -167,6 +168,30 @@ describe('a top-level plugin: examples/hello_header in front of ai_gateway:chat'
       assert.equal(res.headers.get('server'), HELLO_VALUE);
       const health = await fetch(g.url('/health'));
       assert.equal(health.headers.get('server'), 'prism', 'routes without the plugin keep Prism\'s own');
+    } finally {
+      await g.kill();
+    }
+  });
+
+  it('a plugin\'s header name goes out lowered, every byte of it', { timeout: T(60000) }, async () => {
+    const config3 = path.join(scratch, 'config-name.yml');
+    const base = await fs.promises.readFile(config, 'utf8');
+    const name = 'X-Hello-Mixed-CASE-Name-0123-ZZ';
+    await fs.promises.writeFile(config3, base.replace('plugins:\n', `plugins:\n  config:\n    hello_header: { header: ${name} }\n`));
+    const g = await startGateway({ cwd: scratch, config: config3, env: gatewayEnv(fake, { HELLO_HEADER_VALUE: HELLO_VALUE }) });
+    try {
+      const raw = await new Promise((resolve, reject) => {
+        const req = http.request(g.url('/v1/chat/completions'), { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.rawHeaders));
+        });
+        req.on('error', reject);
+        req.end(JSON.stringify(chatBody('gpt-4o-mini')));
+      });
+      const at = raw.indexOf(name.toLowerCase());
+      assert.ok(at >= 0 && at % 2 === 0, `the lowered name among ${JSON.stringify(raw)}`);
+      assert.equal(raw[at + 1], HELLO_VALUE);
+      assert.ok(!raw.includes(name), 'not as configured');
     } finally {
       await g.kill();
     }
