@@ -235,6 +235,9 @@ static void chat_errors_name_responses_fields(void **state)
         {"{\"model\":\"c\",\"input\":\"hi\",\"reasoning\":{\"effort\":\"extreme\"}}", "reasoning.effort"},
         {"{\"model\":\"c\",\"input\":\"hi\",\"temperature\":\"hot\"}", "temperature"},
         {"{\"model\":\"c\",\"input\":\"\"}", "input"},
+        {"{\"model\":\"c\",\"input\":\"hi\",\"text\":{\"format\":{\"type\":\"json_schema\",\"name\":\"x\","
+         "\"schema\":\"not a schema\"}}}",
+         "text.format.schema"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         print_message("case %zu\n", i);

@@ -341,10 +341,10 @@ static void test_large_body(void **state)
 
 /* ---- picks ---- */
 
-#define WANT(key, in)                                                                                                  \
-    {                                                                                                                  \
-        key, sizeof(key) - 1, in                                                                                       \
-    }
+static prism_json_want want_of(const char *key, int in)
+{
+    return (prism_json_want){key, strlen(key), in};
+}
 
 static void test_picks(void **state)
 {
@@ -352,8 +352,9 @@ static void test_picks(void **state)
     prism_json_scanner *s = prism_json_scanner_new();
     assert_non_null(s);
     const prism_json_want want[] = {
-        WANT("type", -1), WANT("index", -1), WANT("delta", -1), WANT("type", 2), WANT("text", 2),    WANT("list", -1),
-        WANT("flag", -1), WANT("none", -1),  WANT("deep", 2),   WANT("x", 8),    WANT("missing", 2),
+        want_of("type", -1), want_of("index", -1), want_of("delta", -1),  want_of("type", 2),
+        want_of("text", 2),  want_of("list", -1),  want_of("flag", -1),   want_of("none", -1),
+        want_of("deep", 2),  want_of("x", 8),      want_of("missing", 2),
     };
     enum { N = sizeof(want) / sizeof(want[0]) };
     prism_json_field got[N];

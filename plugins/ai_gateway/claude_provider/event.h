@@ -82,21 +82,16 @@ typedef struct claude_delta {
 
 enum { DP_TYPE, DP_INDEX, DP_DELTA, DP_DELTA_TYPE, DP_TEXT, DP_THINKING, DP_SIGNATURE, DP_PARTIAL, DP_COUNT };
 
-#define EV_WANT(key, in)                                                                                               \
-    {                                                                                                                  \
-        key, sizeof(key) - 1, in                                                                                       \
-    }
 static const prism_json_want claude_delta_want[DP_COUNT] = {
-    EV_WANT("type", -1),
-    EV_WANT("index", -1),
-    EV_WANT("delta", -1),
-    EV_WANT("type", DP_DELTA),
-    EV_WANT("text", DP_DELTA),
-    EV_WANT("thinking", DP_DELTA),
-    EV_WANT("signature", DP_DELTA),
-    EV_WANT("partial_json", DP_DELTA),
+    {"type", sizeof "type" - 1, -1},
+    {"index", sizeof "index" - 1, -1},
+    {"delta", sizeof "delta" - 1, -1},
+    {"type", sizeof "type" - 1, DP_DELTA},
+    {"text", sizeof "text" - 1, DP_DELTA},
+    {"thinking", sizeof "thinking" - 1, DP_DELTA},
+    {"signature", sizeof "signature" - 1, DP_DELTA},
+    {"partial_json", sizeof "partial_json" - 1, DP_DELTA},
 };
-#undef EV_WANT
 
 static inline void ev_delta_of_tree(const cJSON *ev, claude_delta *d)
 {

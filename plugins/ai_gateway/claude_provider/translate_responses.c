@@ -543,13 +543,14 @@ cJSON *claude_chat_from_responses(const cJSON *request, claude_item_lookup *look
 
 /* ---- errors of the chat translation, in the Responses request's terms ---- */
 
-/* The chat parameters whose Responses names differ; a prefix followed by
- * "" keeps the rest of the path, by NULL drops it. */
+/* The chat parameters whose Responses names differ, by prefix, the first
+ * match winning; keep_rest: the rest of the path follows the new name. */
 static const struct {
     const char *chat, *responses;
     int keep_rest;
 } renamed[] = {
-    {"response_format.json_schema.", "text.format.", 1}, {"response_format", "text.format", 0},
+    {"response_format.json_schema.", "text.format.", 1}, /* the schema's fields sit in format itself */
+    {"response_format.json_schema", "text.format", 0},   {"response_format", "text.format", 1},
     {"max_completion_tokens", "max_output_tokens", 0},   {"reasoning_effort", "reasoning.effort", 0},
     {"tool_choice.function.", "tool_choice.", 1},
 };
