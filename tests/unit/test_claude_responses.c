@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "item_store.h"
-#include "json_scan.h"
+#include "picker.h"
 #include "responses.h"
 
 #ifndef PRISM_TEST_DATA
@@ -119,22 +119,6 @@ static int on_event(void *user, const char *event, const char *data, size_t len)
     run *r = user;
     claude_rstream_event(r->s, event, data, len, &r->out);
     return 0;
-}
-
-/* content_block_delta events read without a tree, as the provider reads
- * them (on the core's scanner), counted. */
-typedef struct picker {
-    prism_json_scanner *scanner;
-    unsigned picked;
-} picker;
-
-static int pick_with(void *data, const char *text, size_t len, const prism_json_want *want, prism_json_field *got,
-                     size_t n)
-{
-    picker *k = data;
-    int r = prism_json_pick(k->scanner, text, len, want, got, n);
-    k->picked += r == 0;
-    return r;
 }
 
 /* The raw events of a transcript through the SSE layer and the Responses
@@ -675,19 +659,18 @@ static void picked_deltas_give_the_same_events(void **state)
                                         "thinking.sse", "error.sse",    "json_tool.sse"};
     claude_request_info info = {.stream = 1, .json_tool = 1, .json_tool_name = "json_response"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        picker k = {prism_json_scanner_new(), 0};
-        assert_non_null(k.scanner);
+        picker *k = picker_new();
         claude_stream_state a, b;
         char *want = transcript_text(names[i], &info, NULL, NULL, &a);
-        char *got = transcript_text(names[i], &info, NULL, &k, &b);
-        print_message("%s: %u picked\n", names[i], k.picked);
-        assert_true(k.picked > 0);
+        char *got = transcript_text(names[i], &info, NULL, k, &b);
+        print_message("%s: %u picked\n", names[i], k->picked);
+        assert_true(k->picked > 0);
         assert_true(strlen(want) > 0);
         assert_string_equal(got, want);
         assert_int_equal(b, a);
         free(want);
         free(got);
-        prism_json_scanner_free(k.scanner);
+        picker_free(k);
     }
 }
 

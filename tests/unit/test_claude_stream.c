@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "json_scan.h"
+#include "picker.h"
 #include "stream.h"
 
 #ifndef PRISM_TEST_DATA
@@ -53,38 +53,6 @@ typedef struct pipeline {
     claude_buf out;
     struct picker *picker; /* reads content_block_delta events without a tree, or NULL */
 } pipeline;
-
-/* The provider's picker, on the core's scanner as a worker's scratch uses
- * it, counting the events it read. */
-typedef struct picker {
-    prism_json_scanner *scanner;
-    unsigned picked;
-} picker;
-
-static picker *picker_new(void)
-{
-    picker *k = calloc(1, sizeof(*k));
-    assert_non_null(k);
-    k->scanner = prism_json_scanner_new();
-    assert_non_null(k->scanner);
-    return k;
-}
-
-static void picker_free(picker *k)
-{
-    if (k != NULL)
-        prism_json_scanner_free(k->scanner);
-    free(k);
-}
-
-static int pick_with(void *data, const char *text, size_t len, const prism_json_want *want, prism_json_field *got,
-                     size_t n)
-{
-    picker *k = data;
-    int r = prism_json_pick(k->scanner, text, len, want, got, n);
-    k->picked += r == 0;
-    return r;
-}
 
 static int on_event(void *user, const char *event, const char *data, size_t len)
 {

@@ -129,6 +129,41 @@ static inline int ev_pick_delta(claude_pick_fn *pick, void *data, const char *te
     return 0;
 }
 
+/* The JSON "type" is what Anthropic documents as authoritative; the SSE
+ * event name only stands in when it is missing. */
+static inline const char *ev_type(const cJSON *ev, const char *event)
+{
+    const char *type = ev_str(ev, "type");
+    return type ? type : event ? event : "";
+}
+
+/* How a translator reads its events: deltas picked where a picker is set,
+ * everything else as a tree (cJSON's own parse when no parser is set). */
+typedef struct claude_reader {
+    claude_parse_fn *parse;
+    void *parse_data;
+    claude_pick_fn *pick;
+    void *pick_data;
+} claude_reader;
+
+/* One event: 1 with *d filled (a content_block_delta read without a tree),
+ * else 0 with *ev its tree or NULL (not JSON); *owned is what to
+ * cJSON_Delete after, NULL but for cJSON's own parse. */
+static inline int ev_read(const claude_reader *r, const char *event, const char *data, size_t len, claude_delta *d,
+                          const cJSON **ev, cJSON **owned)
+{
+    *ev = NULL;
+    *owned = NULL;
+    if (r->pick && event && strcmp(event, "content_block_delta") == 0 &&
+        ev_pick_delta(r->pick, r->pick_data, data, len, d) == 0)
+        return 1;
+    if (r->parse)
+        *ev = r->parse(r->parse_data, data, len);
+    else
+        *ev = *owned = claude_parse_exact(data, len);
+    return 0;
+}
+
 static inline char *ev_strdup(const char *s)
 {
     size_t n = strlen(s) + 1;

@@ -266,11 +266,8 @@ struct claude_stream {
     unsigned char started;   /* message_start seen */
     unsigned char role_sent; /* the first chunk, with the role, went out */
     unsigned char state;     /* claude_stream_state */
-    claude_parse_fn *parse;  /* NULL: parse_exact */
-    void *parse_data;
-    claude_pick_fn *pick; /* NULL: every event read as a tree */
-    void *pick_data;
-    char *head; /* every chunk's text up to its delta (make_head) */
+    claude_reader reader;    /* how events are read */
+    char *head;              /* every chunk's text up to its delta (make_head) */
     size_t head_len;
     prism_json_writer *w; /* each delta, written again and again in the same memory */
 };
@@ -293,14 +290,14 @@ claude_stream *claude_stream_new(const claude_request_info *info, long created)
 
 void claude_stream_set_parser(claude_stream *s, claude_parse_fn *parse, void *data)
 {
-    s->parse = parse;
-    s->parse_data = data;
+    s->reader.parse = parse;
+    s->reader.parse_data = data;
 }
 
 void claude_stream_set_picker(claude_stream *s, claude_pick_fn *pick, void *data)
 {
-    s->pick = pick;
-    s->pick_data = data;
+    s->reader.pick = pick;
+    s->reader.pick_data = data;
 }
 
 void claude_stream_free(claude_stream *s)
@@ -934,20 +931,13 @@ claude_stream_state claude_stream_event(claude_stream *s, const char *event, con
         return (claude_stream_state)s->state;
     const char *err = "event data that is not a JSON object";
     claude_delta d;
-    if (s->pick && event && strcmp(event, "content_block_delta") == 0 &&
-        ev_pick_delta(s->pick, s->pick_data, data, len, &d) == 0) {
+    const cJSON *ev;
+    cJSON *owned;
+    if (ev_read(&s->reader, event, data, len, &d, &ev, &owned))
         err = s->started ? block_delta(s, &d, out) : "an event before message_start";
-    } else {
-        cJSON *owned = s->parse ? NULL : claude_parse_exact(data, len);
-        const cJSON *ev = s->parse ? s->parse(s->parse_data, data, len) : owned;
-        if (cJSON_IsObject(ev)) {
-            /* The JSON "type" is what Anthropic documents as authoritative;
-             * the SSE event name only stands in when it is missing. */
-            const char *type = ev_str(ev, "type");
-            err = route(s, type ? type : event ? event : "", ev, out);
-        }
-        cJSON_Delete(owned);
-    }
+    else if (cJSON_IsObject(ev))
+        err = route(s, ev_type(ev, event), ev, out);
+    cJSON_Delete(owned);
     if (err)
         protocol_error(s, out, err);
     return (claude_stream_state)s->state;

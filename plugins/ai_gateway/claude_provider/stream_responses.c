@@ -39,10 +39,7 @@ struct claude_rstream {
     const cJSON *request;
     claude_request_info info;
     long created;
-    claude_parse_fn *parse;
-    void *parse_data;
-    claude_pick_fn *pick; /* NULL: every event read as a tree */
-    void *pick_data;
+    claude_reader reader; /* how events are read */
     unsigned char state, started, json_seen;
     char id[96];
     char *msg_id, *model;
@@ -94,14 +91,14 @@ void claude_rstream_set_keep(claude_rstream *s, claude_item_keep *keep, void *da
 
 void claude_rstream_set_parser(claude_rstream *s, claude_parse_fn *parse, void *data)
 {
-    s->parse = parse;
-    s->parse_data = data;
+    s->reader.parse = parse;
+    s->reader.parse_data = data;
 }
 
 void claude_rstream_set_picker(claude_rstream *s, claude_pick_fn *pick, void *data)
 {
-    s->pick = pick;
-    s->pick_data = data;
+    s->reader.pick = pick;
+    s->reader.pick_data = data;
 }
 
 void claude_rstream_free(claude_rstream *s)
@@ -620,18 +617,13 @@ claude_stream_state claude_rstream_event(claude_rstream *s, const char *event, c
         return (claude_stream_state)s->state;
     const char *err = "event data that is not a JSON object";
     claude_delta d;
-    if (s->pick && event && strcmp(event, "content_block_delta") == 0 &&
-        ev_pick_delta(s->pick, s->pick_data, data, len, &d) == 0) {
+    const cJSON *ev;
+    cJSON *owned;
+    if (ev_read(&s->reader, event, data, len, &d, &ev, &owned))
         err = s->started ? block_delta(s, &d, out) : "an event before message_start";
-    } else {
-        cJSON *owned = s->parse ? NULL : claude_parse_exact(data, len);
-        const cJSON *ev = s->parse ? s->parse(s->parse_data, data, len) : owned;
-        if (cJSON_IsObject(ev)) {
-            const char *type = ev_str(ev, "type");
-            err = route(s, type ? type : event ? event : "", ev, out);
-        }
-        cJSON_Delete(owned);
-    }
+    else if (cJSON_IsObject(ev))
+        err = route(s, ev_type(ev, event), ev, out);
+    cJSON_Delete(owned);
     if (err && s->state == CLAUDE_STREAM_OPEN)
         protocol_error(s, out, err);
     else if (err == NOMEM)
