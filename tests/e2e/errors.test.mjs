@@ -129,6 +129,19 @@ describe('request errors', { timeout: T(120000) }, () => {
     await assertStillServes('missing model');
   });
 
+  it('a model that is not a string: 400 invalid_type; an empty one: missing_required_parameter', { timeout: T(15000) }, async () => {
+    fake.reset();
+    for (const [model, type] of [[123, 'a number'], [null, 'null'], [['gpt-4o-mini'], 'an array'], [{ id: 'x' }, 'an object'], [true, 'a boolean']]) {
+      const res = await raw('POST', '/v1/chat/completions', JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }));
+      const body = await expectErrorResponse(res, 400, { code: 'invalid_type', param: 'model' }, `model ${JSON.stringify(model)}`);
+      assert.equal(body.error.message, `Invalid type for 'model': expected a string, but got ${type} instead.`);
+    }
+    const empty = await raw('POST', '/v1/chat/completions', JSON.stringify({ model: '', messages: [{ role: 'user', content: 'hi' }] }));
+    await expectErrorResponse(empty, 400, { code: 'missing_required_parameter', param: 'model' }, 'empty model');
+    assert.equal(fake.requests.length, 0);
+    await assertStillServes('model types');
+  });
+
   it('missing messages: 400 missing_required_parameter, param "messages"', { timeout: T(15000) }, async () => {
     fake.reset();
     const res = await raw('POST', '/v1/chat/completions', JSON.stringify({ model: 'gpt-4o-mini' }));

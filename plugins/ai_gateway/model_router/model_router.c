@@ -46,6 +46,21 @@ static const char *duplicated_field(prism_ctx *ctx)
     return NULL;
 }
 
+/* A JSON type as OpenAI's errors name it ("an integer" is a number here:
+ * the scan does not tell integers apart). */
+static const char *json_type_name(prism_json_type t)
+{
+    switch (t) {
+    case PRISM_JSON_NULL: return "null";
+    case PRISM_JSON_FALSE:
+    case PRISM_JSON_TRUE: return "a boolean";
+    case PRISM_JSON_NUMBER: return "a number";
+    case PRISM_JSON_ARRAY: return "an array";
+    case PRISM_JSON_OBJECT: return "an object";
+    default: return "a string";
+    }
+}
+
 /* Reads the body's fields without building a tree (prism_ctx_body_field):
  * a pass-through provider never needs one. */
 static int validate(prism_ctx *ctx, const route_table *r, const char **model)
@@ -59,10 +74,14 @@ static int validate(prism_ctx *ctx, const route_table *r, const char **model)
         return 0;
     }
     prism_json_field m = prism_ctx_body_field(ctx, NULL, "model");
-    if (m.type != PRISM_JSON_STRING || m.string[0] == '\0') {
+    if (m.type != PRISM_JSON_ABSENT && m.type != PRISM_JSON_STRING) {
+        prism_respond_error(ctx, 400, "invalid_request_error", "invalid_type", "model",
+                            "Invalid type for 'model': expected a string, but got %s instead.", json_type_name(m.type));
+        return 0;
+    }
+    if (m.type == PRISM_JSON_ABSENT || m.string[0] == '\0') { /* OpenAI answers "" as it answers no model */
         prism_respond_error(ctx, 400, "invalid_request_error", "missing_required_parameter", "model",
-                            m.type == PRISM_JSON_ABSENT ? "You must provide a model parameter."
-                                                        : "'model' must be a non-empty string.");
+                            "You must provide a model parameter.");
         return 0;
     }
     if (prism_str_ends_with(prism_ctx_path(ctx), "/chat/completions")) {
