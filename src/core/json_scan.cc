@@ -491,8 +491,9 @@ extern "C" int prism_json_pick(prism_json_scanner *s, const char *text, size_t l
                                prism_json_field *got, size_t n)
 {
     memset(got, 0, n * sizeof(*got));
-    /* What the tree would decide differently (a byte order mark, -0) or
-     * read with a parser of its own (a long text) is left to the tree. */
+    /* What the tree would decide differently (a byte order mark) or read
+     * with a parser of its own (a long text) is left to the tree. A -0,
+     * which a tree keeps negative, reads as 0 here. */
     if (len > KEEP_CAPACITY || has_bom(text, len))
         return -1;
     element root;
