@@ -18,7 +18,8 @@
 #   with strace -c attached for one load run (strace slows the process; the counts do not move).
 #   cpu: BENCH_SECONDS=10, BENCH_CONNECTIONS=64. CPU time per request, user and system, from
 #   the process's utime and stime around one load run, and how busy that kept it (near 100%:
-#   the process was what limited the rate, so its time per request is what the rate costs).
+#   the process was what limited the rate, so its time per request is what the rate costs),
+#   and what the same requests cost the fake provider and wrk, which share the two CPUs.
 #   BENCH_TARGET=nginx (callgrind, strace or cpu) measures the nginx proxy_pass hop the same
 #   way, one worker in a single process: the floor's own instructions, system calls or CPU time
 #   per request.
@@ -61,6 +62,7 @@ esac
 setup_work
 read -r P_FAKE P_PRISM <<<"$(free_ports 2)"
 start_nginx fake "$BENCH_DIR/nginx-fake.conf" "$P_FAKE"
+FAKE_PID=$BG_PID
 if [ "$TARGET" = nginx ]; then
   wrapper=""
   [ "$PROFILER" = callgrind ] && wrapper="valgrind --tool=callgrind --callgrind-out-file=$WORK/cg.out-nginx"
@@ -138,17 +140,31 @@ if [ "$PROFILER" = cpu ]; then
   ticks() { awk '{print $14, $15}' "/proc/$PRISM_PID/stat"; }
   # Each thread's too (Prism: the worker, the main thread, the log writer), by thread id.
   thread_ticks() { for t in /proc/"$PRISM_PID"/task/*; do echo "${t##*/} $(awk '{print $14 + $15}' "$t/stat")"; done; }
+  # The fake's master and worker together: what the target's upstream requests cost it.
+  fake_ticks() { cat /proc/"$FAKE_PID"/stat /proc/"$(pgrep -P "$FAKE_PID" | head -1)"/stat | awk '{t += $14 + $15} END {print t}'; }
   read -r u0 s0 <<<"$(ticks)"
   t0=$(thread_ticks)
-  result=$(load "${SECS}s")
+  f0=$(fake_ticks)
+  # wrk's own CPU time: `times` in the subshell that ran it prints its children's (wrk's) user
+  # and system time on its second line (not through a pipe: that runs it in a fresh subshell).
+  result=$(load "${SECS}s" && times >"$WORK/wrk.times")
   read -r u1 s1 <<<"$(ticks)"
   t1=$(thread_ticks)
+  f1=$(fake_ticks)
   requests=$(echo "$result" | sed 's/.*requests=\([0-9]*\).*/\1/')
   [ "${requests:-0}" -gt 0 ] || die "no requests were answered: $result"
+  # "0m1.234s 0m2.345s" -> seconds of user + system.
+  wrk_secs=$(awk 'NR == 2 {for (i = 1; i <= 2; i++) {split($i, ms, /[ms]/); t += ms[1] * 60 + ms[2]} print t}' \
+    "$WORK/wrk.times")
   echo "== CPU time per request ($TARGET, $MODEL, $SIZE body, $CONNS connections, ${SECS}s: $requests requests)"
-  awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v n="$requests" -v hz="$(getconf CLK_TCK)" -v secs="$SECS" 'BEGIN {
+  awk -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v n="$requests" -v hz="$(getconf CLK_TCK)" -v secs="$SECS" \
+    -v fake=$((f1 - f0)) -v wrk="$wrk_secs" 'BEGIN {
     printf "%8.2f µs  user\n%8.2f µs  system\n%8.2f µs  total\n", u * 1e6 / hz / n, s * 1e6 / hz / n, (u + s) * 1e6 / hz / n
-    printf "%8.0f %%   busy (one CPU = 100%%), %.0f requests/s\n", (u + s) * 100 / hz / secs, n / secs }'
+    printf "%8.0f %%   busy (one CPU = 100%%), %.0f requests/s\n", (u + s) * 100 / hz / secs, n / secs
+    # What the same requests cost the processes around the target, sharing its two CPUs.
+    printf "%8.2f µs  the fake provider (its upstream requests)\n", fake * 1e6 / hz / n
+    printf "%8.2f µs  wrk (the client)\n", wrk * 1e6 / n
+    printf "%8.2f µs  all three\n", ((u + s + fake) / hz + wrk) * 1e6 / n }'
   # The busiest thread (Prism's worker): what limits the rate when it is near 100%.
   join <(echo "$t0" | sort) <(echo "$t1" | sort) | sort -k3,3n -k2,2n |
     awk -v n="$requests" -v hz="$(getconf CLK_TCK)" -v secs="$SECS" '{d = $3 - $2; if (d > best) best = d}

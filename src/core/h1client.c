@@ -64,12 +64,13 @@ ssize_t phr_decode_chunked(struct phr_chunked_decoder *decoder, char *buf, size_
 #define READ_BUF_SIZE (64u * 1024u) /* one per pool, shared by its connections */
 #define HEAD_BUF_MIN  1024u
 #define MAX_HEADERS   256
-#define IDLE_MAX      1024  /* idle connections kept per worker */
+#define IDLE_MAX      1024  /* idle connections kept per worker, unless the caller says */
 #define IDLE_TTL_MS   55000 /* under most servers' keep-alive limits */
 #define IDLE_SWEEP_MS 5000
 #define IDLE_CHECK_MS 1000 /* idle this long: asked whether still open before reuse */
 
 typedef struct h1_conn h1_conn;
+typedef struct h1_host h1_host;
 
 typedef enum { ST_CONNECT, ST_HEAD, ST_BODY, ST_DONE } req_state;
 typedef enum { BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE } body_kind;
@@ -113,8 +114,8 @@ struct h1_conn {
     uv_write_t write;
     prism_h1_pool *pool;
     prism_h1_req *req; /* NULL when idle */
-    char *key;
-    h1_conn *prev, *next; /* pool->idle, most recently used first */
+    h1_host *host;
+    h1_conn *prev, *next; /* host->idle, most recently used first */
     uint64_t idle_since;
     /* A response head still incomplete (NULL most of the time: bytes are
      * read into the pool's buffer and copied here only until the head is
@@ -125,11 +126,22 @@ struct h1_conn {
     bool writing, reading, closing;
 };
 
+/* The connections to one "host:port". A pool talks to a handful of hosts,
+ * and a request takes the head of its host's idle list: finding one costs a
+ * walk over the hosts, never over thousands of idle connections to another.
+ * An entry lives while a connection to its host is open. */
+struct h1_host {
+    h1_host *next;
+    h1_conn *idle; /* most recently used first */
+    size_t conns;  /* open connections made for this host */
+    char key[];
+};
+
 struct prism_h1_pool {
     uv_loop_t *loop;
     size_t max_header_bytes;
-    h1_conn *idle;
-    size_t idle_count;
+    h1_host *hosts;
+    size_t idle_count, idle_max;
     size_t conns;
     char *rbuf; /* every read lands here and is used up before the next one */
     uv_timer_t sweep;
@@ -173,7 +185,7 @@ static void req_release_conn(prism_h1_req *r, bool reusable)
     c->req = NULL;
     uv_timer_stop(&c->timer);
     prism_h1_pool *pool = c->pool;
-    if (!reusable || c->writing || pool->freeing || pool->idle_count >= IDLE_MAX || c->closing) {
+    if (!reusable || c->writing || pool->freeing || pool->idle_count >= pool->idle_max || c->closing) {
         conn_close(c);
         return;
     }
@@ -182,11 +194,11 @@ static void req_release_conn(prism_h1_req *r, bool reusable)
     c->idle_since = uv_now(pool->loop);
     start_reading(c); /* an idle connection is watched for its close */
     c->prev = NULL;
-    c->next = pool->idle;
+    c->next = c->host->idle;
     if (c->next) {
         c->next->prev = c;
     }
-    pool->idle = c;
+    c->host->idle = c;
     pool->idle_count++;
 }
 
@@ -226,6 +238,48 @@ static bool cancelled_in_cb(prism_h1_req *r)
 
 /* ---- connections ---- */
 
+static h1_host *host_find(prism_h1_pool *pool, const char *key)
+{
+    for (h1_host *h = pool->hosts; h; h = h->next) {
+        if (strcmp(h->key, key) == 0) {
+            return h;
+        }
+    }
+    return NULL;
+}
+
+/* The entry for `key`, made if needed, with one more connection counted. */
+static h1_host *host_take(prism_h1_pool *pool, const char *key)
+{
+    h1_host *h = host_find(pool, key);
+    if (!h) {
+        size_t n = strlen(key) + 1;
+        if (!(h = calloc(1, sizeof *h + n))) {
+            return NULL;
+        }
+        memcpy(h->key, key, n);
+        h->next = pool->hosts;
+        pool->hosts = h;
+    }
+    h->conns++;
+    return h;
+}
+
+/* A connection to `h` is gone; the entry goes with its last one. */
+static void host_release(prism_h1_pool *pool, h1_host *h)
+{
+    if (--h->conns > 0) {
+        return;
+    }
+    for (h1_host **at = &pool->hosts; *at; at = &(*at)->next) {
+        if (*at == h) {
+            *at = h->next;
+            break;
+        }
+    }
+    free(h);
+}
+
 static void pool_release(prism_h1_pool *pool)
 {
     free(pool->no_proxy);
@@ -240,8 +294,8 @@ static void on_conn_closed(uv_handle_t *h)
         return;
     }
     prism_h1_pool *pool = c->pool;
+    host_release(pool, c->host);
     free(c->buf);
-    free(c->key);
     free(c);
     pool->conns--;
     if (pool->gauge) {
@@ -258,7 +312,7 @@ static void idle_unlink(h1_conn *c)
     if (c->prev) {
         c->prev->next = c->next;
     } else {
-        pool->idle = c->next;
+        c->host->idle = c->next;
     }
     if (c->next) {
         c->next->prev = c->prev;
@@ -272,7 +326,7 @@ static void conn_close(h1_conn *c)
     if (c->closing) {
         return;
     }
-    if (!c->req && (c->prev || c->pool->idle == c)) {
+    if (!c->req && (c->prev || c->host->idle == c)) {
         idle_unlink(c);
     }
     c->closing = true;
@@ -286,13 +340,13 @@ static h1_conn *conn_new(prism_h1_req *r)
 {
     prism_h1_pool *pool = r->pool;
     h1_conn *c = calloc(1, sizeof *c);
-    char *key = c ? strdup(r->key) : NULL;
-    if (!key) {
+    h1_host *host = c ? host_take(pool, r->key) : NULL;
+    if (!host) {
         free(c);
         return NULL;
     }
     c->pool = pool;
-    c->key = key;
+    c->host = host;
     uv_tcp_init(pool->loop, &c->tcp);
     uv_timer_init(pool->loop, &c->timer);
     c->tcp.data = c->timer.data = c->connect.data = c->write.data = c;
@@ -905,18 +959,20 @@ static void on_sweep(uv_timer_t *t)
 {
     prism_h1_pool *pool = t->data;
     uint64_t now = uv_now(pool->loop);
-    h1_conn *c = pool->idle;
-    while (c) {
-        h1_conn *next = c->next;
-        if (now - c->idle_since >= IDLE_TTL_MS) {
-            conn_close(c);
+    /* Entries are freed only once their connections' handles have closed,
+     * after this returns. */
+    for (h1_host *h = pool->hosts; h; h = h->next) {
+        for (h1_conn *c = h->idle, *next; c; c = next) {
+            next = c->next;
+            if (now - c->idle_since >= IDLE_TTL_MS) {
+                conn_close(c);
+            }
         }
-        c = next;
     }
 }
 
-prism_h1_pool *prism_h1_pool_new(uv_loop_t *loop, size_t max_header_bytes, void (*gauge)(void *data, int delta),
-                                 void *gauge_data)
+prism_h1_pool *prism_h1_pool_new(uv_loop_t *loop, size_t max_header_bytes, size_t max_idle,
+                                 void (*gauge)(void *data, int delta), void *gauge_data)
 {
     prism_h1_pool *pool = calloc(1, sizeof *pool);
     char *rbuf = pool ? malloc(READ_BUF_SIZE) : NULL;
@@ -929,6 +985,7 @@ prism_h1_pool *prism_h1_pool_new(uv_loop_t *loop, size_t max_header_bytes, void 
     pool->gauge = gauge;
     pool->gauge_data = gauge_data;
     pool->max_header_bytes = max_header_bytes ? max_header_bytes : 64u * 1024u;
+    pool->idle_max = max_idle ? max_idle : IDLE_MAX;
     uv_timer_init(loop, &pool->sweep);
     pool->sweep.data = pool;
     uv_timer_start(&pool->sweep, on_sweep, IDLE_SWEEP_MS, IDLE_SWEEP_MS);
@@ -951,8 +1008,10 @@ void prism_h1_pool_free(prism_h1_pool *pool)
         return;
     }
     pool->freeing = true;
-    while (pool->idle) {
-        conn_close(pool->idle);
+    for (h1_host *h = pool->hosts; h; h = h->next) {
+        while (h->idle) {
+            conn_close(h->idle);
+        }
     }
     uv_close((uv_handle_t *)&pool->sweep, on_sweep_closed);
 }
@@ -1024,17 +1083,14 @@ static bool still_open(h1_conn *c)
 static h1_conn *take_idle(prism_h1_pool *pool, const char *key)
 {
     uint64_t now = uv_now(pool->loop);
-    h1_conn *c = pool->idle;
-    while (c) {
-        h1_conn *next = c->next;
-        if (strcmp(c->key, key) == 0) {
-            if (now - c->idle_since < IDLE_CHECK_MS || still_open(c)) {
-                idle_unlink(c);
-                return c;
-            }
-            conn_close(c);
+    h1_host *h = host_find(pool, key);
+    while (h && h->idle) {
+        h1_conn *c = h->idle;
+        if (now - c->idle_since < IDLE_CHECK_MS || still_open(c)) {
+            idle_unlink(c);
+            return c;
         }
-        c = next;
+        conn_close(c); /* unlinks it; `h` stays until its handles close */
     }
     return NULL;
 }

@@ -46,9 +46,11 @@ typedef struct prism_h1_callbacks {
     void (*on_done)(void *data, prism_upstream_error err, const char *message);
 } prism_h1_callbacks;
 
-/* `gauge` (optional) is told of every connection opened (+1) and closed (-1). */
-prism_h1_pool *prism_h1_pool_new(uv_loop_t *loop, size_t max_header_bytes, void (*gauge)(void *data, int delta),
-                                 void *gauge_data);
+/* At most `max_idle` connections are kept idle for reuse (0: 1024); one
+ * released beyond that is closed. `gauge` (optional) is told of every
+ * connection opened (+1) and closed (-1). */
+prism_h1_pool *prism_h1_pool_new(uv_loop_t *loop, size_t max_header_bytes, size_t max_idle,
+                                 void (*gauge)(void *data, int delta), void *gauge_data);
 /* A proxy is configured (libcurl applies it): from now on the pool takes
  * only hosts that `no_proxy` exempts, by curl's rules ("*" for all, else a
  * comma-separated list of names, each also covering its subdomains). The

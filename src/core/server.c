@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -69,6 +70,8 @@ struct prism_server {
     int nworkers;
     prism_metrics **metrics;      /* one per worker */
     prism_log_writer *log_writer; /* writes every log line while the server runs */
+    size_t open_files;            /* RLIMIT_NOFILE in force */
+    size_t idle_per_worker;       /* upstream connections each worker keeps idle */
     atomic_int stopping;
     uv_loop_t main_loop;
     uv_signal_t sig_term, sig_int, sig_hup;
@@ -227,6 +230,7 @@ static int worker_init(prism_server *srv, prism_worker *w, char *err, size_t err
                                  .ca_file = srv->cfg->tls_ca_file,
                                  .max_response_header_bytes = 64 * 1024,
                                  .libcurl_only = srv->cfg->upstream_libcurl_only != 0,
+                                 .max_idle = srv->idle_per_worker,
                                  .conn_gauge = count_upstream_conns,
                                  .conn_gauge_data = w->env.metrics};
     w->env.upstreams = prism_upstream_pool_new(&w->loop, &uo);
@@ -468,9 +472,44 @@ static int check_exposure(const prism_config *cfg, char *err, size_t errlen)
  * written): at 70,000 lines a second, ~60 ms of access lines. */
 #define LOG_WRITER_BYTES (2 * 1024 * 1024)
 
+/* Every client connection and every upstream one takes a descriptor, and the
+ * usual soft limit (1024) would refuse the 1025th; the hard limit is what the
+ * operator allows, so the soft one is raised to it (capped: an unlimited hard
+ * limit is not a number setrlimit takes). The limit in force. */
+#define OPEN_FILES_CAP ((rlim_t)1 << 20)
+static size_t raise_open_files(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > OPEN_FILES_CAP ? OPEN_FILES_CAP : rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        struct rlimit raised = {.rlim_cur = want, .rlim_max = rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
+            rl.rlim_cur = want;
+    }
+    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > OPEN_FILES_CAP ? (size_t)OPEN_FILES_CAP : (size_t)rl.rlim_cur;
+}
+
+/* Upstream connections a worker keeps idle: as many as the requests it may
+ * have in flight, so a busy worker does not close connections it is about to
+ * open again (at 4,000 connections on one worker, a cap of 1,024 closed and
+ * reopened one upstream connection for every four requests), bounded by a
+ * quarter of the descriptors, shared among the workers: the rest are for
+ * clients and busy upstream connections. */
+#define IDLE_MIN 64
+#define IDLE_CAP 16384
+static size_t idle_per_worker(size_t open_files, int nworkers)
+{
+    size_t n = open_files / 4 / (size_t)(nworkers > 0 ? nworkers : 1);
+    return n < IDLE_MIN ? IDLE_MIN : n > IDLE_CAP ? IDLE_CAP : n;
+}
+
 static int start_workers(prism_server *srv, char *err, size_t errlen)
 {
     srv->nworkers = effective_workers(srv->cfg);
+    srv->open_files = raise_open_files();
+    srv->idle_per_worker = idle_per_worker(srv->open_files, srv->nworkers);
     srv->log_writer = prism_log_writer_start(LOG_WRITER_BYTES);
     prism_log_use_writer(srv->log_writer);
     srv->workers = calloc((size_t)srv->nworkers, sizeof(*srv->workers));
@@ -503,6 +542,8 @@ static void log_ready(const prism_server *srv)
                c->listen_host, v6 ? "]" : "", c->listen_port, c->api_prefix, srv->nworkers,
                srv->nworkers == 1 ? "" : "s", prism_routes_count(srv->boot->routes),
                prism_routes_count(srv->boot->routes) == 1 ? "" : "s");
+    prism_logf(PRISM_LOG_INFO, "server", "open files limit %zu; up to %zu idle upstream connections kept per worker",
+               srv->open_files, srv->idle_per_worker);
 }
 
 static void server_free(prism_server *srv)

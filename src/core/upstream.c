@@ -57,6 +57,7 @@
 #include <curl/curl.h>
 
 #define DEFAULT_MAX_HEADER_BYTES (64u * 1024u)
+#define DEFAULT_MAX_IDLE         1024u
 /* Easy handles kept for reuse: curl_easy_init is not free, reset is cheap. */
 #define SPARE_EASY_MAX 32
 /* Parsed upstream URLs kept per worker: providers call a handful of them. */
@@ -118,6 +119,7 @@ struct prism_upstream_pool {
     uv_timer_t timer;
     long connect_timeout_ms;
     size_t max_header_bytes;
+    size_t max_idle; /* connections each client keeps idle */
     char *ca_file;
     prism_upstream *live;
     prism_upstream *to_add;
@@ -926,7 +928,7 @@ static int pool_init_multi(prism_upstream_pool *pool)
     /* curl's default cache (4 x transfers in flight) closes idle provider
      * connections under bursty load and pays a new TCP/TLS handshake for
      * 1-3% of requests; providers are few, so keep many warm. */
-    curl_multi_setopt(pool->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    curl_multi_setopt(pool->multi, CURLMOPT_MAXCONNECTS, (long)pool->max_idle);
     return 0;
 }
 
@@ -941,6 +943,7 @@ prism_upstream_pool *prism_upstream_pool_new(uv_loop_t *loop, const prism_upstre
     }
     pool->loop = loop;
     pool->max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
+    pool->max_idle = opts && opts->max_idle ? opts->max_idle : DEFAULT_MAX_IDLE;
     if (opts) {
         pool->connect_timeout_ms = opts->connect_timeout_ms;
         if (opts->max_response_header_bytes) {
@@ -963,7 +966,7 @@ prism_upstream_pool *prism_upstream_pool_new(uv_loop_t *loop, const prism_upstre
     pool->open_handles = 1;
     if (!(opts && opts->libcurl_only)) {
         /* Without it (out of memory) libcurl carries plain http:// too. */
-        pool->h1 = prism_h1_pool_new(loop, pool->max_header_bytes, opts ? opts->conn_gauge : NULL,
+        pool->h1 = prism_h1_pool_new(loop, pool->max_header_bytes, pool->max_idle, opts ? opts->conn_gauge : NULL,
                                      opts ? opts->conn_gauge_data : NULL);
     }
     if (pool->h1 && proxy_configured() && prism_h1_pool_proxied(pool->h1, no_proxy_list()) != 0) {

@@ -36,6 +36,10 @@ typedef struct prism_upstream_options {
     /* Plain http:// upstreams go through h1client (when no proxy applies
      * to the host) unless this is true. */
     bool libcurl_only;
+    /* Connections kept idle for reuse, by each client (0: 1024). Fewer than
+     * the requests in flight makes a busy worker close connections it is
+     * about to open again. */
+    size_t max_idle;
     /* Told of each connection that client opens (+1) and closes (-1). */
     void (*conn_gauge)(void *data, int delta);
     void *conn_gauge_data;

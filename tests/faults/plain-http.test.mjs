@@ -7,7 +7,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
-import { T, scratchDir, startGateway } from '../e2e/lib/gateway.mjs';
+import { T, UNDER_VALGRIND, scratchDir, startGateway } from '../e2e/lib/gateway.mjs';
 import { UPSTREAM_KEY, GATEWAY_KEY, OPENAI_MODEL, faultEnv, writeConfig, chat, post, assertError, assertCleanExit } from './lib/faults.mjs';
 
 const COMPLETION = JSON.stringify({
@@ -104,9 +104,9 @@ describe('plain http:// upstreams (built-in HTTP/1.1 client)', { timeout: T(1200
   // libcurl's (tested below).
   const NO_PROXY_VARS = { http_proxy: undefined, HTTP_PROXY: undefined, all_proxy: undefined, ALL_PROXY: undefined };
 
-  async function gateway(name, { baseURL = `http://127.0.0.1:${up.port}/v1`, overrides = {}, env = {} } = {}) {
+  async function gateway(name, { baseURL = `http://127.0.0.1:${up.port}/v1`, overrides = {}, env = {}, launcher = [] } = {}) {
     const config = await writeConfig(dir, overrides, name);
-    const g = await startGateway({ env: faultEnv({ extra: { ...NO_PROXY_VARS, OPENAI_BASE_URL: baseURL, ...env } }), config });
+    const g = await startGateway({ env: faultEnv({ extra: { ...NO_PROXY_VARS, OPENAI_BASE_URL: baseURL, ...env } }), config, launcher });
     extraGateways.push(g);
     return g;
   }
@@ -162,6 +162,37 @@ describe('plain http:// upstreams (built-in HTTP/1.1 client)', { timeout: T(1200
     up.reset();
     for (let i = 0; i < 4; i++) assertCompletion(await post(gw, chat(OPENAI_MODEL)), `after ${i}`);
     assert.equal(up.connections - before, 4, 'the kept connections served the next requests');
+  });
+
+  // Started with a soft limit of 256 open files (the hard one left as it is), the gateway raises it
+  // to the hard limit: 400 requests in flight at once take 800 descriptors. Every upstream
+  // connection they opened is kept, so the next 400 open none: a busy worker that closed
+  // connections past a fixed idle cap would open them again on the next burst.
+  it('raises a low open-files limit, and keeps every connection a burst of 400 needed', { timeout: T(60000), skip: UNDER_VALGRIND && 'valgrind keeps RLIMIT_NOFILE to itself' }, async () => {
+    const N = 400;
+    up.reset();
+    up.dropConnections();
+    const g = await gateway('fd-limit.yml', { launcher: ['prlimit', '--nofile=256:'] });
+    const m = /open files limit (\d+); up to (\d+) idle upstream connections kept per worker/.exec(g.logs());
+    assert.ok(m, `the limit is logged at the start:\n${g.logs()}`);
+    assert.ok(Number(m[1]) > 2 * N, `the soft limit was raised above 256 (to the hard limit): ${m[0]}`);
+    assert.ok(Number(m[2]) >= N, `a worker may keep a burst's connections: ${m[0]}`);
+    const burst = async (what) => {
+      const held = [];
+      up.respond = (req, sock) => {
+        held.push(sock);
+        if (held.length === N) for (const s of held) s.write(`${okHead()}Content-Length: ${Buffer.byteLength(COMPLETION)}\r\n\r\n${COMPLETION}`);
+      };
+      const rs = await Promise.all(Array.from({ length: N }, () => post(g, chat(OPENAI_MODEL), { ms: T(30000) })));
+      rs.forEach((r, i) => assertCompletion(r, `${what} ${i}`));
+    };
+    const before = up.connections;
+    await burst('first burst');
+    assert.equal(up.connections - before, N, 'each request in flight had its own upstream connection');
+    assert.equal(await openConnections(g), N, 'all of them are kept');
+    await burst('second burst');
+    assert.equal(up.connections - before, N, 'the second burst opened no connection');
+    await assertCleanExit(g);
   });
 
   it('the Connection header is read token by token: close in any case or position ends the connection, look-alikes do not', { timeout: T(20000) }, async () => {

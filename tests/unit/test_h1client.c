@@ -1,8 +1,9 @@
 /*
  * test_h1client.c - which requests the built-in HTTP/1.1 client takes: the
  * URLs it understands, malformed header lines, and, with a proxy configured,
- * only the hosts no_proxy exempts, and a kept connection the upstream closed
- * while the loop was busy. (Transfers themselves are exercised by
+ * only the hosts no_proxy exempts, a kept connection the upstream closed
+ * while the loop was busy, and which kept connection a request takes (its
+ * own host's, as many kept as the pool was told). (Transfers themselves are exercised by
  * test_upstream.c over a real socket.)
  */
 #include <setjmp.h>
@@ -34,7 +35,7 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    f->pool = prism_h1_pool_new(&f->loop, 0, NULL, NULL);
+    f->pool = prism_h1_pool_new(&f->loop, 0, 0, NULL, NULL);
     assert_non_null(f->pool);
     *state = f;
     return 0;
@@ -221,6 +222,150 @@ static void test_kept_connection_closed_unseen(void **state)
     close(listen_fd);
 }
 
+/* ---- which idle connection a request takes, and how many are kept ---- */
+
+/* The request just started went out on `fd`, an accepted connection, and no
+ * new connection is waiting on `listen_fd`. */
+static void sent_on(int listen_fd, int fd)
+{
+    struct pollfd none = {.fd = listen_fd, .events = POLLIN};
+    assert_int_equal(poll(&none, 1, 50), 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, 2000), 1);
+    char buf[1024];
+    assert_true(read(fd, buf, sizeof buf) > 0);
+}
+
+static void run_until(fixture *f, const bool *done, int n)
+{
+    for (int turns = 0; turns < 1000; turns++) {
+        bool all = true;
+        for (int i = 0; i < n; i++) {
+            all = all && done[i];
+        }
+        if (all) {
+            break;
+        }
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    for (int i = 0; i < 10; i++) { /* closes finish on the next turns */
+        uv_run(&f->loop, UV_RUN_NOWAIT);
+    }
+}
+
+static const char ok_answer[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+/* One GET to `url`, answered on `fd` (which must be where it went). */
+static void get_on(fixture *f, const char *url, int listen_fd, int fd)
+{
+    outcome o = {0};
+    prism_http_request_t req = {.method = "GET", .url = url};
+    prism_h1_callbacks cb = {.data = &o, .on_body = collect_body, .on_done = collect_done};
+    assert_non_null(prism_h1_start(f->pool, &req, 1000, &cb));
+    sent_on(listen_fd, fd);
+    assert_int_equal(write(fd, ok_answer, sizeof ok_answer - 1), (ssize_t)(sizeof ok_answer - 1));
+    run_until(f, &o.done, 1);
+    assert_true(o.done);
+    assert_int_equal(o.err, PRISM_UPSTREAM_OK);
+}
+
+/* Two hosts: each request takes its own host's kept connection, whichever
+ * host was used last. */
+static void test_idle_per_host(void **state)
+{
+    fixture *f = *state;
+    int port_a, port_b;
+    int la = listen_on_loopback(&port_a), lb = listen_on_loopback(&port_b);
+    assert_true(la >= 0 && lb >= 0);
+    char url_a[64], url_b[64];
+    snprintf(url_a, sizeof url_a, "http://127.0.0.1:%d/a", port_a);
+    snprintf(url_b, sizeof url_b, "http://127.0.0.1:%d/b", port_b);
+    prism_http_request_t req = {.method = "GET", .url = url_a};
+    int fds[2];
+    for (int i = 0; i < 2; i++) {
+        outcome o = {0};
+        prism_h1_callbacks cb = {.data = &o, .on_body = collect_body, .on_done = collect_done};
+        req.url = i == 0 ? url_a : url_b;
+        assert_non_null(prism_h1_start(f->pool, &req, 1000, &cb));
+        fds[i] = accept_within(i == 0 ? la : lb);
+        assert_true(fds[i] >= 0);
+        get_answered(f, fds[i], &o);
+        assert_int_equal(o.err, PRISM_UPSTREAM_OK);
+    }
+    assert_int_equal(prism_h1_pool_connections(f->pool), 2);
+    get_on(f, url_a, la, fds[0]); /* A's connection, behind B's in recency */
+    get_on(f, url_b, lb, fds[1]);
+    get_on(f, url_b, lb, fds[1]);
+    get_on(f, url_a, la, fds[0]);
+    assert_int_equal(prism_h1_pool_connections(f->pool), 2);
+    close(fds[0]);
+    close(fds[1]);
+    close(la);
+    close(lb);
+}
+
+static int setup_idle_one(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    f->pool = prism_h1_pool_new(&f->loop, 0, 1, NULL, NULL);
+    assert_non_null(f->pool);
+    *state = f;
+    return 0;
+}
+
+/* With room for one idle connection, two requests in flight leave one kept
+ * and one closed; the kept one serves the next request. */
+static void test_idle_cap(void **state)
+{
+    fixture *f = *state;
+    int port;
+    int l = listen_on_loopback(&port);
+    assert_true(l >= 0);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/models", port);
+    prism_http_request_t req = {.method = "GET", .url = url};
+    outcome o[2] = {{0}};
+    int fds[2];
+    for (int i = 0; i < 2; i++) {
+        prism_h1_callbacks cb = {.data = &o[i], .on_body = collect_body, .on_done = collect_done};
+        assert_non_null(prism_h1_start(f->pool, &req, 1000, &cb));
+        fds[i] = accept_within(l);
+        assert_true(fds[i] >= 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(write(fds[i], ok_answer, sizeof ok_answer - 1), (ssize_t)(sizeof ok_answer - 1));
+    }
+    bool done[2];
+    for (int turns = 0; turns < 1000 && !(o[0].done && o[1].done); turns++) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    done[0] = o[0].done;
+    done[1] = o[1].done;
+    run_until(f, done, 2);
+    assert_true(done[0] && done[1]);
+    assert_int_equal(o[0].err, PRISM_UPSTREAM_OK);
+    assert_int_equal(o[1].err, PRISM_UPSTREAM_OK);
+    assert_int_equal(prism_h1_pool_connections(f->pool), 1);
+    /* Which one was kept: past its request, the closed one reads its end,
+     * the kept one has nothing more to read. */
+    bool open[2];
+    for (int i = 0; i < 2; i++) {
+        char buf[1024];
+        ssize_t n;
+        while ((n = recv(fds[i], buf, sizeof buf, MSG_DONTWAIT)) > 0) {
+        }
+        open[i] = n < 0;
+    }
+    assert_true(open[0] != open[1]);
+    get_on(f, url, l, fds[open[0] ? 0 : 1]);
+    assert_int_equal(prism_h1_pool_connections(f->pool), 1);
+    close(fds[0]);
+    close(fds[1]);
+    close(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -229,6 +374,8 @@ int main(void)
         cmocka_unit_test(test_header_line_rule),
         cmocka_unit_test_setup_teardown(test_no_proxy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kept_connection_closed_unseen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_per_host, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_idle_cap, setup_idle_one, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

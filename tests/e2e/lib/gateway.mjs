@@ -124,6 +124,7 @@ export async function startGateway({
   readyTimeout = T(10000),
   extraArgs = [],
   listenHost = '127.0.0.1', // what --listen binds; the readiness check always uses 127.0.0.1
+  launcher = [], // command words that exec the rest (e.g. prlimit), before PRISM_WRAPPER's
 } = {}) {
   if (!fs.existsSync(PRISM_BIN)) {
     throw new Error(`PRISM_BIN not found: ${PRISM_BIN} (build with: cmake -S . -B build && cmake --build build)`);
@@ -132,7 +133,7 @@ export async function startGateway({
   const args = ['serve', '--config', config, '--listen', `${listenHost}:${port}`, ...extraArgs];
   // Under PRISM_WRAPPER (valgrind, ...) the wrapper execs prism in the same process, so child.pid is
   // still the gateway's pid (what signals and /proc/<pid> refer to).
-  const [command, ...commandArgs] = [...WRAPPER, PRISM_BIN, ...args];
+  const [command, ...commandArgs] = [...launcher, ...WRAPPER, PRISM_BIN, ...args];
   const child = spawn(command, commandArgs, { cwd, env: prismEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
