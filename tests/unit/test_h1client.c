@@ -30,15 +30,26 @@ typedef struct fixture {
     prism_h1_pool *pool;
 } fixture;
 
-static int setup(void **state)
+/* A loop and a pool keeping at most `max_idle` idle connections (0: its default). */
+static int setup_with(void **state, size_t max_idle)
 {
     fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    f->pool = prism_h1_pool_new(&f->loop, 0, 0, NULL, NULL);
+    f->pool = prism_h1_pool_new(&f->loop, 0, max_idle, NULL, NULL);
     assert_non_null(f->pool);
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, 0);
+}
+
+static int setup_idle_one(void **state)
+{
+    return setup_with(state, 1);
 }
 
 static int teardown(void **state)
@@ -183,14 +194,21 @@ static void get_answered(fixture *f, int fd, outcome *o)
     assert_true(o->done);
 }
 
+/* A listener on 127.0.0.1 and `url` naming `path` on it; the listener's fd. */
+static int listen_at(char *url, size_t size, const char *path)
+{
+    int port;
+    int fd = listen_on_loopback(&port);
+    assert_true(fd >= 0);
+    snprintf(url, size, "http://127.0.0.1:%d%s", port, path);
+    return fd;
+}
+
 static void test_kept_connection_closed_unseen(void **state)
 {
     fixture *f = *state;
-    int port;
-    int listen_fd = listen_on_loopback(&port);
-    assert_true(listen_fd >= 0);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/models", port);
+    int listen_fd = listen_at(url, sizeof url, "/v1/models");
     prism_http_request_t req = {.method = "GET", .url = url};
 
     outcome first = {0};
@@ -274,12 +292,8 @@ static void get_on(fixture *f, const char *url, int listen_fd, int fd)
 static void test_idle_per_host(void **state)
 {
     fixture *f = *state;
-    int port_a, port_b;
-    int la = listen_on_loopback(&port_a), lb = listen_on_loopback(&port_b);
-    assert_true(la >= 0 && lb >= 0);
     char url_a[64], url_b[64];
-    snprintf(url_a, sizeof url_a, "http://127.0.0.1:%d/a", port_a);
-    snprintf(url_b, sizeof url_b, "http://127.0.0.1:%d/b", port_b);
+    int la = listen_at(url_a, sizeof url_a, "/a"), lb = listen_at(url_b, sizeof url_b, "/b");
     prism_http_request_t req = {.method = "GET", .url = url_a};
     int fds[2];
     for (int i = 0; i < 2; i++) {
@@ -304,27 +318,13 @@ static void test_idle_per_host(void **state)
     close(lb);
 }
 
-static int setup_idle_one(void **state)
-{
-    fixture *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    f->pool = prism_h1_pool_new(&f->loop, 0, 1, NULL, NULL);
-    assert_non_null(f->pool);
-    *state = f;
-    return 0;
-}
-
 /* With room for one idle connection, two requests in flight leave one kept
  * and one closed; the kept one serves the next request. */
 static void test_idle_cap(void **state)
 {
     fixture *f = *state;
-    int port;
-    int l = listen_on_loopback(&port);
-    assert_true(l >= 0);
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/models", port);
+    int l = listen_at(url, sizeof url, "/v1/models");
     prism_http_request_t req = {.method = "GET", .url = url};
     outcome o[2] = {{0}};
     int fds[2];
