@@ -7,6 +7,8 @@
 # Expects build/prism (or PRISM_BIN), nginx, wrk and node (scripts/install-bench-deps.sh).
 #   BENCH_SECONDS=10         length of each wrk measurement
 #   BENCH_CONNECTIONS=64     wrk connections for the throughput rows
+#   BENCH_MANY_CONNECTIONS=4000  wrk connections for the many-connections rows (0: skip;
+#                            lowered to a third of the open-files limit when that is smaller)
 #   BENCH_WARMUP=2           seconds of unrecorded load before each target
 #   BENCH_ROUNDS=1           rounds of the throughput and latency rows, the targets taking
 #                            turns; the table shows each row's median round (less noise
@@ -31,6 +33,7 @@ source "$(dirname "$0")/lib.sh"
 
 SECS=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNECTIONS:-64}
+MANY=${BENCH_MANY_CONNECTIONS:-4000}
 WARMUP=${BENCH_WARMUP:-2}
 ROUNDS=${BENCH_ROUNDS:-1}
 STREAM_REQS=${BENCH_STREAM_REQUESTS:-50}
@@ -185,6 +188,16 @@ while [ "$ROUND" -le "$ROUNDS" ]; do
     run_wrk tput-stream prism-openai "http://127.0.0.1:$P_PRISM_SA" post-small.lua 1 "$CONNS" gpt-4o-mini
     run_wrk tput-stream prism-claude "http://127.0.0.1:$P_PRISM_SA" post-small.lua 1 "$CONNS" claude-sonnet-4-5
     unset BENCH_STREAM BENCH_PATH
+    # Thousands of clients at once: Prism keeps an upstream connection per request in flight, the
+    # hop 64 idle ones (keepalive 64). wrk and the targets each need a descriptor per connection,
+    # Prism two.
+    many=$MANY
+    [ "$many" -le $(($(ulimit -n) / 3)) ] || many=$(($(ulimit -n) / 3))
+    if [ "$many" -gt "$CONNS" ]; then
+      run_wrk tput-many nginx "http://127.0.0.1:$P_NGINX" post-small.lua 1 "$many" gpt-4o-mini
+      run_wrk tput-many prism-openai "http://127.0.0.1:$P_PRISM" post-small.lua 1 "$many" gpt-4o-mini
+      run_wrk tput-many prism-claude "http://127.0.0.1:$P_PRISM" post-small.lua 1 "$many" claude-sonnet-4-5
+    fi
   fi
   if want c1; then
     c1_rows c1
