@@ -477,18 +477,23 @@ static int check_exposure(const prism_config *cfg, char *err, size_t errlen)
  * operator allows, so the soft one is raised to it (capped: an unlimited hard
  * limit is not a number setrlimit takes). The limit in force. */
 #define OPEN_FILES_CAP ((rlim_t)1 << 20)
+static rlim_t files_capped(rlim_t n)
+{
+    return n == RLIM_INFINITY || n > OPEN_FILES_CAP ? OPEN_FILES_CAP : n;
+}
+
 static size_t raise_open_files(void)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return 1024;
-    rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > OPEN_FILES_CAP ? OPEN_FILES_CAP : rl.rlim_max;
-    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+    rlim_t want = files_capped(rl.rlim_max);
+    if (files_capped(rl.rlim_cur) < want) {
         struct rlimit raised = {.rlim_cur = want, .rlim_max = rl.rlim_max};
         if (setrlimit(RLIMIT_NOFILE, &raised) == 0)
             rl.rlim_cur = want;
     }
-    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > OPEN_FILES_CAP ? (size_t)OPEN_FILES_CAP : (size_t)rl.rlim_cur;
+    return (size_t)files_capped(rl.rlim_cur);
 }
 
 /* Upstream connections a worker keeps idle: as many as the requests it may
