@@ -7,8 +7,12 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
 import { makeCompletion } from '../e2e/lib/fake-openai.mjs';
-import { T, sleep } from '../e2e/lib/gateway.mjs';
+import { T, UNDER_VALGRIND, sleep } from '../e2e/lib/gateway.mjs';
 import {
   GATEWAY_KEY,
   OPENAI_MODEL,
@@ -27,6 +31,10 @@ import {
 } from './lib/faults.mjs';
 
 const READ_MS = T(1500);
+
+function hasStrace() {
+  return spawnSync('strace', ['-V'], { stdio: 'ignore' }).status === 0;
+}
 // How long after the read deadline a slow client must be gone at the latest.
 const SLACK_MS = T(2500);
 
@@ -387,6 +395,103 @@ describe('hostile clients', { timeout: T(300000) }, () => {
     assert.equal(flight, 1, 'nothing left in flight');
     assert.equal(orphanSockets(stack.gw.pid), orphansBefore, 'no socket left');
     await assertStillServes(stack, 'half-closed clients');
+  });
+
+  // ---- bytes and closes while a request is answered ----
+
+  /** CPU time (user + system, in clock ticks of 1/100 s) the gateway process has used. */
+  function cpuTicks(pid) {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+  }
+
+  it('a request sent while the previous one is answered waits for it; a FIN meanwhile ends the request; no busy loop', { timeout: T(30000) }, async () => {
+    reset();
+    const delay = T(1000);
+    // The fake takes `delay` to answer and echoes the user message.
+    stack.openai.always((req, res, record) => {
+      setTimeout(() => {
+        const text = JSON.stringify(makeCompletion(record.body, { content: `echo:${record.body.messages[0].content}` }));
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+      }, delay);
+    });
+    const body = (content) => JSON.stringify(chat(OPENAI_MODEL, { messages: [{ role: 'user', content }] }));
+    const ticks0 = cpuTicks(stack.gw.pid);
+    // One client sends each of three requests in a write of its own, 300 ms apart, while the first is
+    // upstream: the second is read by the watch for a gone client, the third arrives once reading has
+    // stopped again and must wait, unread, until the second is answered. Another client half-closes
+    // (FIN) right after its request.
+    const reqs = [rawPost(body('first')), rawPost(body('second')), rawPost(body('third'), 'Connection: close\r\n')];
+    const [three, fin] = await Promise.all([
+      rawExchange(stack.gw.port, reqs, { gapMs: T(300), ms: T(15000) }),
+      rawExchange(stack.gw.port, rawPost(body('half-closed')), { endAfterWrite: true, ms: T(15000) }),
+    ]);
+    const ticks = cpuTicks(stack.gw.pid) - ticks0;
+    stack.openai.always(null);
+    const answers = parseResponses(three.data);
+    assert.ok(three.closed, 'closed after the third answer (Connection: close)');
+    assert.deepEqual(
+      answers.map((r) => [r.status, JSON.parse(r.body).choices[0].message.content]),
+      [
+        [200, 'echo:first'],
+        [200, 'echo:second'],
+        [200, 'echo:third'],
+      ],
+    );
+    // A FIN while the upstream thinks is a client that left (as for nginx, 499): it is seen once the
+    // gateway watches the connection, whether it came before or after the watch began.
+    const finAnswers = parseResponses(fin.data);
+    assert.ok(fin.closed, 'the half-closed connection was closed');
+    assert.equal(finAnswers.length, 1, fin.data.toString());
+    assert.equal(finAnswers[0].status, 499);
+    assert.equal(JSON.parse(finAnswers[0].body).error.code, 'client_closed_request');
+    // Waiting on a socket with bytes (or a FIN) pending must not spin: the third request waited
+    // unread for most of a delay, which a loop polling its bytes would have burnt; answering the
+    // four requests takes a few milliseconds.
+    assert.ok(ticks * 10 < delay / (UNDER_VALGRIND ? 4 : 10), `the gateway used ${ticks * 10} ms of CPU over ${3 * delay} ms of waiting`);
+    await assertStillServes(stack, 'requests sent during an answer');
+  });
+
+  it('a keep-alive connection costs no epoll_ctl pair per request', { timeout: T(60000), skip: UNDER_VALGRIND || !hasStrace() }, async () => {
+    reset();
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const one = () =>
+      new Promise((resolve, reject) => {
+        const data = JSON.stringify(chat(OPENAI_MODEL));
+        const req = http.request(
+          { host: '127.0.0.1', port: stack.gw.port, path: '/v1/chat/completions', method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${GATEWAY_KEY}`, 'content-length': Buffer.byteLength(data) } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode));
+          },
+        );
+        req.on('error', reject);
+        req.end(data);
+      });
+    for (let i = 0; i < 5; i++) assert.equal(await one(), 200); // the connections are open and warm
+    const out = path.join(os.tmpdir(), `prism-epoll-${process.pid}.txt`);
+    const strace = spawn('strace', ['-f', '-c', '-e', 'trace=epoll_ctl', '-o', out, '-p', String(stack.gw.pid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let attached = '';
+    strace.stderr.on('data', (d) => (attached += d));
+    for (let i = 0; i < 100 && !/attached/.test(attached); i++) await sleep(50);
+    assert.match(attached, /attached/, 'strace attached');
+    const N = 200;
+    for (let i = 0; i < N; i++) assert.equal(await one(), 200);
+    agent.destroy();
+    const exited = new Promise((r) => strace.on('exit', r));
+    strace.kill('SIGINT');
+    await exited;
+    // strace -c: "% time  seconds  usecs/call  calls  [errors]  syscall"
+    const row = fs.readFileSync(out, 'utf8').split('\n').find((l) => / epoll_ctl$/.test(l));
+    fs.rmSync(out, { force: true });
+    const cols = row ? row.trim().split(/\s+/) : [];
+    const calls = row ? Number(cols[3]) : 0;
+    const failed = cols.length === 6 ? Number(cols[4]) : 0;
+    // Stopping and restarting the client's reads around each request used to re-register the socket:
+    // an EPOLL_CTL_ADD failing with EEXIST, then an EPOLL_CTL_MOD, two calls per request.
+    assert.ok(calls <= N * 1.2, `${calls} epoll_ctl calls for ${N} requests`);
+    assert.ok(failed <= N * 0.05, `${failed} of them failed`);
   });
 
   it('exits 0 on SIGTERM and never logs a secret', { timeout: T(20000) }, async () => {
