@@ -22,7 +22,7 @@
  * pipelined request, the client's close), the refused read stops the stream
  * for real, as libuv's stop would have: nothing is read, and the next start
  * registers the descriptor again and finds the bytes or the close waiting.
- * docs/decisions/0012-read-pause.md has the measurement.
+ * docs/decisions/0012-no-epoll-ctl-per-request.md has the measurement.
  */
 #ifndef PRISM_READPAUSE_H
 #define PRISM_READPAUSE_H

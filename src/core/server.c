@@ -35,6 +35,7 @@
 #include "log.h"
 #include "logwriter.h"
 #include "metrics.h"
+#include "writesoon.h"
 
 typedef struct prism_worker prism_worker;
 
@@ -53,6 +54,7 @@ struct prism_worker {
     uv_async_t wake;
     uv_timer_t drain;
     uv_prepare_t log_flush;
+    prism_write_soon *write_soon; /* NULL: every write is libuv's */
     prism_log_batch log;
     h2o_accept_ctx_t accept;
     prism_worker_env env;
@@ -259,6 +261,7 @@ static int worker_init(prism_server *srv, prism_worker *w, char *err, size_t err
 static void worker_main(void *arg)
 {
     prism_worker *w = arg;
+    w->write_soon = prism_write_soon_new(&w->loop); /* bound to this thread */
     uv_listen((uv_stream_t *)&w->listener, 1024, on_accept);
     /* A stop may have been asked for before this thread was running. */
     if (atomic_load(&w->srv->stopping))
@@ -283,6 +286,8 @@ static void worker_dispose(prism_worker *w)
     close_quietly((uv_handle_t *)&w->env.uncork);
     uv_run(&w->loop, UV_RUN_NOWAIT);
     prism_log_batch_flush(&w->log);
+    if (w->write_soon != NULL)
+        prism_write_soon_close(w->write_soon);
     size_t open = 0;
     uv_walk(&w->loop, shutdown_tcp, &open);
     /* h2o asserts that no connection is left when its context goes away; a
@@ -298,6 +303,8 @@ static void worker_dispose(prism_worker *w)
     h2o_context_dispose(&w->h2o);
     uv_run(&w->loop, UV_RUN_NOWAIT);
     uv_loop_close(&w->loop);
+    prism_write_soon_free(w->write_soon);
+    w->write_soon = NULL;
     if (w->fd >= 0)
         close(w->fd);
 }

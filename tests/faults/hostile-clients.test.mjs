@@ -453,7 +453,7 @@ describe('hostile clients', { timeout: T(300000) }, () => {
     await assertStillServes(stack, 'requests sent during an answer');
   });
 
-  it('a keep-alive connection costs no epoll_ctl pair per request', { timeout: T(60000), skip: UNDER_VALGRIND || !hasStrace() }, async () => {
+  it('a keep-alive connection costs no epoll_ctl per request', { timeout: T(60000), skip: UNDER_VALGRIND || !hasStrace() }, async () => {
     reset();
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     const one = () =>
@@ -488,9 +488,10 @@ describe('hostile clients', { timeout: T(300000) }, () => {
     const cols = row ? row.trim().split(/\s+/) : [];
     const calls = row ? Number(cols[3]) : 0;
     const failed = cols.length === 6 ? Number(cols[4]) : 0;
-    // Stopping and restarting the client's reads around each request used to re-register the socket:
-    // an EPOLL_CTL_ADD failing with EEXIST, then an EPOLL_CTL_MOD, two calls per request.
-    assert.ok(calls <= N * 1.2, `${calls} epoll_ctl calls for ${N} requests`);
+    // Stopping and restarting the client's reads around each request used to re-register the socket
+    // (an EPOLL_CTL_ADD failing with EEXIST, then an EPOLL_CTL_MOD), and each response's write callback
+    // to modify it once more: three calls per request, for a registration that never changed.
+    assert.ok(calls <= N * 0.1, `${calls} epoll_ctl calls for ${N} requests`);
     assert.ok(failed <= N * 0.05, `${failed} of them failed`);
   });
 

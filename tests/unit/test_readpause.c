@@ -74,16 +74,8 @@ static int setup(void **state)
 {
     static pair p;
     memset(&p, 0, sizeof p);
-    int port;
-    int lfd = listen_on_loopback(&port);
-    assert_true(lfd >= 0);
-    p.client = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(connect(p.client, (struct sockaddr *)&addr, sizeof addr), 0);
-    int sfd = accept(lfd, NULL, NULL);
-    assert_true(sfd >= 0);
-    close(lfd);
+    int sfd = -1;
+    assert_int_equal(connected_on_loopback(&p.client, &sfd), 0);
     assert_int_equal(uv_loop_init(&p.loop), 0);
     assert_int_equal(uv_tcp_init(&p.loop, &p.tcp), 0);
     assert_int_equal(uv_tcp_open(&p.tcp, sfd), 0);
