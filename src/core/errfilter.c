@@ -75,6 +75,30 @@ static void on_setup_ostream(h2o_filter_t *self, h2o_req_t *req, h2o_ostream_t *
     h2o_setup_next_ostream(req, slot);
 }
 
+/* h2o 2.2's send_bad_request, byte for byte. */
+static const char bare_400[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                               "Connection: close\r\nContent-Length: 11\r\n\r\nBad Request";
+
+#define JSON_400_BODY                                                                                                  \
+    "{\"error\":{\"message\":\"The request head could not be parsed (more than 100 header lines, a control "           \
+    "character in a header, or a head too large).\",\"type\":\"invalid_request_error\",\"param\":null,"                \
+    "\"code\":\"invalid_request\"}}"
+#define JSON_400_BODY_LEN "213"
+_Static_assert(sizeof(JSON_400_BODY) - 1 == 213, "JSON_400_BODY_LEN is the body's length");
+
+static const char json_400[] = "HTTP/1.1 400 Bad Request\r\nServer: prism\r\nContent-Type: application/json\r\n"
+                               "Connection: close\r\nContent-Length: " JSON_400_BODY_LEN "\r\n\r\n" JSON_400_BODY;
+
+bool prism_errfilter_bare_400(const char *bytes, size_t len, const char **json, size_t *json_len)
+{
+    if (len != sizeof(bare_400) - 1 || memcmp(bytes, bare_400, len) != 0) {
+        return false;
+    }
+    *json = json_400;
+    *json_len = sizeof(json_400) - 1;
+    return true;
+}
+
 void prism_errfilter_register(h2o_pathconf_t *pathconf)
 {
     h2o_filter_t *f = h2o_create_filter(pathconf, sizeof(*f));

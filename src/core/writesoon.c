@@ -16,6 +16,8 @@
  */
 #include "writesoon.h"
 
+#include "errfilter.h"
+
 #include <dlfcn.h>
 #include <limits.h>
 #include <stdbool.h>
@@ -203,6 +205,15 @@ static unsigned int after(const uv_buf_t bufs[], unsigned int nbufs, size_t skip
 
 int uv_write(uv_write_t *req, uv_stream_t *s, const uv_buf_t bufs[], unsigned int nbufs, uv_write_cb cb)
 {
+    /* The one answer h2o writes past every filter goes out as JSON, like
+     * every other error (errfilter.h). */
+    uv_buf_t json;
+    const char *text;
+    size_t len;
+    if (nbufs == 1 && prism_errfilter_bare_400(bufs[0].base, bufs[0].len, &text, &len)) {
+        json = uv_buf_init((char *)text, (unsigned int)len); /* a constant: valid until the write ends */
+        bufs = &json;
+    }
     prism_write_soon *ws = of_loop(s->loop);
     if (ws == NULL || ws->closed || s->type != UV_TCP || nbufs == 0 || nbufs > 64 || reserve(ws) != 0) {
         return libuv_write(req, s, bufs, nbufs, cb);

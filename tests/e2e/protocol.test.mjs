@@ -190,16 +190,34 @@ describe('HTTP/1.1 protocol details', { timeout: T(120000) }, () => {
     await assertStillServes('431');
   });
 
-  // h2o's HTTP/1 parser refuses a request head it cannot parse (over its own buffer, or with
-  // control characters in a field) by writing a fixed plain-text 400 and closing, before any
-  // Prism code runs (docs/decisions/0001-h2o-2.2-gaps.md). What must hold: that exact answer,
-  // nothing reaches the upstream, and the server keeps serving.
+  // h2o's HTTP/1 parser refuses a request head it cannot parse (over its own buffer, more than 100
+  // header lines, or control characters in a field) by writing a fixed plain-text 400 and closing,
+  // before any Prism code runs (docs/decisions/0001-h2o-2.2-gaps.md); Prism swaps that answer for the
+  // same one as a JSON error on its way to the socket. What must hold: a JSON 400, the connection
+  // closed, nothing reaches the upstream, and the server keeps serving.
   function assertParserRejection(r, label) {
     assert.equal(r.responses.length, 1, `${label}: one response (${JSON.stringify(r.raw.slice(0, 300))})`);
     const res = r.responses[0];
     assert.equal(res.status, 400, `${label}: status`);
     assert.equal((res.headers.connection || '').toLowerCase(), 'close', `${label}: the connection is closed`);
+    assert.equal(res.headers['content-type'], 'application/json', `${label}: content-type`);
+    assert.equal(res.headers.server, 'prism', `${label}: server`);
+    const body = JSON.parse(res.body);
+    assert.equal(body.error.type, 'invalid_request_error', `${label}: ${res.body}`);
+    assert.equal(body.error.code, 'invalid_request', `${label}: ${res.body}`);
+    assert.equal(body.error.param, null);
+    assert.match(body.error.message, /could not be parsed/);
   }
+
+  it('more than 100 header lines: the parser 400, as JSON, connection closed, server fine', { timeout: T(15000) }, async () => {
+    fake.reset();
+    const many = {};
+    for (let i = 0; i < 120; i++) many[`x-h${i}`] = 'v';
+    const r = await rawExchange(gw.port, post('/v1/chat/completions', JSON.stringify(chatBody('gpt-4o-mini')), many));
+    assertParserRejection(r, '120 header lines');
+    assert.equal(fake.requests.length, 0);
+    await assertStillServes('120 header lines');
+  });
 
   it('a header section far over the limit (~420 KB): the parser 400, connection closed, server fine', { timeout: T(15000) }, async () => {
     fake.reset();
