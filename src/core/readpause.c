@@ -9,10 +9,9 @@
  */
 #include "readpause.h"
 
-#include <dlfcn.h>
 #include <poll.h>
-#include <stdio.h>
-#include <stdlib.h>
+
+#include "interpose.h"
 
 typedef int (*read_start_fn)(uv_stream_t *, uv_alloc_cb, uv_read_cb);
 typedef int (*read_stop_fn)(uv_stream_t *);
@@ -24,13 +23,8 @@ static read_stop_fn libuv_read_stop;
 
 __attribute__((constructor)) static void find_libuv(void)
 {
-    libuv_read_start = (read_start_fn)dlsym(RTLD_NEXT, "uv_read_start");
-    libuv_read_stop = (read_stop_fn)dlsym(RTLD_NEXT, "uv_read_stop");
-    if (!libuv_read_start || !libuv_read_stop) {
-        /* Nothing could read a socket: there is no running without them. */
-        fputs("prism: libuv's uv_read_start and uv_read_stop were not found\n", stderr);
-        abort();
-    }
+    libuv_read_start = (read_start_fn)prism_next_definition("uv_read_start");
+    libuv_read_stop = (read_stop_fn)prism_next_definition("uv_read_stop");
 }
 
 static bool libuv_reading(const uv_stream_t *s)

@@ -16,14 +16,13 @@
  */
 #include "writesoon.h"
 
-#include "errfilter.h"
-
-#include <dlfcn.h>
 #include <limits.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "errfilter.h"
+#include "interpose.h"
 
 typedef int (*write_fn)(uv_write_t *, uv_stream_t *, const uv_buf_t[], unsigned int, uv_write_cb);
 typedef void (*close_fn)(uv_handle_t *, uv_close_cb);
@@ -38,13 +37,8 @@ static _Thread_local prism_write_soon *bound;
 
 __attribute__((constructor)) static void find_libuv(void)
 {
-    libuv_write = (write_fn)dlsym(RTLD_NEXT, "uv_write");
-    libuv_close = (close_fn)dlsym(RTLD_NEXT, "uv_close");
-    if (!libuv_write || !libuv_close) {
-        /* Nothing could write a socket or close a handle: no running without them. */
-        fputs("prism: libuv's uv_write and uv_close were not found\n", stderr);
-        abort();
-    }
+    libuv_write = (write_fn)prism_next_definition("uv_write");
+    libuv_close = (close_fn)prism_next_definition("uv_close");
 }
 
 typedef struct closing {
